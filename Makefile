@@ -1,0 +1,50 @@
+# Thin wrapper over Meson + Ninja. `make demo` and `make check` install what is
+# missing (Debian packages, as root), so a fresh machine needs nothing else.
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps demo check check-normal check-asan fuzz bench clean
+
+all: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+$(BUILD_ASAN)/build.ninja:
+	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false
+
+$(BUILD_FUZZ)/build.ninja:
+	CC=clang meson setup $(BUILD_FUZZ) -Dfuzzers=enabled
+
+demo: all
+	sh scripts/demo.sh $(BUILD)/nectl
+
+# Every test, in the normal build and under ASan+UBSan; one closing line.
+check: deps $(BUILD)/build.ninja $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD)
+	ninja -C $(BUILD_ASAN)
+	sh scripts/run-tests.sh $(BUILD) $(BUILD_ASAN)
+
+check-normal: all
+	sh scripts/run-tests.sh $(BUILD)
+
+check-asan: deps $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+	sh scripts/run-tests.sh $(BUILD_ASAN)
+
+# Coverage-guided fuzzing with libFuzzer (clang); new inputs land in the corpus.
+fuzz: deps $(BUILD_FUZZ)/build.ninja
+	ninja -C $(BUILD_FUZZ)
+	sh scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+bench: all
+	sh bench/eif-measure $(BUILD)/nectl
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

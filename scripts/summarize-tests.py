@@ -1,0 +1,26 @@
+"""Counts test cases from Meson's test logs: cmocka's per-program summary lines,
+the CLI suite's own "N passed, N failed" line, or the program's exit status."""
+import json
+import re
+import sys
+
+passed = failed = 0
+for build in sys.argv[1:]:
+    with open(f"{build}/meson-logs/testlog.json") as log:
+        for line in log:
+            t = json.loads(line)
+            out = t.get("stdout", "") + t.get("stderr", "")
+            ok = t["result"] == "OK"
+            p = sum(int(n) for n in re.findall(r"\[  PASSED  \] (\d+) test", out))
+            f = sum(int(n) for n in re.findall(r"\[  FAILED  \] (\d+) test", out))
+            m = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
+            if m:
+                p, f = int(m[-1][0]), int(m[-1][1])
+            if p == 0 and f == 0:
+                p, f = (1, 0) if ok else (0, 1)
+            if not ok and f == 0:
+                f = 1
+            passed += p
+            failed += f
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

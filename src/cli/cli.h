@@ -1,0 +1,74 @@
+/* The command-line front end: the only part of nectl that prints or exits. */
+#ifndef NECTL_CLI_H
+#define NECTL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "nectl/eif.h"
+#include "nectl/err.h"
+
+#define ARGS_MAX 128
+
+struct opt_spec {
+	const char *name; /* without the leading "--" */
+	bool takes_value;
+	bool repeatable;
+	const char *alias; /* another spelling, e.g. kernel_config for kernel-config */
+};
+
+struct args {
+	struct {
+		const char *name;
+		const char *value;
+	} v[ARGS_MAX];
+	size_t n;
+};
+
+struct cli_cmd {
+	const char *name;
+	const char *summary;
+	const char *help; /* full usage text, with an example */
+	const struct opt_spec *opts;
+	int (*run)(const struct args *args, struct nectl_err *err);
+};
+
+int args_parse(int argc, char **argv, const struct opt_spec *specs, struct args *out,
+	       struct nectl_err *err);
+const char *args_get(const struct args *a, const char *name);
+bool args_has(const struct args *a, const char *name);
+size_t args_all(const struct args *a, const char *name, const char **out, size_t max);
+/* E01 naming the option when it is absent. */
+int args_require(const struct args *a, const char *name, const char **value,
+		 struct nectl_err *err);
+/* E02 when both are present. */
+int args_conflict(const struct args *a, const char *x, const char *y, struct nectl_err *err);
+
+/* JSON to stdout, pretty-printed like nitro-cli (2-space indent). Steals j. */
+int cli_print_json(json_t *j, struct nectl_err *err);
+/* "[ Exx ] message" on stderr. */
+void cli_print_error(const struct nectl_err *err);
+const char *cli_explain(int code);
+/* nitro-cli's "Measurements" object. */
+json_t *cli_measurements_json(const struct eif_pcrs *pcrs);
+
+/* Progress on a terminal (stderr), nothing otherwise. */
+struct cli_progress {
+	struct eif_progress p;
+	const char *label;
+	double start;
+	double last;
+	bool active;
+};
+void cli_progress_init(struct cli_progress *cp, const char *label);
+void cli_progress_done(struct cli_progress *cp);
+
+extern const struct cli_cmd cli_cmd_describe_eif;
+extern const struct cli_cmd cli_cmd_pcr;
+extern const struct cli_cmd cli_cmd_sign_eif;
+extern const struct cli_cmd cli_cmd_build_eif;
+extern const struct cli_cmd cli_cmd_explain;
+
+#endif

@@ -1,0 +1,258 @@
+/* describe-eif, pcr and sign-eif. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "nectl/eif_sign.h"
+
+static json_t *describe_sections(const struct eif_image *img)
+{
+	json_t *arr = json_array();
+
+	for (unsigned i = 0; i < img->num_sections; i++) {
+		json_t *s = json_object();
+
+		json_object_set_new(s, "Type", json_string(eif_section_type_name(img->sections[i].type)));
+		json_object_set_new(s, "Offset", json_integer((json_int_t)img->sections[i].offset));
+		json_object_set_new(s, "Size", json_integer((json_int_t)img->sections[i].size));
+		json_array_append_new(arr, s);
+	}
+	return arr;
+}
+
+static void describe_copy(json_t *out, json_t *from, const char *key, json_t *fallback)
+{
+	json_t *v = json_object_get(from, key);
+
+	if (v) {
+		json_object_set(out, key, v);
+		json_decref(fallback);
+	} else {
+		json_object_set_new(out, key, fallback);
+	}
+}
+
+/* nitro-cli flattens BuildMetadata and the custom metadata into one object. */
+static int describe_metadata(const struct eif_image *img, json_t *out, struct nectl_err *err)
+{
+	json_error_t jerr;
+	json_t *meta, *build, *v;
+	const char *key;
+
+	meta = json_loadb((const char *)img->metadata, img->metadata_len, 0, &jerr);
+	if (!meta || !json_is_object(meta)) {
+		json_decref(meta);
+		return nectl_err_set(err, NECTL_E_EIF, "metadata section is not a JSON object: %s",
+				     meta ? "wrong type" : jerr.text);
+	}
+	describe_copy(out, meta, "ImageName", json_string(""));
+	describe_copy(out, meta, "ImageVersion", json_string(""));
+	v = json_object();
+	build = json_object_get(meta, "BuildMetadata");
+	if (json_is_object(build))
+		json_object_update(v, build);
+	describe_copy(v, meta, "DockerInfo", json_null());
+	json_object_foreach(json_object_get(meta, "CustomMetadata"), key, build)
+		json_object_set(v, key, build);
+	json_object_set_new(out, "Metadata", v);
+	json_decref(meta);
+	return 0;
+}
+
+static int describe_signature(const struct eif_image *img, json_t *out, struct nectl_err *err)
+{
+	struct eif_sig_check check;
+	uint8_t *cert, *cose;
+	size_t cert_len, cose_len;
+	json_t *cert_json;
+	int rc;
+
+	if (eif_signature_parse(img->signature, img->signature_len, &cert, &cert_len, &cose,
+				&cose_len, err) < 0)
+		return -1;
+	free(cose);
+	rc = eif_cert_describe(cert, cert_len, &cert_json, err);
+	free(cert);
+	if (rc < 0)
+		return -1;
+	json_object_set_new(out, "SigningCertificate", cert_json);
+	if (eif_signature_verify(img->signature, img->signature_len, img->pcrs.pcr0, &check,
+				 err) < 0)
+		return -1;
+	json_object_set_new(out, "CheckCRC", json_boolean(img->crc_stored == img->crc_computed));
+	json_object_set_new(out, "SignatureCheck",
+			    json_boolean(check.cose_valid && check.payload_matches &&
+					 check.cert_time_valid));
+	if (check.reason[0])
+		json_object_set_new(out, "SignatureError", json_string(check.reason));
+	return 0;
+}
+
+static int describe_json(const char *path, const struct eif_image *img, json_t *out,
+			 struct nectl_err *err)
+{
+	json_object_set_new(out, "EifVersion", json_integer(img->version));
+	json_object_set_new(out, "Measurements", cli_measurements_json(&img->pcrs));
+	json_object_set_new(out, "IsSigned", json_boolean(img->signature != NULL));
+	if (img->signature) {
+		if (describe_signature(img, out, err) < 0) {
+			char inner[NECTL_ERR_MSG_MAX];
+
+			memcpy(inner, err->msg, sizeof(inner));
+			return nectl_err_set(err, err->code, "%s: %s", path, inner);
+		}
+	} else {
+		json_object_set_new(out, "CheckCRC",
+				    json_boolean(img->crc_stored == img->crc_computed));
+	}
+	if (img->metadata && describe_metadata(img, out, err) < 0) {
+		char inner[NECTL_ERR_MSG_MAX];
+
+		memcpy(inner, err->msg, sizeof(inner));
+		return nectl_err_set(err, err->code, "%s: %s", path, inner);
+	}
+	json_object_set_new(out, "Arch", json_string(eif_arch_name(img->arch)));
+	json_object_set_new(out, "HeaderFlags", json_integer(img->flags));
+	json_object_set_new(out, "Sections", describe_sections(img));
+	return 0;
+}
+
+static int describe_run(const struct args *args, struct nectl_err *err)
+{
+	struct cli_progress cp;
+	struct eif_image img;
+	const char *path;
+	json_t *out;
+	int rc;
+
+	if (args_require(args, "eif-path", &path, err) < 0)
+		return -1;
+	cli_progress_init(&cp, "reading");
+	rc = eif_read_file(path, &img, &cp.p, err);
+	cli_progress_done(&cp);
+	if (rc < 0)
+		return -1;
+	if (img.unknown_flags)
+		fprintf(stderr, "warning: %s: header flags 0x%04x have unknown bits 0x%04x\n", path,
+			img.flags, img.unknown_flags);
+	if (img.crc_stored != img.crc_computed)
+		fprintf(stderr, "warning: %s: CRC mismatch (header 0x%08x, computed 0x%08x)\n",
+			path, img.crc_stored, img.crc_computed);
+	out = json_object();
+	rc = describe_json(path, &img, out, err);
+	eif_image_free(&img);
+	if (rc < 0) {
+		json_decref(out);
+		return -1;
+	}
+	return cli_print_json(out, err);
+}
+
+static const struct opt_spec describe_opts[] = {{"eif-path", true, false, NULL}, {0}};
+
+const struct cli_cmd cli_cmd_describe_eif = {
+	.name = "describe-eif",
+	.summary = "Show an EIF's measurements, signature, metadata and layout",
+	.help = "Usage: nectl describe-eif --eif-path FILE\n"
+		"\n"
+		"Validates the image (header, section table, CRC), recomputes PCR0, PCR1, PCR2\n"
+		"(and PCR8 when signed), verifies the signature and prints nitro-cli's JSON,\n"
+		"plus \"Arch\", \"HeaderFlags\" and \"Sections\" (type, offset, size of each).\n"
+		"\n"
+		"Example:\n"
+		"  nectl describe-eif --eif-path app.eif\n",
+	.opts = describe_opts,
+	.run = describe_run,
+};
+
+static int pcr_run(const struct args *args, struct nectl_err *err)
+{
+	const char *input = args_get(args, "input");
+	const char *cert = args_get(args, "signing-certificate");
+	uint8_t pcr[EIF_HASH_SIZE];
+	char hex[2 * EIF_HASH_SIZE + 1];
+	json_t *out;
+
+	if (args_conflict(args, "input", "signing-certificate", err) < 0)
+		return -1;
+	if (!input && !cert)
+		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+				     "Missing mandatory argument. User did not provide the `input` or `signing-certificate` argument.");
+	if (input ? eif_pcr_file(input, pcr, err) < 0 : eif_cert_pcr8_file(cert, pcr, err) < 0)
+		return -1;
+	eif_hex(pcr, sizeof(pcr), hex);
+	out = json_object();
+	json_object_set_new(out, input ? "PCR" : "PCR8", json_string(hex));
+	return cli_print_json(out, err);
+}
+
+static const struct opt_spec pcr_opts[] = {
+	{"input", true, false, NULL}, {"signing-certificate", true, false, NULL}, {0}};
+
+const struct cli_cmd cli_cmd_pcr = {
+	.name = "pcr",
+	.summary = "Compute the PCR of a file or the PCR8 of a signing certificate",
+	.help = "Usage: nectl pcr --input FILE\n"
+		"       nectl pcr --signing-certificate CERT.pem\n"
+		"\n"
+		"--input prints {\"PCR\": SHA384(0^48 || SHA384(file))}.\n"
+		"--signing-certificate prints {\"PCR8\": ...}, the same over the certificate's DER.\n"
+		"\n"
+		"Example:\n"
+		"  nectl pcr --signing-certificate cert.pem\n",
+	.opts = pcr_opts,
+	.run = pcr_run,
+};
+
+static int sign_run(const struct args *args, struct nectl_err *err)
+{
+	const char *path, *cert = args_get(args, "signing-certificate");
+	const char *key = args_get(args, "private-key");
+	struct eif_signer *signer;
+	struct cli_progress cp;
+	struct eif_pcrs pcrs;
+	json_t *out;
+	int rc;
+
+	if (args_require(args, "eif-path", &path, err) < 0)
+		return -1;
+	if (!cert || !key)
+		return nectl_err_set(err, NECTL_E_SIGN,
+				     "Failed to create EifSigner: both --signing-certificate and --private-key are required");
+	if (eif_signer_load(&signer, cert, key, err) < 0)
+		return -1;
+	cli_progress_init(&cp, "signing");
+	rc = eif_sign_file(path, signer, &pcrs, &cp.p, err);
+	cli_progress_done(&cp);
+	eif_signer_free(signer);
+	if (rc < 0)
+		return -1;
+	fprintf(stderr, "Enclave Image successfully signed.\n");
+	out = json_object();
+	json_object_set_new(out, "Measurements", cli_measurements_json(&pcrs));
+	return cli_print_json(out, err);
+}
+
+static const struct opt_spec sign_opts[] = {{"eif-path", true, false, NULL},
+					    {"signing-certificate", true, false, NULL},
+					    {"private-key", true, false, NULL},
+					    {0}};
+
+const struct cli_cmd cli_cmd_sign_eif = {
+	.name = "sign-eif",
+	.summary = "Add or replace an EIF's signature",
+	.help = "Usage: nectl sign-eif --eif-path FILE --signing-certificate CERT.pem\n"
+		"                      --private-key KEY.pem\n"
+		"\n"
+		"Signs PCR0 with an ECDSA key (P-256, P-384 or P-521; ES256/ES384/ES512 chosen\n"
+		"from the curve) as a COSE_Sign1, adding the signature section or replacing an\n"
+		"existing one. The file is rewritten atomically: on failure it is unchanged.\n"
+		"\n"
+		"Example:\n"
+		"  openssl ecparam -name secp384r1 -genkey -noout -out key.pem\n"
+		"  openssl req -new -x509 -sha384 -key key.pem -subj /CN=me -days 365 -out cert.pem\n"
+		"  nectl sign-eif --eif-path app.eif --signing-certificate cert.pem --private-key key.pem\n",
+	.opts = sign_opts,
+	.run = sign_run,
+};

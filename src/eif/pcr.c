@@ -1,0 +1,72 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "nectl/eif.h"
+
+void eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	/* Only allocation can fail here; a NULL ctx makes every call a no-op
+	 * and the caller sees a zero-extended register, so abort instead. */
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha384(), NULL))
+		abort();
+	EVP_DigestUpdate(ctx, pcr, EIF_HASH_SIZE);
+	EVP_DigestUpdate(ctx, data, len);
+	EVP_DigestFinal_ex(ctx, pcr, NULL);
+	EVP_MD_CTX_free(ctx);
+}
+
+void eif_pcr_from_digest(uint8_t pcr[EIF_HASH_SIZE], const uint8_t digest[EIF_HASH_SIZE])
+{
+	memset(pcr, 0, EIF_HASH_SIZE);
+	eif_pcr_extend(pcr, digest, EIF_HASH_SIZE);
+}
+
+int eif_pcr_file(const char *path, uint8_t pcr[EIF_HASH_SIZE], struct nectl_err *err)
+{
+	uint8_t buf[1 << 16];
+	uint8_t digest[EIF_HASH_SIZE];
+	EVP_MD_CTX *ctx;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha384(), NULL)) {
+		close(fd);
+		EVP_MD_CTX_free(ctx);
+		return nectl_err_ssl(err, NECTL_E_HASH, "SHA-384 unavailable");
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+	if (n < 0) {
+		int e = errno;
+
+		close(fd);
+		EVP_MD_CTX_free(ctx);
+		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: read failed", path);
+	}
+	close(fd);
+	EVP_DigestFinal_ex(ctx, digest, NULL);
+	EVP_MD_CTX_free(ctx);
+	eif_pcr_from_digest(pcr, digest);
+	return 0;
+}
+
+void eif_hex(const uint8_t *bytes, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[bytes[i] >> 4];
+		out[2 * i + 1] = digits[bytes[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}

@@ -1,0 +1,83 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nectl/eif.h"
+
+static int source_file_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	int fd = *(int *)ctx;
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* the file shrank under us */
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int eif_source_open_file(struct eif_source *src, const char *path, struct nectl_err *err)
+{
+	struct stat st;
+
+	memset(src, 0, sizeof(*src));
+	src->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (src->fd < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);
+	if (fstat(src->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int e = errno;
+
+		close(src->fd);
+		src->fd = -1;
+		if (!S_ISREG(st.st_mode))
+			return nectl_err_set(err, NECTL_E_FILE, "%s: not a regular file", path);
+		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: cannot stat", path);
+	}
+	src->read_at = source_file_read;
+	src->ctx = &src->fd;
+	src->size = (uint64_t)st.st_size;
+	src->name = path;
+	return 0;
+}
+
+void eif_source_close(struct eif_source *src)
+{
+	if (src->read_at == source_file_read && src->fd >= 0)
+		close(src->fd);
+	src->fd = -1;
+	src->read_at = NULL;
+}
+
+static int source_mem_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	const struct eif_source_mem *m = ctx;
+
+	if (off > m->len || len > m->len - off)
+		return -EIO;
+	memcpy(buf, m->buf + off, len);
+	return 0;
+}
+
+void eif_source_from_memory(struct eif_source *src, const void *buf, size_t len,
+			    const char *name)
+{
+	memset(src, 0, sizeof(*src));
+	src->mem.buf = buf;
+	src->mem.len = len;
+	src->read_at = source_mem_read;
+	src->ctx = &src->mem;
+	src->size = len;
+	src->name = name;
+	src->fd = -1;
+}

@@ -1,0 +1,63 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "nectl/err.h"
+
+static void err_vformat(struct nectl_err *err, int code, const char *fmt, va_list ap)
+{
+	err->code = code;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+}
+
+static void err_append(struct nectl_err *err, const char *suffix)
+{
+	size_t used = strlen(err->msg);
+
+	snprintf(err->msg + used, sizeof(err->msg) - used, ": %s", suffix);
+}
+
+int nectl_err_set(struct nectl_err *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return -1;
+	va_start(ap, fmt);
+	err_vformat(err, code, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int nectl_err_sys(struct nectl_err *err, int code, int errno_value, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return -1;
+	va_start(ap, fmt);
+	err_vformat(err, code, fmt, ap);
+	va_end(ap);
+	err_append(err, strerror(errno_value));
+	return -1;
+}
+
+int nectl_err_ssl(struct nectl_err *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	unsigned long e = ERR_peek_error();
+	const char *reason = e ? ERR_reason_error_string(e) : NULL;
+
+	if (err) {
+		va_start(ap, fmt);
+		err_vformat(err, code, fmt, ap);
+		va_end(ap);
+		if (reason)
+			err_append(err, reason);
+	}
+	ERR_clear_error();
+	return -1;
+}
