@@ -9,6 +9,7 @@ FUZZ_SECONDS ?= 60
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
+	ln -sf src/cli/nectl $(BUILD)/nectl
 
 deps:
 	@sh scripts/install-deps.sh
@@ -28,6 +29,7 @@ demo: all
 # Every test, in the normal build and under ASan+UBSan; one closing line.
 check: deps $(BUILD)/build.ninja $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD)
+	ln -sf src/cli/nectl $(BUILD)/nectl
 	ninja -C $(BUILD_ASAN)
 	sh scripts/run-tests.sh $(BUILD) $(BUILD_ASAN)
 
@@ -38,7 +40,8 @@ check-asan: deps $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD_ASAN)
 	sh scripts/run-tests.sh $(BUILD_ASAN)
 
-# Coverage-guided fuzzing with libFuzzer (clang); new inputs land in the corpus.
+# Coverage-guided fuzzing with libFuzzer (clang) on a copy of the corpora;
+# findings land in $(BUILD_FUZZ)/fuzz-out/.
 fuzz: deps $(BUILD_FUZZ)/build.ninja
 	ninja -C $(BUILD_FUZZ)
 	sh scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)

@@ -2,33 +2,32 @@
 peak RSS of the child (os.wait4), take medians over repeated, interleaved runs."""
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 
 
-def run(cmd, stdout=None):
-    """Runs cmd; returns (seconds, peak RSS in MiB). Raises on failure.
+RUNRSS = os.environ.get("RUNRSS", "build/bench/runrss")
 
-    posix_spawn (vfork) keeps this Python process's pages out of the child's
-    ru_maxrss, which a fork()ed child would count until its exec."""
-    errf = tempfile.TemporaryFile()
-    outfd = os.open(stdout or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    actions = [(os.POSIX_SPAWN_DUP2, outfd, 1), (os.POSIX_SPAWN_DUP2, errf.fileno(), 2)]
-    start = time.perf_counter()
-    pid = os.posix_spawnp(cmd[0], cmd, os.environ, file_actions=actions)
-    _, status, usage = os.wait4(pid, 0)
-    secs = time.perf_counter() - start
-    os.close(outfd)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        errf.seek(0)
-        err = errf.read().decode(errors="replace").strip()
-        raise RuntimeError(f"{cmd[0]} failed ({code}): {err}")
-    return secs, usage.ru_maxrss / 1024.0
+
+def run(cmd, stdout=None):
+    """Runs cmd through bench/runrss; returns (seconds, peak RSS in MiB)."""
+    with tempfile.NamedTemporaryFile("r") as res, tempfile.TemporaryFile() as errf:
+        out = open(stdout or os.devnull, "wb")
+        code = subprocess.call([RUNRSS, res.name] + cmd, stdout=out, stderr=errf)
+        out.close()
+        if code != 0:
+            errf.seek(0)
+            err = errf.read().decode(errors="replace").strip()
+            raise RuntimeError(f"{cmd[0]} failed ({code}): {err}")
+        secs, kib = res.read().split()
+    return float(secs), int(kib) / 1024.0
 
 
 def compare(cmd_a, cmd_b, rounds):
-    """Interleaves runs of a and b; returns medians (secs_a, rss_a, secs_b, rss_b)."""
+    """Interleaves runs of a and b. Returns a dict with the fastest and median
+    times and the peak RSS of each. The fastest run is the least disturbed by
+    other load on a shared machine; the median shows the spread."""
     a, b, ra, rb = [], [], [], []
     for _ in range(rounds):
         s, r = run(cmd_a)
@@ -37,7 +36,8 @@ def compare(cmd_a, cmd_b, rounds):
         s, r = run(cmd_b)
         b.append(s)
         rb.append(r)
-    return statistics.median(a), max(ra), statistics.median(b), max(rb)
+    return {"a_min": min(a), "a_med": statistics.median(a), "a_rss": max(ra),
+            "b_min": min(b), "b_med": statistics.median(b), "b_rss": max(rb)}
 
 
 def write_random(path, size, seed):

@@ -44,7 +44,7 @@ int eif_kernel_detect_arch(const char *path, enum eif_arch *arch, struct nectl_e
 {
 	uint8_t buf[0x206];
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
 		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);

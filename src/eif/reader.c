@@ -153,29 +153,82 @@ static int reader_check_section_header(const struct eif_source *src, unsigned i,
 	return 0;
 }
 
-struct reader_count {
-	unsigned n[EIF_SECTION_METADATA + 1];
+/* Which section of each type came first and how many there are. */
+struct reader_census {
+	unsigned count[EIF_SECTION_METADATA + 1];
+	int first[EIF_SECTION_METADATA + 1];
+	int second[EIF_SECTION_METADATA + 1];
 };
+
+static void reader_take_census(const struct eif_image *img, struct reader_census *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (unsigned t = 0; t <= EIF_SECTION_METADATA; t++)
+		c->first[t] = c->second[t] = -1;
+	for (unsigned i = 0; i < img->num_sections; i++) {
+		unsigned t = img->sections[i].type;
+
+		if (c->count[t] == 0)
+			c->first[t] = (int)i;
+		else if (c->count[t] == 1)
+			c->second[t] = (int)i;
+		c->count[t]++;
+	}
+}
+
+static int reader_check_counts(const struct eif_source *src, const struct eif_image *img,
+			       const struct reader_census *c, struct nectl_err *err)
+{
+	static const struct {
+		unsigned type, min, max;
+	} rules[] = {{EIF_SECTION_KERNEL, 1, 1},    {EIF_SECTION_CMDLINE, 1, 1},
+		     {EIF_SECTION_RAMDISK, 1, 32},  {EIF_SECTION_SIGNATURE, 0, 1},
+		     {EIF_SECTION_METADATA, 0, 1}};
+
+	for (size_t k = 0; k < sizeof(rules) / sizeof(rules[0]); k++) {
+		unsigned t = rules[k].type;
+		const char *name = eif_section_type_name(t);
+
+		if (c->count[t] < rules[k].min)
+			return nectl_err_set(err, NECTL_E_EIF, "%s: no %s section (%s required)",
+					     src->name, name,
+					     rules[k].max == 1 ? "exactly 1" : "at least 1");
+		if (c->count[t] > rules[k].max)
+			return nectl_err_set(err, NECTL_E_EIF,
+					     "%s: section %d is a second %s section (sections %d and %d; %s allowed)",
+					     src->name, c->second[t], name, c->first[t],
+					     c->second[t], rules[k].min ? "exactly 1" : "at most 1");
+	}
+	if (img->version >= 4 && c->count[EIF_SECTION_METADATA] == 0)
+		return nectl_err_set(err, NECTL_E_EIF,
+				     "%s: no metadata section (required by EIF version %u)", src->name,
+				     img->version);
+	if (img->version < 3 && c->count[EIF_SECTION_SIGNATURE] > 0)
+		return nectl_err_set(err, NECTL_E_EIF,
+				     "%s: section %d is a signature, which EIF version %u does not allow (version 3 or later)",
+				     src->name, c->first[EIF_SECTION_SIGNATURE], img->version);
+	if (c->first[EIF_SECTION_RAMDISK] < c->first[EIF_SECTION_KERNEL])
+		return nectl_err_set(err, NECTL_E_EIF,
+				     "%s: section %d (ramdisk) comes before the kernel section %d",
+				     src->name, c->first[EIF_SECTION_RAMDISK],
+				     c->first[EIF_SECTION_KERNEL]);
+	return 0;
+}
 
 static int reader_check_layout(const struct eif_source *src, const struct eif_image *img,
 			       struct nectl_err *err)
 {
-	struct reader_count c = {0};
 	static const struct {
 		unsigned type;
 		uint64_t max;
 	} caps[] = {{EIF_SECTION_CMDLINE, EIF_CMDLINE_MAX},
 		    {EIF_SECTION_METADATA, EIF_METADATA_MAX},
 		    {EIF_SECTION_SIGNATURE, EIF_SIGNATURE_MAX}};
+	struct reader_census c;
 
 	for (unsigned i = 0; i < img->num_sections; i++) {
 		const struct eif_section *s = &img->sections[i];
 
-		c.n[s->type]++;
-		if (s->type == EIF_SECTION_RAMDISK && c.n[EIF_SECTION_KERNEL] == 0)
-			return nectl_err_set(err, NECTL_E_EIF,
-					     "%s: section %u (ramdisk) comes before the kernel section",
-					     src->name, i);
 		for (size_t k = 0; k < sizeof(caps) / sizeof(caps[0]); k++)
 			if (s->type == caps[k].type && s->size > caps[k].max)
 				return nectl_err_set(err, NECTL_E_EIF,
@@ -184,26 +237,8 @@ static int reader_check_layout(const struct eif_source *src, const struct eif_im
 						     (unsigned long long)s->size,
 						     (unsigned long long)caps[k].max);
 	}
-	if (c.n[EIF_SECTION_KERNEL] != 1)
-		return nectl_err_set(err, NECTL_E_EIF, "%s: %u kernel sections (exactly 1 required)",
-				     src->name, c.n[EIF_SECTION_KERNEL]);
-	if (c.n[EIF_SECTION_CMDLINE] != 1)
-		return nectl_err_set(err, NECTL_E_EIF, "%s: %u cmdline sections (exactly 1 required)",
-				     src->name, c.n[EIF_SECTION_CMDLINE]);
-	if (c.n[EIF_SECTION_RAMDISK] == 0)
-		return nectl_err_set(err, NECTL_E_EIF, "%s: no ramdisk section (at least 1 required)",
-				     src->name);
-	if (c.n[EIF_SECTION_SIGNATURE] > 1)
-		return nectl_err_set(err, NECTL_E_EIF, "%s: %u signature sections (at most 1 allowed)",
-				     src->name, c.n[EIF_SECTION_SIGNATURE]);
-	if (c.n[EIF_SECTION_METADATA] > 1)
-		return nectl_err_set(err, NECTL_E_EIF, "%s: %u metadata sections (at most 1 allowed)",
-				     src->name, c.n[EIF_SECTION_METADATA]);
-	if (img->version >= 4 && c.n[EIF_SECTION_METADATA] == 0)
-		return nectl_err_set(err, NECTL_E_EIF,
-				     "%s: no metadata section (required by EIF version %u)", src->name,
-				     img->version);
-	return 0;
+	reader_take_census(img, &c);
+	return reader_check_counts(src, img, &c, err);
 }
 
 /* The streaming state: the hashing pipeline and progress accounting. */
@@ -251,8 +286,10 @@ static int reader_stream_section(const struct eif_source *src, struct reader_str
 	uint8_t *buf = hasher_buffer(st->hasher);
 	int rc;
 
-	if ((rc = src->read_at(src->ctx, off, buf, EIF_SECTION_HEADER_SIZE)) < 0)
-		return reader_fail_read(src, rc, off, EIF_SECTION_HEADER_SIZE, err);
+	/* The validated header, not a second read: the file may change under us. */
+	be16_put(buf, s->type);
+	be16_put(buf + 2, s->flags);
+	be64_put(buf + 4, s->size);
 	hasher_submit(st->hasher, EIF_SECTION_HEADER_SIZE, HASHER_NONE);
 	off += EIF_SECTION_HEADER_SIZE;
 	if (keep) {
@@ -339,17 +376,32 @@ static int reader_signature_pcr8(const struct eif_source *src, struct eif_image 
 
 		if (err)
 			memcpy(inner, err->msg, sizeof(inner));
-		return nectl_err_set(err, NECTL_E_EIF, "%s: %s", src->name, inner);
+		return nectl_err_set(err, NECTL_E_EIF, "%s: section %d: %s", src->name,
+				     eif_image_find(img, EIF_SECTION_SIGNATURE), inner);
 	}
 	rc = eif_cert_pcr8(cert, cert_len, img->pcrs.pcr8, NULL);
 	if (rc < 0)
 		nectl_err_set(err, NECTL_E_EIF,
-			      "%s: signature section: signing certificate is not a PEM X.509 certificate",
-			      src->name);
+			      "%s: section %d: signature section: signing certificate is not a PEM X.509 certificate",
+			      src->name, eif_image_find(img, EIF_SECTION_SIGNATURE));
 	img->pcrs.has_pcr8 = rc == 0;
 	free(cert);
 	free(cose);
 	return rc;
+}
+
+/* The kernel would stop at a NUL, so what it ran would differ from what was measured. */
+static int reader_check_cmdline(const struct eif_source *src, const struct eif_image *img,
+				struct nectl_err *err)
+{
+	const char *nul = memchr(img->cmdline, '\0', img->cmdline_len);
+
+	if (nul)
+		return nectl_err_set(err, NECTL_E_EIF,
+				     "%s: section %d (cmdline) has a NUL byte at offset %zu", src->name,
+				     eif_image_find(img, EIF_SECTION_CMDLINE),
+				     (size_t)(nul - img->cmdline));
+	return 0;
 }
 
 int eif_read(const struct eif_source *src, struct eif_image *img,
@@ -371,6 +423,7 @@ int eif_read(const struct eif_source *src, struct eif_image *img,
 	    reader_read_section_headers(src, img, err) < 0 ||
 	    reader_check_layout(src, img, err) < 0 ||
 	    reader_stream_all(src, header, img, progress, err) < 0 ||
+	    reader_check_cmdline(src, img, err) < 0 ||
 	    reader_signature_pcr8(src, img, err) < 0) {
 		eif_image_free(img);
 		return -1;
