@@ -123,11 +123,16 @@ void eif_pcr_from_digest(uint8_t pcr[EIF_HASH_SIZE], const uint8_t digest[EIF_HA
 int eif_pcr_file(const char *path, uint8_t pcr[EIF_HASH_SIZE], struct nectl_err *err);
 void eif_hex(const uint8_t *bytes, size_t len, char *out /* 2*len+1 */);
 
-/* One section's input: a file, or bytes in memory. */
+typedef int (*eif_emit_fn)(void *ctx, const void *buf, size_t len, struct nectl_err *err);
+
+/* One section's input: a file, bytes in memory, or a producer that emits
+ * exactly len bytes (e.g. a cpio archive written on the fly). */
 struct eif_input {
 	const char *path;
 	const void *data;
 	size_t len;
+	int (*produce)(void *ctx, eif_emit_fn emit, void *emit_ctx, struct nectl_err *err);
+	void *produce_ctx;
 };
 
 struct eif_metadata_fields {

@@ -72,11 +72,66 @@ static int writer_data(struct writer *w, enum hasher_part part, const uint8_t *d
 	return 0;
 }
 
+/* Producers emit arbitrary pieces; they are gathered into whole hasher chunks. */
+struct writer_stream {
+	struct writer *w;
+	enum hasher_part part;
+	uint8_t *buf;
+	size_t fill;
+	uint64_t total;
+};
+
+static int writer_stream_emit(void *ctx, const void *data, size_t len, struct nectl_err *err)
+{
+	struct writer_stream *ws = ctx;
+	const uint8_t *p = data;
+
+	ws->total += len;
+	while (len > 0) {
+		size_t n;
+
+		if (!ws->buf) {
+			ws->buf = hasher_buffer(ws->w->hasher);
+			ws->fill = 0;
+		}
+		n = HASHER_CHUNK - ws->fill < len ? HASHER_CHUNK - ws->fill : len;
+		memcpy(ws->buf + ws->fill, p, n);
+		ws->fill += n;
+		p += n;
+		len -= n;
+		if (ws->fill == HASHER_CHUNK) {
+			uint8_t *full = ws->buf;
+
+			ws->buf = NULL;
+			if (writer_emit(ws->w, full, HASHER_CHUNK, ws->part, err) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int writer_produce(struct writer *w, enum hasher_part part, const struct eif_input *in,
+			  struct nectl_err *err)
+{
+	struct writer_stream ws = {.w = w, .part = part};
+
+	if (in->produce(in->produce_ctx, writer_stream_emit, &ws, err) < 0)
+		return -1;
+	if (ws.buf && writer_emit(w, ws.buf, ws.fill, part, err) < 0)
+		return -1;
+	if (ws.total != in->len)
+		return nectl_err_set(err, NECTL_E_BUILD,
+				     "section %u: the producer wrote %llu bytes, %llu were announced",
+				     w->num_sections - 1, (unsigned long long)ws.total,
+				     (unsigned long long)in->len);
+	return 0;
+}
+
 static int writer_input_size(const struct eif_input *in, uint64_t *size, struct nectl_err *err)
 {
 	struct stat st;
 
-	if (!in->path) {
+	if (!in->path || in->produce) {
 		*size = in->len;
 		return 0;
 	}
@@ -131,6 +186,8 @@ static int writer_section(struct writer *w, unsigned type, enum hasher_part part
 				     EIF_MAX_SECTIONS);
 	if (writer_input_size(in, &size, err) < 0 || writer_begin_section(w, type, size, err) < 0)
 		return -1;
+	if (in->produce)
+		return writer_produce(w, part, in, err);
 	if (in->path)
 		return writer_copy_file(w, part, in->path, size, err);
 	return writer_data(w, part, in->data, in->len, err);

@@ -218,6 +218,68 @@ static void test_roundtrip_files(void **state)
 	free(data);
 }
 
+struct piecewise {
+	const uint8_t *data;
+	size_t len, piece;
+};
+
+static int produce_piecewise(void *ctx, eif_emit_fn emit, void *ectx, struct nectl_err *err)
+{
+	const struct piecewise *pw = ctx;
+
+	for (size_t off = 0; off < pw->len; off += pw->piece) {
+		size_t n = pw->len - off < pw->piece ? pw->len - off : pw->piece;
+
+		if (emit(ectx, pw->data + off, n, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A producer emitting odd-sized pieces across chunk boundaries gives the same
+ * image as the same bytes in memory; a producer that lies about its length
+ * fails the build and leaves nothing behind. */
+static void test_producer_input(void **state)
+{
+	size_t big = (3u << 20) + 999, la, lb;
+	uint8_t *data = malloc(big), *a, *b;
+	struct piecewise pw = {.data = data, .len = big, .piece = 7777};
+	struct eif_input rd_mem[2] = {{.data = "boot", .len = 4}, {.data = data, .len = big}};
+	struct eif_input rd_prod[2] = {{.data = "boot", .len = 4},
+				       {.len = big, .produce = produce_piecewise, .produce_ctx = &pw}};
+	struct eif_build_spec spec = {.kernel = {.data = "K", .len = 1},
+				      .cmdline = "x",
+				      .ramdisks = rd_mem,
+				      .num_ramdisks = 2,
+				      .metadata = "{}",
+				      .metadata_len = 2,
+				      .output_path = tmp_path("pm.eif")};
+	struct eif_pcrs pm, pp;
+	struct nectl_err err = {0};
+	struct stat st;
+
+	for (size_t i = 0; i < big; i++)
+		data[i] = (uint8_t)(i * 31 + (i >> 11));
+	assert_int_equal(eif_build(&spec, &pm, &err), 0);
+	spec.ramdisks = rd_prod;
+	spec.output_path = tmp_path("pp.eif");
+	assert_int_equal(eif_build(&spec, &pp, &err), 0);
+	a = slurp(tmp_path("pm.eif"), &la);
+	b = slurp(tmp_path("pp.eif"), &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	assert_memory_equal(pm.pcr2, pp.pcr2, 48);
+	rd_prod[1].len = big + 1;
+	spec.output_path = tmp_path("pbad.eif");
+	assert_int_equal(eif_build(&spec, &pp, &err), -1);
+	assert_int_equal(err.code, NECTL_E_BUILD);
+	assert_non_null(strstr(err.msg, "announced"));
+	assert_int_not_equal(stat(tmp_path("pbad.eif"), &st), 0);
+	free(a);
+	free(b);
+	free(data);
+}
+
 /* PCR2 of a single-ramdisk image is the PCR of empty input (reference §4.2). */
 static void test_pcr_empty(void **state)
 {
@@ -313,6 +375,7 @@ int main(void)
 		cmocka_unit_test(test_vector_bytes),
 		cmocka_unit_test(test_vector_read),
 		cmocka_unit_test(test_roundtrip_files),
+		cmocka_unit_test(test_producer_input),
 		cmocka_unit_test(test_pcr_empty),
 		cmocka_unit_test(test_pcr_extend_vectors),
 		cmocka_unit_test(test_build_failure_atomic),

@@ -1,0 +1,393 @@
+/* The merged filesystem of an image: a hash table from normalized path to
+ * node, sorted on demand. Archives are hostile: paths are normalized and
+ * checked before they reach the table, and no node can be placed under a
+ * parent that is not a directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nectl/image.h"
+
+struct tree_entry {
+	struct image_node node;
+	struct tree_entry *next;
+};
+
+struct image_tree {
+	struct tree_entry **buckets;
+	size_t nbuckets, count;
+	struct image_node **sorted; /* cache, NULL when stale */
+	int spool_fd;
+	uint64_t spool_len;
+};
+
+static uint64_t tree_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+int image_tree_new(struct image_tree **out, struct nectl_err *err)
+{
+	struct image_tree *t = calloc(1, sizeof(*t));
+
+	if (t)
+		t->buckets = calloc(t->nbuckets = 1024, sizeof(*t->buckets));
+	if (!t || !t->buckets) {
+		free(t);
+		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+	}
+	t->spool_fd = -1;
+	*out = t;
+	return 0;
+}
+
+static void tree_node_free(struct image_node *n)
+{
+	free(n->path);
+	free(n->target);
+	free(n->data_path);
+	free(n->mem);
+}
+
+void image_tree_free(struct image_tree *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		for (struct tree_entry *e = t->buckets[i], *next; e; e = next) {
+			next = e->next;
+			tree_node_free(&e->node);
+			free(e);
+		}
+	}
+	if (t->spool_fd >= 0)
+		close(t->spool_fd);
+	free(t->sorted);
+	free(t->buckets);
+	free(t);
+}
+
+int image_path_normalize(const char *path, char *out, bool allow_root, struct nectl_err *err)
+{
+	const char *p = path;
+	size_t len = 0;
+
+	while (*p) {
+		const char *end = strchrnul(p, '/');
+		size_t n = (size_t)(end - p);
+
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			/* Climbing back inside the root is harmless; above it is not. */
+			if (len == 0)
+				return nectl_err_set(err, NECTL_E_BUILD,
+						     "path `%s` climbs out of the root", path);
+			while (len > 0 && out[len - 1] != '/')
+				len--;
+			len = len > 0 ? len - 1 : 0;
+		} else if (n > 0 && !(n == 1 && p[0] == '.')) {
+			if (len > 0)
+				out[len++] = '/';
+			memcpy(out + len, p, n);
+			len += n;
+		}
+		p = *end ? end + 1 : end;
+	}
+	out[len] = '\0';
+	if (len == 0 && !allow_root)
+		return nectl_err_set(err, NECTL_E_BUILD, "path `%s` names the root", path);
+	return 0;
+}
+
+static struct tree_entry **tree_slot(const struct image_tree *t, const char *path)
+{
+	struct tree_entry **slot = &t->buckets[tree_hash(path) & (t->nbuckets - 1)];
+
+	while (*slot && strcmp((*slot)->node.path, path) != 0)
+		slot = &(*slot)->next;
+	return slot;
+}
+
+struct image_node *image_tree_get(const struct image_tree *t, const char *path)
+{
+	struct tree_entry *e = *tree_slot(t, path);
+
+	return e ? &e->node : NULL;
+}
+
+static void tree_grow(struct image_tree *t)
+{
+	size_t n = t->nbuckets * 2;
+	struct tree_entry **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		for (struct tree_entry *e = t->buckets[i], *next; e; e = next) {
+			size_t k = tree_hash(e->node.path) & (n - 1);
+
+			next = e->next;
+			e->next = b[k];
+			b[k] = e;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = n;
+}
+
+static void tree_unlink_where(struct image_tree *t, const char *prefix, size_t plen,
+			      bool include_self)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct tree_entry **slot = &t->buckets[i];
+
+		while (*slot) {
+			const char *p = (*slot)->node.path;
+			bool under = (plen == 0 && *p) ||
+				     (strncmp(p, prefix, plen) == 0 && p[plen] == '/');
+			bool self = include_self && strcmp(p, prefix) == 0;
+
+			if (under || self) {
+				struct tree_entry *dead = *slot;
+
+				*slot = dead->next;
+				tree_node_free(&dead->node);
+				free(dead);
+				t->count--;
+			} else {
+				slot = &(*slot)->next;
+			}
+		}
+	}
+	free(t->sorted);
+	t->sorted = NULL;
+}
+
+void image_tree_remove(struct image_tree *t, const char *path)
+{
+	tree_unlink_where(t, path, strlen(path), true);
+}
+
+void image_tree_clear_dir(struct image_tree *t, const char *path)
+{
+	tree_unlink_where(t, path, strlen(path), false);
+}
+
+static int tree_copy_node(struct image_node *dst, const struct image_node *src)
+{
+	*dst = *src;
+	dst->path = strdup(src->path);
+	dst->target = src->target ? strdup(src->target) : NULL;
+	dst->data_path = src->data_path ? strdup(src->data_path) : NULL;
+	if (!dst->path || (src->target && !dst->target) || (src->data_path && !dst->data_path)) {
+		dst->mem = NULL;
+		tree_node_free(dst);
+		return -1;
+	}
+	return 0;
+}
+
+static int tree_insert(struct image_tree *t, const struct image_node *n, struct nectl_err *err)
+{
+	struct tree_entry **slot = tree_slot(t, n->path);
+	struct tree_entry *e = *slot;
+
+	if (e) {
+		bool was_dir = e->node.type == IMAGE_DIR;
+		struct image_node fresh;
+
+		if (tree_copy_node(&fresh, n) < 0)
+			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		if (was_dir && n->type != IMAGE_DIR)
+			image_tree_clear_dir(t, n->path);
+		e = *tree_slot(t, n->path);
+		tree_node_free(&e->node);
+		e->node = fresh;
+	} else {
+		e = calloc(1, sizeof(*e));
+		if (!e || tree_copy_node(&e->node, n) < 0) {
+			free(e);
+			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		}
+		e->next = *slot;
+		*slot = e;
+		if (++t->count > t->nbuckets)
+			tree_grow(t);
+	}
+	free(t->sorted);
+	t->sorted = NULL;
+	return 0;
+}
+
+/* Every ancestor must be a directory; missing ones are created. */
+static int tree_make_parents(struct image_tree *t, const struct image_node *n,
+			     struct nectl_err *err)
+{
+	char *parent = strdup(n->path);
+	int rc = 0;
+
+	if (!parent)
+		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+	for (char *slash = strchr(parent, '/'); slash && rc == 0; slash = strchr(slash + 1, '/')) {
+		struct image_node *existing;
+
+		*slash = '\0';
+		existing = image_tree_get(t, parent);
+		if (existing && existing->type != IMAGE_DIR) {
+			rc = nectl_err_set(err, NECTL_E_BUILD,
+					   "`%s` would be created inside `%s`, which is a %s, not a directory",
+					   n->path, parent,
+					   existing->type == IMAGE_SYMLINK ? "symlink" : "file");
+		} else if (!existing) {
+			struct image_node dir = {.path = parent, .type = IMAGE_DIR, .mode = 0755,
+						 .mtime = n->mtime};
+
+			rc = tree_insert(t, &dir, err);
+		}
+		*slash = '/';
+	}
+	free(parent);
+	return rc;
+}
+
+int image_tree_put(struct image_tree *t, const struct image_node *n, struct nectl_err *err)
+{
+	if (!n->path[0])
+		return nectl_err_set(err, NECTL_E_BUILD, "an entry names the root directory");
+	if (tree_make_parents(t, n, err) < 0)
+		return -1;
+	return tree_insert(t, n, err);
+}
+
+size_t image_tree_count(const struct image_tree *t)
+{
+	return t->count;
+}
+
+static int tree_cmp(const void *a, const void *b)
+{
+	return strcmp((*(struct image_node *const *)a)->path, (*(struct image_node *const *)b)->path);
+}
+
+struct image_node *const *image_tree_sorted(struct image_tree *t, size_t *count)
+{
+	size_t k = 0;
+
+	*count = t->count;
+	if (t->sorted)
+		return t->sorted;
+	t->sorted = malloc((t->count ? t->count : 1) * sizeof(*t->sorted));
+	if (!t->sorted) {
+		*count = 0;
+		return NULL;
+	}
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct tree_entry *e = t->buckets[i]; e; e = e->next)
+			t->sorted[k++] = &e->node;
+	qsort(t->sorted, k, sizeof(*t->sorted), tree_cmp);
+	return t->sorted;
+}
+
+static int tree_spool_open(struct image_tree *t, struct nectl_err *err)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+
+	if (t->spool_fd >= 0)
+		return 0;
+	if (!dir || !*dir)
+		dir = "/tmp";
+	t->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (t->spool_fd >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/nectl-spool-XXXXXX", dir);
+	t->spool_fd = mkostemp(path, O_CLOEXEC);
+	if (t->spool_fd < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create a spool file",
+				     dir);
+	unlink(path);
+	return 0;
+}
+
+int image_tree_spool_write(struct image_tree *t, const void *buf, size_t len, uint64_t *off,
+			   struct nectl_err *err)
+{
+	const uint8_t *p = buf;
+
+	if (tree_spool_open(t, err) < 0)
+		return -1;
+	*off = t->spool_len;
+	while (len > 0) {
+		ssize_t n = pwrite(t->spool_fd, p, len, (off_t)t->spool_len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return nectl_err_sys(err, NECTL_E_FILE, errno, "spool file: write failed");
+		p += n;
+		len -= (size_t)n;
+		t->spool_len += (uint64_t)n;
+	}
+	return 0;
+}
+
+int image_tree_spool_read(const struct image_tree *t, uint64_t off, void *buf, size_t len,
+			  struct nectl_err *err)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(t->spool_fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return nectl_err_sys(err, NECTL_E_FILE, n < 0 ? errno : EIO,
+					     "spool file: read failed");
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+void image_notes_add(struct image_notes *n, const char *fmt, ...)
+{
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
+	va_end(ap);
+	if (!line)
+		return;
+	if (n->count == n->cap) {
+		size_t cap = n->cap ? 2 * n->cap : 8;
+		char **lines = realloc(n->lines, cap * sizeof(*lines));
+
+		if (!lines) {
+			free(line);
+			return;
+		}
+		n->lines = lines;
+		n->cap = cap;
+	}
+	n->lines[n->count++] = line;
+}
+
+void image_notes_free(struct image_notes *n)
+{
+	for (size_t i = 0; i < n->count; i++)
+		free(n->lines[i]);
+	free(n->lines);
+	memset(n, 0, sizeof(*n));
+}
