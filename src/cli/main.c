@@ -5,7 +5,7 @@
 
 static const struct cli_cmd *const main_cmds[] = {
 	&cli_cmd_build_eif, &cli_cmd_describe_eif, &cli_cmd_sign_eif,
-	&cli_cmd_pcr,	    &cli_cmd_explain,
+	&cli_cmd_pcr,	    &cli_cmd_explain,	   &cli_cmd_kernel_fetch,
 };
 
 #define MAIN_NCMDS (sizeof(main_cmds) / sizeof(main_cmds[0]))
@@ -30,6 +30,20 @@ static void main_usage(FILE *fp)
 		    "  nectl build-eif --kernel bzImage --cmdline 'console=ttyS0' \\\n"
 		    "      --ramdisk init.cpio --ramdisk app.cpio --output app.eif\n"
 		    "  nectl describe-eif --eif-path app.eif\n");
+}
+
+/* Command names are one word ("pcr") or two ("kernel fetch"); returns how
+ * many arguments the name took, 0 when it does not match. */
+static int main_match(const char *name, int argc, char **argv)
+{
+	const char *space = strchr(name, ' ');
+
+	if (!space)
+		return strcmp(name, argv[0]) == 0 ? 1 : 0;
+	if (argc < 2 || strncmp(name, argv[0], (size_t)(space - name)) != 0 ||
+	    argv[0][space - name] != '\0')
+		return 0;
+	return strcmp(space + 1, argv[1]) == 0 ? 2 : 0;
 }
 
 static bool main_wants_help(int argc, char **argv)
@@ -71,9 +85,12 @@ int main(int argc, char **argv)
 		printf("nectl %s\n", NECTL_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < MAIN_NCMDS; i++)
-		if (strcmp(argv[1], main_cmds[i]->name) == 0)
-			return main_run_cmd(main_cmds[i], argc - 2, argv + 2);
+	for (size_t i = 0; i < MAIN_NCMDS; i++) {
+		int words = main_match(main_cmds[i]->name, argc - 1, argv + 1);
+
+		if (words)
+			return main_run_cmd(main_cmds[i], argc - 1 - words, argv + 1 + words);
+	}
 	fprintf(stderr, "[ E%02d ] unknown command '%s' (see nectl --help)\n", NECTL_E_INVALID_ARG,
 		argv[1]);
 	return NECTL_E_INVALID_ARG;
