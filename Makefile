@@ -24,12 +24,14 @@ $(BUILD_FUZZ)/build.ninja:
 	CC=clang meson setup $(BUILD_FUZZ) -Dfuzzers=enabled
 
 demo: all
-	sh scripts/demo.sh $(BUILD)/nectl
+	$(BUILD)/nectl kernel fetch >/dev/null
+	sh scripts/demo.sh $(BUILD)/nectl $(BUILD)/examples/hello/hello
 
 # Every test, in the normal build and under ASan+UBSan; one closing line.
 check: deps $(BUILD)/build.ninja $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD)
 	ln -sf src/cli/nectl $(BUILD)/nectl
+	$(BUILD)/nectl kernel fetch >/dev/null
 	ninja -C $(BUILD_ASAN)
 	sh scripts/run-tests.sh $(BUILD) $(BUILD_ASAN)
 

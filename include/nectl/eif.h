@@ -116,6 +116,11 @@ void eif_image_free(struct eif_image *img);
 /* Index of the first section of `type`, or -1. */
 int eif_image_find(const struct eif_image *img, unsigned type);
 
+/* Writes the data of the index-th section of type (index -1: all of them,
+ * concatenated in table order) to path, atomically. */
+int eif_extract(const struct eif_source *src, const struct eif_image *img, unsigned type,
+		int index, const char *path, struct nectl_err *err);
+
 /* PCR helpers (SHA-384, extend from 48 zero bytes). */
 void eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len);
 /* PCR of content whose SHA-384 is `digest`: SHA384(0^48 || digest). */

@@ -46,6 +46,13 @@ int args_require(const struct args *a, const char *name, const char **value,
 /* E02 when both are present. */
 int args_conflict(const struct args *a, const char *x, const char *y, struct nectl_err *err);
 
+/* --cmd/--entrypoint: a JSON array of strings or shell-like words. */
+char **argv_split(const char *text, const char *opt, struct nectl_err *err);
+void argv_free(char **v);
+
+/* The build time: RFC 3339 text in out, seconds in *epoch (may be NULL). */
+int cli_build_time(const char *opt, char out[64], int64_t *epoch, struct nectl_err *err);
+
 /* JSON to stdout, pretty-printed like nitro-cli (2-space indent). Steals j. */
 int cli_print_json(json_t *j, struct nectl_err *err);
 /* "[ Exx ] message" on stderr. */
@@ -71,6 +78,7 @@ extern const struct cli_cmd cli_cmd_sign_eif;
 extern const struct cli_cmd cli_cmd_build_eif;
 extern const struct cli_cmd cli_cmd_explain;
 extern const struct cli_cmd cli_cmd_kernel_fetch;
+extern const struct cli_cmd cli_cmd_extract_eif;
 extern const struct cli_cmd cli_cmd_build_enclave;
 
 #endif

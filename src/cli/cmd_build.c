@@ -12,64 +12,6 @@
 
 #define CUSTOM_METADATA_MAX 4096
 
-static bool build_all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
-/* "YYYY-MM-DDTHH:MM:SS" followed by an optional fraction and Z or ±HH:MM. */
-static bool build_is_rfc3339(const char *s)
-{
-	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-	size_t i;
-
-	for (i = 0; shape[i]; i++)
-		if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
-			return false;
-	s += i;
-	if (*s == '.')
-		for (s++; isdigit((unsigned char)*s); s++)
-			;
-	if (strcmp(s, "Z") == 0)
-		return true;
-	return (s[0] == '+' || s[0] == '-') && isdigit((unsigned char)s[1]) &&
-	       isdigit((unsigned char)s[2]) && s[3] == ':' && isdigit((unsigned char)s[4]) &&
-	       isdigit((unsigned char)s[5]) && s[6] == '\0';
-}
-
-/* --build-time, else SOURCE_DATE_EPOCH, else now: pinned times make builds
- * byte-for-byte reproducible. */
-static int build_time(const char *opt, char out[64], struct nectl_err *err)
-{
-	const char *env = getenv("SOURCE_DATE_EPOCH");
-	const char *src = opt ? "--build-time" : "SOURCE_DATE_EPOCH";
-	const char *v = opt ? opt : env;
-	char tmp[32];
-
-	if (!v) {
-		eif_format_time((int64_t)time(NULL), tmp);
-		snprintf(out, 64, "%s", tmp);
-		return 0;
-	}
-	if (build_all_digits(v) && strlen(v) <= 12) {
-		eif_format_time(strtoll(v, NULL, 10), tmp);
-		snprintf(out, 64, "%s", tmp);
-		return 0;
-	}
-	if (opt && strlen(v) < 64 && build_is_rfc3339(v)) {
-		snprintf(out, 64, "%s", v);
-		return 0;
-	}
-	return nectl_err_set(err, NECTL_E_INVALID_ARG,
-			     "%s `%s` is neither Unix seconds nor an RFC 3339 time (2024-01-01T00:00:00+00:00)",
-			     src, v);
-}
-
 static int build_custom_metadata(const char *path, char **out, struct nectl_err *err)
 {
 	json_error_t jerr;
@@ -135,7 +77,7 @@ static int build_parse(const struct args *args, struct build_opts *o, struct nec
 	if (arch && eif_arch_parse(arch, &o->arch) < 0)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG,
 				     "--arch `%s` is not x86_64 or aarch64", arch);
-	if (build_time(args_get(args, "build-time"), o->time, err) < 0)
+	if (cli_build_time(args_get(args, "build-time"), o->time, NULL, err) < 0)
 		return -1;
 	snprintf(o->os, sizeof(o->os), "%s", args_get(args, "img-os") ?: "Unknown");
 	snprintf(o->kver, sizeof(o->kver), "%s", args_get(args, "img-kernel") ?: "Unknown");

@@ -256,3 +256,87 @@ const struct cli_cmd cli_cmd_sign_eif = {
 	.opts = sign_opts,
 	.run = sign_run,
 };
+
+static int extract_part(const struct eif_source *src, const struct eif_image *img,
+			const char *dir, const char *name, unsigned type, int index,
+			json_t *out, struct nectl_err *err)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (eif_extract(src, img, type, index, path, err) < 0)
+		return -1;
+	json_object_set_new(out, name, json_string(path));
+	return 0;
+}
+
+static int extract_all(const struct eif_source *src, const struct eif_image *img,
+		       const char *dir, json_t *out, struct nectl_err *err)
+{
+	int n = 0;
+
+	if (extract_part(src, img, dir, "kernel", EIF_SECTION_KERNEL, 0, out, err) < 0 ||
+	    extract_part(src, img, dir, "cmdline", EIF_SECTION_CMDLINE, 0, out, err) < 0 ||
+	    extract_part(src, img, dir, "initrd", EIF_SECTION_RAMDISK, -1, out, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < img->num_sections; i++) {
+		char name[32];
+
+		if (img->sections[i].type != EIF_SECTION_RAMDISK)
+			continue;
+		snprintf(name, sizeof(name), "ramdisk%d", n);
+		if (extract_part(src, img, dir, name, EIF_SECTION_RAMDISK, n, out, err) < 0)
+			return -1;
+		n++;
+	}
+	if (img->metadata &&
+	    extract_part(src, img, dir, "metadata.json", EIF_SECTION_METADATA, 0, out, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int extract_run(const struct args *args, struct nectl_err *err)
+{
+	const char *path, *dir;
+	struct eif_source src;
+	struct eif_image img;
+	json_t *out;
+	int rc;
+
+	if (args_require(args, "eif-path", &path, err) < 0 ||
+	    args_require(args, "output-dir", &dir, err) < 0)
+		return -1;
+	if (eif_source_open_file(&src, path, err) < 0)
+		return -1;
+	rc = eif_read(&src, &img, NULL, err);
+	out = json_object();
+	if (rc == 0) {
+		rc = extract_all(&src, &img, dir, out, err);
+		eif_image_free(&img);
+	}
+	eif_source_close(&src);
+	if (rc < 0) {
+		json_decref(out);
+		return -1;
+	}
+	return cli_print_json(out, err);
+}
+
+static const struct opt_spec extract_opts[] = {
+	{"eif-path", true, false, NULL}, {"output-dir", true, false, NULL}, {0}};
+
+const struct cli_cmd cli_cmd_extract_eif = {
+	.name = "extract-eif",
+	.summary = "Write an EIF's kernel, cmdline and ramdisks to files",
+	.help = "Usage: nectl extract-eif --eif-path FILE --output-dir DIR\n"
+		"\n"
+		"Validates the image, then writes DIR/kernel, DIR/cmdline, DIR/initrd (all\n"
+		"ramdisks concatenated, as the enclave kernel sees them), DIR/ramdisk0...\n"
+		"and DIR/metadata.json. Useful to inspect an image (cpio -itv < DIR/ramdisk1)\n"
+		"or to boot it in another VMM.\n"
+		"\n"
+		"Example:\n"
+		"  mkdir out && nectl extract-eif --eif-path app.eif --output-dir out\n",
+	.opts = extract_opts,
+	.run = extract_run,
+};

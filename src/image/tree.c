@@ -173,6 +173,23 @@ static void tree_unlink_where(struct image_tree *t, const char *prefix, size_t p
 
 void image_tree_remove(struct image_tree *t, const char *path)
 {
+	struct tree_entry **slot = tree_slot(t, path);
+	struct tree_entry *dead = *slot;
+
+	/* Parents always exist, so nothing lies under an absent path or a
+	 * non-directory: unlink one entry instead of scanning the whole table
+	 * (a layer can hold thousands of whiteouts). */
+	if (path[0] && (!dead || dead->node.type != IMAGE_DIR)) {
+		if (!dead)
+			return;
+		*slot = dead->next;
+		tree_node_free(&dead->node);
+		free(dead);
+		t->count--;
+		free(t->sorted);
+		t->sorted = NULL;
+		return;
+	}
 	tree_unlink_where(t, path, strlen(path), true);
 }
 

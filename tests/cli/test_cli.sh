@@ -5,33 +5,7 @@ set -u
 NECTL=${1:?usage: test_cli.sh path/to/nectl}
 T=$(mktemp -d /tmp/nectl-cli-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-
-# expect NAME STATUS FRAGMENT -- command...: exit status and a stderr fragment.
-expect() {
-	local name=$1 status=$2 frag=$3
-	shift 4
-	"$@" >"$T/out" 2>"$T/err"
-	local rc=$?
-	if [ "$rc" -ne "$status" ]; then
-		bad "$name: exit $rc, expected $status ($(head -c 300 "$T/err"))"
-	elif [ -n "$frag" ] && ! grep -qF -- "$frag" "$T/err"; then
-		bad "$name: stderr lacks '$frag': $(head -c 300 "$T/err")"
-	else
-		ok "$name"
-	fi
-}
-
-# json FILE EXPR: evaluates a Python expression over the parsed JSON `j`.
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
-
-check_eq() {
-	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', expected '$3'"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # Inputs of the synthetic vector (reference §4.2).
 printf KERNEL >"$T/kernel"
@@ -194,5 +168,4 @@ check_eq "build signed verifies" "$(json "$T/dbs.json" "j['SignatureCheck']")" T
 expect "explain" 0 "[ E35 ]" -- "$NECTL" explain --error-code E35
 expect "explain unknown" 3 "E99" -- "$NECTL" explain --error-code E99
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -1,0 +1,375 @@
+/* build-enclave: nitro-cli's command, without Docker. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "nectl/eif_sign.h"
+#include "nectl/enclave_image.h"
+#include "nectl/kernel.h"
+#include "util/fileio.h"
+
+/* nitro-cli's blob cmdlines (reference §6). */
+#define CMDLINE_X86_64                                                                         \
+	"reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp " \
+	"i8042.dumbkbd random.trust_cpu=on"
+#define CMDLINE_AARCH64 "reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on root=/dev/ram0"
+
+extern const unsigned char nectl_init_start[], nectl_init_end[];
+
+struct enclave_opts {
+	struct enclave_image_spec spec;
+	char **cmd, **entrypoint, *env[ARGS_MAX + 1];
+	char *custom, *cmdline_buf;
+	char kernel[4096], config[4096], nsm[4096], init[4096];
+	struct kernel_info k;
+};
+
+/* Where a Docker daemon would answer: DOCKER_HOST (unix://) or the default. */
+static bool enclave_docker_reachable(char *path, size_t len)
+{
+	const char *host = getenv("DOCKER_HOST");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rc;
+
+	snprintf(path, len, "%s",
+		 host && strncmp(host, "unix://", 7) == 0 ? host + 7 : "/var/run/docker.sock");
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return rc == 0;
+}
+
+/* With a daemon, `docker save` (after `docker build` for --docker-dir) into a
+ * temporary archive; without one, say how to bring an archive instead. */
+static int enclave_from_docker(const struct args *args, char *archive, size_t len,
+			       struct nectl_err *err)
+{
+	const char *uri = args_get(args, "docker-uri"), *dir = args_get(args, "docker-dir");
+	char sock[256], cmd[8192];
+	int code = dir ? 49 : 50;
+
+	if (!enclave_docker_reachable(sock, sizeof(sock)))
+		return nectl_err_set(err, code,
+				     "no Docker daemon at %s: export the image where Docker runs (`docker save %s -o image.tar`, or `skopeo copy docker://%s oci-archive:image.tar`) and pass --image-archive image.tar",
+				     sock, uri, uri);
+	snprintf(archive, len, "/tmp/nectl-docker-%d.tar", (int)getpid());
+	if (dir)
+		snprintf(cmd, sizeof(cmd), "docker build -q -t '%s' '%s' >&2 && docker save '%s' -o '%s'",
+			 uri, dir, uri, archive);
+	else
+		snprintf(cmd, sizeof(cmd), "docker save '%s' -o '%s'", uri, archive);
+	if (strpbrk(uri, "'") || (dir && strchr(dir, '\'')) || system(cmd) != 0) {
+		unlink(archive);
+		return nectl_err_set(err, code, "docker could not export `%s`", uri);
+	}
+	return 0;
+}
+
+static int enclave_source(const struct args *args, struct enclave_opts *o, char *tmp_archive,
+			  size_t len, struct nectl_err *err)
+{
+	static const char *const sources[] = {"docker-uri", "image-archive", "oci-layout", "rootfs"};
+	const char *given = NULL;
+
+	for (size_t i = 0; i < 4; i++) {
+		if (!args_has(args, sources[i]))
+			continue;
+		if (given)
+			return args_conflict(args, given, sources[i], err);
+		given = sources[i];
+	}
+	if (!given)
+		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+				     "Missing mandatory argument. User did not provide the application: one of `--rootfs`, `--oci-layout`, `--image-archive` or `--docker-uri`.");
+	if (args_has(args, "docker-dir") && !args_has(args, "docker-uri"))
+		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+				     "--docker-dir needs --docker-uri (the tag to build)");
+	if (strcmp(given, "docker-uri") == 0) {
+		if (enclave_from_docker(args, tmp_archive, len, err) < 0)
+			return -1;
+		o->spec.image = tmp_archive;
+	} else if (strcmp(given, "rootfs") == 0) {
+		o->spec.rootfs = args_get(args, "rootfs");
+	} else {
+		o->spec.image = args_get(args, given);
+	}
+	return 0;
+}
+
+static int enclave_blobs(const char *blobs, struct enclave_opts *o, struct nectl_err *err)
+{
+	const char *name = o->spec.arch == EIF_ARCH_AARCH64 ? "Image" : "bzImage";
+	char path[4200];
+	size_t n;
+
+	snprintf(o->kernel, sizeof(o->kernel), "%s/%s", blobs, name);
+	snprintf(o->config, sizeof(o->config), "%s/%s.config", blobs, name);
+	snprintf(o->nsm, sizeof(o->nsm), "%s/nsm.ko", blobs);
+	snprintf(o->init, sizeof(o->init), "%s/init", blobs);
+	snprintf(path, sizeof(path), "%s/cmdline", blobs);
+	if (file_read_all(path, 4096, &o->cmdline_buf, &n, NECTL_E_FILE, err) < 0)
+		return -1;
+	while (n > 0 && strchr(" \t\r\n", o->cmdline_buf[n - 1]))
+		o->cmdline_buf[--n] = '\0';
+	o->spec.kernel = o->kernel;
+	o->spec.kernel_config = access(o->config, R_OK) == 0 ? o->config : NULL;
+	o->spec.nsm_ko = o->nsm;
+	o->spec.init_path = o->init;
+	o->spec.cmdline = o->cmdline_buf + strspn(o->cmdline_buf, " \t\r\n");
+	return 0;
+}
+
+static int enclave_kernel(const struct args *args, struct enclave_opts *o, struct nectl_err *err)
+{
+	const char *blobs = args_get(args, "blobs");
+	enum eif_arch found;
+	int rc;
+
+	if (blobs && args_has(args, "kernel"))
+		return args_conflict(args, "blobs", "kernel", err);
+	if (blobs) {
+		if (enclave_blobs(blobs, o, err) < 0)
+			return -1;
+	} else if (args_has(args, "kernel")) {
+		o->spec.kernel = args_get(args, "kernel");
+		o->spec.kernel_config = args_get(args, "kernel-config");
+		o->spec.modules_dir = args_get(args, "modules-dir");
+	} else {
+		if (kernel_find(o->spec.arch, args_get(args, "kernel-version"), &o->k, err) < 0)
+			return -1;
+		o->spec.kernel = o->k.kernel;
+		o->spec.kernel_config = o->k.config;
+		o->spec.modules_dir = o->k.modules_dir;
+	}
+	rc = eif_kernel_detect_arch(o->spec.kernel, &found, err);
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				     "%s is neither an x86 bzImage nor an arm64 Image", o->spec.kernel);
+	if (found != o->spec.arch)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s is an %s kernel but --arch is %s",
+				     o->spec.kernel, eif_arch_name(found),
+				     eif_arch_name(o->spec.arch));
+	return 0;
+}
+
+static enum eif_arch enclave_host_arch(void)
+{
+	struct utsname u;
+
+	return uname(&u) == 0 && strcmp(u.machine, "aarch64") == 0 ? EIF_ARCH_AARCH64
+								    : EIF_ARCH_X86_64;
+}
+
+static int enclave_app(const struct args *args, struct enclave_opts *o, struct nectl_err *err)
+{
+	const char *cmd = args_get(args, "cmd"), *ep = args_get(args, "entrypoint");
+	const char *meta = args_get(args, "metadata");
+	const char *envs[ARGS_MAX];
+	size_t n = args_all(args, "env", envs, ARGS_MAX);
+
+	if (cmd && !(o->cmd = argv_split(cmd, "cmd", err)))
+		return -1;
+	if (ep && !(o->entrypoint = argv_split(ep, "entrypoint", err)))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		o->env[i] = (char *)envs[i];
+	o->spec.cmd = o->cmd;
+	o->spec.entrypoint = o->entrypoint;
+	o->spec.env = n ? o->env : NULL;
+	if (meta && file_read_all(meta, 4096, &o->custom, NULL, NECTL_E_SERDE, err) < 0)
+		return -1;
+	o->spec.custom_metadata = o->custom;
+	return 0;
+}
+
+static int enclave_parse(const struct args *args, struct enclave_opts *o, char *tmp_archive,
+			 size_t len, struct nectl_err *err)
+{
+	const char *arch = args_get(args, "arch"), *init = args_get(args, "init");
+	char when[64];
+
+	o->spec.arch = enclave_host_arch();
+	if (args_require(args, "output-file", &o->spec.output, err) < 0)
+		return -1;
+	if (arch && eif_arch_parse(arch, &o->spec.arch) < 0)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "--arch `%s` is not x86_64 or aarch64",
+				     arch);
+	if (cli_build_time(args_get(args, "build-time"), when, &o->spec.build_time, err) < 0 ||
+	    enclave_kernel(args, o, err) < 0 || enclave_app(args, o, err) < 0 ||
+	    enclave_source(args, o, tmp_archive, len, err) < 0)
+		return -1;
+	if (init)
+		o->spec.init_path = init;
+	if (!o->spec.init_path && o->spec.arch != EIF_ARCH_X86_64)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				     "this nectl carries an x86_64 init only: give --init with a static %s init",
+				     eif_arch_name(o->spec.arch));
+	o->spec.init_data = nectl_init_start;
+	o->spec.init_len = (size_t)(nectl_init_end - nectl_init_start);
+	if (!o->spec.cmdline)
+		o->spec.cmdline = args_get(args, "cmdline");
+	if (!o->spec.cmdline)
+		o->spec.cmdline = o->spec.arch == EIF_ARCH_AARCH64 ? CMDLINE_AARCH64 : CMDLINE_X86_64;
+	o->spec.name = args_get(args, "name");
+	o->spec.version = args_get(args, "version");
+	return 0;
+}
+
+static int enclave_pcrs_out(const char *path, const struct eif_pcrs *pcrs, struct nectl_err *err)
+{
+	json_t *j = json_object();
+	struct out_file f;
+	char *text;
+	int rc = -1;
+
+	json_object_set_new(j, "Measurements", cli_measurements_json(pcrs));
+	text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	if (text && out_file_open(&f, path, err) == 0) {
+		if (out_file_write(&f, text, strlen(text), err) == 0 &&
+		    out_file_write(&f, "\n", 1, err) == 0 && out_file_commit(&f, err) == 0)
+			rc = 0;
+		out_file_abort(&f);
+	}
+	free(text);
+	return rc;
+}
+
+static int enclave_run(const struct args *args, struct nectl_err *err)
+{
+	const char *cert = args_get(args, "signing-certificate");
+	const char *key = args_get(args, "private-key");
+	struct enclave_opts o = {0};
+	struct image_notes notes = {0};
+	struct cli_progress cp;
+	struct eif_signer *signer = NULL;
+	char archive[256] = "";
+	struct eif_pcrs pcrs;
+	json_t *out;
+	int rc = -1;
+
+	if (!cert != !key) {
+		nectl_err_set(err, NECTL_E_MISSING_ARG,
+			      "Missing mandatory argument. User did not provide the `%s` argument (--signing-certificate and --private-key go together).",
+			      cert ? "private-key" : "signing-certificate");
+		goto out;
+	}
+	if (enclave_parse(args, &o, archive, sizeof(archive), err) < 0 ||
+	    (cert && eif_signer_load(&signer, cert, key, err) < 0))
+		goto out;
+	o.spec.signer = signer;
+	fprintf(stderr, "Start building the Enclave Image...\n");
+	cli_progress_init(&cp, "building");
+	o.spec.progress = &cp.p;
+	rc = enclave_image_build(&o.spec, &pcrs, &notes, err);
+	cli_progress_done(&cp);
+	for (size_t i = 0; i < notes.count; i++)
+		fprintf(stderr, "note: %s\n", notes.lines[i]);
+	if (rc == 0 && args_has(args, "pcrs-out"))
+		rc = enclave_pcrs_out(args_get(args, "pcrs-out"), &pcrs, err);
+	if (rc == 0) {
+		fprintf(stderr, "Enclave Image successfully created.\n");
+		out = json_object();
+		json_object_set_new(out, "Measurements", cli_measurements_json(&pcrs));
+		rc = cli_print_json(out, err);
+	}
+out:
+	if (archive[0])
+		unlink(archive);
+	image_notes_free(&notes);
+	eif_signer_free(signer);
+	argv_free(o.cmd);
+	argv_free(o.entrypoint);
+	free(o.custom);
+	free(o.cmdline_buf);
+	return rc;
+}
+
+static const struct opt_spec enclave_opts_spec[] = {
+	{"output-file", true, false, NULL},
+	{"rootfs", true, false, NULL},
+	{"oci-layout", true, false, NULL},
+	{"image-archive", true, false, NULL},
+	{"docker-uri", true, false, NULL},
+	{"docker-dir", true, false, NULL},
+	{"arch", true, false, NULL},
+	{"cmd", true, false, NULL},
+	{"entrypoint", true, false, NULL},
+	{"env", true, true, NULL},
+	{"kernel", true, false, NULL},
+	{"kernel-config", true, false, "kernel_config"},
+	{"kernel-version", true, false, NULL},
+	{"modules-dir", true, false, NULL},
+	{"blobs", true, false, NULL},
+	{"init", true, false, NULL},
+	{"cmdline", true, false, NULL},
+	{"name", true, false, NULL},
+	{"version", true, false, NULL},
+	{"metadata", true, false, NULL},
+	{"build-time", true, false, NULL},
+	{"signing-certificate", true, false, NULL},
+	{"private-key", true, false, NULL},
+	{"pcrs-out", true, false, NULL},
+	{0},
+};
+
+const struct cli_cmd cli_cmd_build_enclave = {
+	.name = "build-enclave",
+	.summary = "Build an EIF from a rootfs or container image, without Docker",
+	.help =
+		"Usage: nectl build-enclave --output-file FILE.eif\n"
+		"         (--rootfs DIR|TAR | --oci-layout DIR | --image-archive FILE | --docker-uri URI)\n"
+		"         [options]\n"
+		"\n"
+		"The application:\n"
+		"  --rootfs DIR|TAR            a root filesystem: a directory or a tar (gz, zstd, xz)\n"
+		"  --oci-layout DIR            an OCI image layout directory\n"
+		"  --image-archive FILE        an OCI archive or a `docker save` archive\n"
+		"  --docker-uri URI            export URI through a local Docker daemon (nitro-cli's\n"
+		"                              option; with --docker-dir DIR, build it first)\n"
+		"  --arch x86_64|aarch64       picks the image from multi-arch indexes (default: host)\n"
+		"  --cmd \"prog arg...\"         the command: shell-like words or a JSON array\n"
+		"  --entrypoint \"prog...\"      with --cmd, the command is entrypoint + cmd\n"
+		"  --env KEY=VALUE             repeatable; adds to or replaces the image's Env\n"
+		"  Without --cmd/--entrypoint the image config decides, by nitro-cli's rule:\n"
+		"  Cmd if set, else Entrypoint (Entrypoint is not prepended to Cmd).\n"
+		"\n"
+		"The kernel (default: the cached Debian kernel, see `nectl kernel fetch`):\n"
+		"  --kernel FILE --kernel-config FILE --modules-dir DIR  any other kernel; modules\n"
+		"                              the guest needs are taken from DIR when present\n"
+		"  --kernel-version ABI        another cached Debian kernel\n"
+		"  --blobs DIR                 nitro-cli's blob directory (bzImage or Image and its\n"
+		"                              .config, init, nsm.ko, cmdline)\n"
+		"  --init FILE                 another init (default: nectl's, built in)\n"
+		"  --cmdline TEXT              kernel command line (default: nitro-cli's)\n"
+		"\n"
+		"The image: --name, --version, --metadata FILE (JSON, <= 4096 bytes),\n"
+		"  --build-time (Unix seconds or RFC 3339; default SOURCE_DATE_EPOCH, else now),\n"
+		"  --signing-certificate CERT --private-key KEY, --pcrs-out FILE (the JSON, too).\n"
+		"\n"
+		"Builds are reproducible: entries sorted, owned by root, mtime 0, inode numbers\n"
+		"sequential, so PCR0/1/2 depend only on the files' contents, modes and names,\n"
+		"never on when or where the image was built (--build-time only stamps the\n"
+		"unmeasured metadata). Device nodes and FIFOs are kept; sockets are dropped with\n"
+		"a note; setuid/setgid bits are kept.\n"
+		"\n"
+		"Example:\n"
+		"  nectl kernel fetch\n"
+		"  nectl build-enclave --rootfs rootfs/ --cmd /bin/hello --env GREETING=hi \\\n"
+		"      --output-file hello.eif --build-time 1700000000\n",
+	.opts = enclave_opts_spec,
+	.run = enclave_run,
+};

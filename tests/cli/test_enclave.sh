@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# build-enclave end to end, with the cached Debian kernel (make check fetches
+# it): determinism, image formats and layers, nitro-cli's blob layout, errors.
+set -u
+NECTL=$(readlink -f "${1:?usage: test_enclave.sh nectl hello}")
+HELLO=$(readlink -f "${2:?usage: test_enclave.sh nectl hello}")
+HERE=$(dirname "$(readlink -f "$0")")
+T=$(mktemp -d /tmp/nectl-enclave-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+. "$HERE/lib.sh"
+
+"$NECTL" kernel fetch >"$T/kernel.json" || { echo "0 passed, 1 failed"; exit 1; }
+KERNEL=$(json "$T/kernel.json" "j['Kernel']")
+
+# listing RAMDISK: "type path" lines of a newc archive, via libarchive-free cpio.
+listing() { (cd "$T" && cpio -it --quiet <"$1"); }
+# extract EIF DIR
+extract() { mkdir -p "$2" && "$NECTL" extract-eif --eif-path "$1" --output-dir "$2" >/dev/null; }
+
+# A rootfs with the sample app, made twice with different mtimes, paths and umasks.
+mkroot() {
+	mkdir -p "$1/bin" "$1/etc"
+	cp "$HELLO" "$1/bin/hello"
+	printf 'nameserver 127.0.0.1\n' >"$1/etc/resolv.conf"
+	ln -s hello "$1/bin/hi"
+	chmod 755 "$1" "$1/bin" "$1/etc" "$1/bin/hello"
+	chmod 644 "$1/etc/resolv.conf"
+	touch -h -d "@$2" "$1/bin/hello" "$1/bin/hi" "$1/etc/resolv.conf" "$1/bin" "$1/etc" "$1"
+}
+mkroot "$T/a/root" 1700000100
+sleep 1
+mkroot "$T/b/some/other/root" 1800000000
+# build ROOT OUT UMASK TIME: the image name comes from OUT's file name.
+build() {
+	(umask "$3" && "$NECTL" build-enclave --rootfs "$1" --cmd /bin/hello --env GREETING=hi \
+		--output-file "$2" --build-time "$4")
+}
+mkdir -p "$T/a/out" "$T/b/out"
+expect "build a" 0 "Enclave Image successfully created." -- build "$T/a/root" "$T/a/out/app.eif" 022 1700000000
+cp "$T/a/out/app.eif" "$T/a.eif"
+cp "$T/out" "$T/a.json"
+expect "build b" 0 "" -- build "$T/b/some/other/root" "$T/b/out/app.eif" 077 1700000000
+cmp -s "$T/a.eif" "$T/b/out/app.eif" && ok "same inputs, other dirs, mtimes and umask: identical bytes" ||
+	bad "same inputs, other dirs, mtimes and umask: identical bytes"
+check_eq "printed PCRs are the image's" "$("$NECTL" describe-eif --eif-path "$T/a.eif" 2>/dev/null |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["Measurements"])')" "$(json "$T/a.json" "j['Measurements']")"
+expect "build at another time" 0 "" -- build "$T/a/root" "$T/c.eif" 022 1900000000
+check_eq "PCRs do not depend on the build time" "$(json "$T/out" "j['Measurements']")" \
+	"$(json "$T/a.json" "j['Measurements']")"
+extract "$T/a.eif" "$T/xa"
+extract "$T/c.eif" "$T/xc"
+for f in kernel cmdline ramdisk0 ramdisk1; do
+	cmp -s "$T/xa/$f" "$T/xc/$f" && ok "$f unchanged by the build time" || bad "$f unchanged by the build time"
+done
+cmp -s "$T/xa/metadata.json" "$T/xc/metadata.json" && bad "metadata records the build time" ||
+	ok "metadata records the build time"
+cmp -s "$T/xa/kernel" "$KERNEL" && ok "kernel section is the fetched kernel" || bad "kernel section is the fetched kernel"
+
+# The ramdisks: nitro-cli's layout plus the modules and nectl's init.
+listing "$T/xa/ramdisk0" >"$T/r0.txt"
+check_eq "ramdisk 0 layout" "$(grep -v '^nectl/modules/.' "$T/r0.txt" | tr '\n' ' ')" "dev init nectl nectl/modules "
+check_eq "ramdisk 0 modules in load order" "$(grep '^nectl/modules/.' "$T/r0.txt" | sed 's|.*/[0-9]*-||; s|\.ko$||' | tr '\n' ' ')" \
+	"virtio_mmio vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport nsm "
+check_eq "ramdisk 1 layout" "$(listing "$T/xa/ramdisk1" | tr '\n' ' ')" \
+	"cmd env rootfs rootfs/bin rootfs/bin/hello rootfs/bin/hi rootfs/dev rootfs/etc rootfs/etc/resolv.conf rootfs/proc rootfs/run rootfs/sys rootfs/tmp rootfs/var "
+check_eq "cmd file" "$(cd "$T" && cpio -i --quiet --to-stdout cmd <"$T/xa/ramdisk1" | od -c | head -2 | tr -s ' ')" \
+	"$(printf '/bin/hello\n' | od -c | head -2 | tr -s ' ')"
+check_eq "env file" "$(cd "$T" && cpio -i --quiet --to-stdout env <"$T/xa/ramdisk1")" "GREETING=hi"
+check_eq "cpio owners and mtimes" "$(cd "$T" && cpio -itv --quiet <"$T/xa/ramdisk1" 2>/dev/null | awk '{print $3, $4}' | sort -u | tr '\n' ' ')" "root root "
+check_eq "cmdline is nitro-cli's" "$(cat "$T/xa/cmdline")" \
+	"reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
+
+# Container images: the same layers as OCI layout, OCI archive and docker save.
+python3 "$HERE/mkimage.py" "$T/img"
+for src in "--oci-layout $T/img/layout" "--image-archive $T/img/oci.tar" "--image-archive $T/img/docker.tar"; do
+	name=$(echo "$src" | sed 's|.*/||')
+	# shellcheck disable=SC2086
+	expect "build from $name" 0 "WorkingDir /srv is not applied" -- "$NECTL" build-enclave $src \
+		--output-file "$T/i.eif" --build-time 1700000000
+	rm -rf "$T/xi"
+	extract "$T/i.eif" "$T/xi"
+	listing "$T/xi/ramdisk1" | grep '^rootfs/' | sed 's|^rootfs/||' |
+		grep -vxE 'dev|proc|run|sys|tmp' >"$T/paths.txt"
+	(cd "$T" && rm -rf ex && mkdir ex && cd ex && cpio -idm --quiet <"$T/xi/ramdisk1")
+	: >"$T/got.txt"
+	while read -r p; do
+		if [ -L "$T/ex/rootfs/$p" ]; then t=l; elif [ -d "$T/ex/rootfs/$p" ]; then t=d; else t=f; fi
+		echo "$t $p" >>"$T/got.txt"
+	done <"$T/paths.txt"
+	check_eq "$name: layers with whiteouts and opaque dirs" "$(cat "$T/got.txt")" "$(cat "$T/img/expected.txt")"
+	check_eq "$name: cmd is Cmd (nitro-cli ignores Entrypoint then)" "$(cat "$T/ex/cmd")" "$(printf -- '--flag\ntwo words')"
+	check_eq "$name: env" "$(cat "$T/ex/env")" "$(printf 'PATH=/usr/bin:/bin\nHELLO=Hello from the enclave side!')"
+	check_eq "$name: symlink kept" "$(readlink "$T/ex/rootfs/lib")" "usr/lib"
+	check_eq "$name: setuid kept, hard link shares the inode" \
+		"$(stat -c '%a %i' "$T/ex/rootfs/usr/bin/tool" | cut -d' ' -f1) $(stat -c %i "$T/ex/rootfs/usr/bin/tool-link")" \
+		"4755 $(stat -c %i "$T/ex/rootfs/usr/bin/tool")"
+	check_eq "$name: DockerInfo is the image config" "$(json "$T/xi/metadata.json" "j['DockerInfo']['config']['WorkingDir']")" "/srv"
+	cp "$T/xi/ramdisk1" "$T/rd1-$name"
+done
+cmp -s "$T/rd1-layout" "$T/rd1-oci.tar" && cmp -s "$T/rd1-layout" "$T/rd1-docker.tar" &&
+	ok "all three image formats give the same ramdisk" || bad "all three image formats give the same ramdisk"
+expect "--entrypoint and --cmd override" 0 "" -- "$NECTL" build-enclave --oci-layout "$T/img/layout" \
+	--entrypoint '/bin/sh -c' --cmd '"echo \"hi there\""' --env HELLO=replaced --env NEW=1 \
+	--output-file "$T/o.eif" --build-time 1700000000
+rm -rf "$T/xo" && extract "$T/o.eif" "$T/xo"
+check_eq "overridden cmd" "$(cd "$T" && cpio -i --quiet --to-stdout cmd <"$T/xo/ramdisk1")" "$(printf '/bin/sh\n-c\necho "hi there"')"
+check_eq "overridden env" "$(cd "$T" && cpio -i --quiet --to-stdout env <"$T/xo/ramdisk1")" \
+	"$(printf 'PATH=/usr/bin:/bin\nHELLO=replaced\nNEW=1')"
+python3 "$HERE/mkimage.py" "$T/ep" '{"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/bin/app", "x"]}}'
+expect "Entrypoint only" 0 "" -- "$NECTL" build-enclave --oci-layout "$T/ep/layout" --output-file "$T/e.eif"
+rm -rf "$T/xe" && extract "$T/e.eif" "$T/xe"
+check_eq "Entrypoint only: cmd is Entrypoint" "$(cd "$T" && cpio -i --quiet --to-stdout cmd <"$T/xe/ramdisk1")" "$(printf '/bin/app\nx')"
+# A stand-in arm64 Image ("ARM\x64" at 0x38) reaches the image's platform check.
+python3 -c "import sys; b=bytearray(4096); b[0x38:0x3c]=b'ARM\x64'; open(sys.argv[1],'wb').write(b)" "$T/Image"
+expect "image without the requested arch" 48 "arm64" -- "$NECTL" build-enclave --oci-layout "$T/img/layout" \
+	--arch aarch64 --kernel "$T/Image" --init "$HELLO" --output-file "$T/no.eif"
+
+# nitro-cli's blob directory, with stand-in files: bzImage magic at 0x202.
+mkdir -p "$T/blobs"
+python3 -c "import sys; b=bytearray(4096); b[0x202:0x206]=b'HdrS'; open(sys.argv[1],'wb').write(b)" "$T/blobs/bzImage"
+printf '#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86_64 4.14.256-209.484.amzn2.x86_64 Kernel Configuration\n' >"$T/blobs/bzImage.config"
+printf 'stand-in init' >"$T/blobs/init"
+printf 'stand-in nsm' >"$T/blobs/nsm.ko"
+printf '  reboot=k console=ttyS0 blob-cmdline  \n' >"$T/blobs/cmdline"
+expect "build with --blobs" 0 "" -- "$NECTL" build-enclave --blobs "$T/blobs" --rootfs "$T/a/root" \
+	--cmd /bin/hello --output-file "$T/bl.eif"
+rm -rf "$T/xb" && extract "$T/bl.eif" "$T/xb"
+check_eq "blobs: ramdisk 0 is nitro-cli's" "$(listing "$T/xb/ramdisk0" | tr '\n' ' ')" "dev init nsm.ko "
+check_eq "blobs: init and nsm.ko are the blobs" "$(cd "$T" && cpio -i --quiet --to-stdout init nsm.ko <"$T/xb/ramdisk0")" "stand-in initstand-in nsm"
+check_eq "blobs: cmdline trimmed" "$(cat "$T/xb/cmdline")" "reboot=k console=ttyS0 blob-cmdline"
+check_eq "blobs: kernel version from the config" "$(json "$T/xb/metadata.json" "j['BuildMetadata']['KernelVersion']")" "4.14.256"
+
+# Bad inputs: a clear error, the E-code as status, and no output file.
+noout() { [ ! -e "$1" ] && ! ls "$(dirname "$1")" | grep -q '\.tmp\.' && ok "$2: no output" || bad "$2: no output"; }
+expect "missing kernel" 19 "$T/nokernel" -- "$NECTL" build-enclave --kernel "$T/nokernel" \
+	--rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/bad.eif"
+noout "$T/bad.eif" "missing kernel"
+expect "kernel of the wrong arch" 3 "is an x86_64 kernel but --arch is aarch64" -- "$NECTL" build-enclave \
+	--kernel "$KERNEL" --arch aarch64 --rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/bad.eif"
+noout "$T/bad.eif" "wrong arch"
+head -c 3000 "$T/img/docker.tar" >"$T/corrupt.tar"
+expect "corrupt tar" 48 "corrupt.tar" -- "$NECTL" build-enclave --image-archive "$T/corrupt.tar" \
+	--output-file "$T/bad.eif"
+noout "$T/bad.eif" "corrupt tar"
+python3 - "$T/escape.tar" "$T/parent.tar" <<'PY'
+import io, sys, tarfile
+def mk(path, entries):
+    with tarfile.open(path, "w") as tf:
+        for name, kind, target in entries:
+            i = tarfile.TarInfo(name)
+            if kind == "l":
+                i.type, i.linkname = tarfile.SYMTYPE, target
+                tf.addfile(i)
+            else:
+                i.size = 1
+                tf.addfile(i, io.BytesIO(b"x"))
+mk(sys.argv[1], [("bin/x", "f", None), ("../../etc/passwd", "f", None)])
+mk(sys.argv[2], [("lib", "l", "/usr/lib"), ("lib/evil.so", "f", None)])
+PY
+expect "entry escaping the root" 48 "climbs out of the root" -- "$NECTL" build-enclave \
+	--rootfs "$T/escape.tar" --cmd /bin/x --output-file "$T/bad.eif"
+noout "$T/bad.eif" "escape"
+expect "entry under a symlink" 48 "which is a symlink" -- "$NECTL" build-enclave \
+	--rootfs "$T/parent.tar" --cmd /bin/x --output-file "$T/bad.eif"
+noout "$T/bad.eif" "symlink parent"
+python3 "$HERE/mkimage.py" "$T/nocmd" '{"architecture": "amd64", "os": "linux", "config": {}}'
+expect "image without Cmd or Entrypoint" 48 "neither Cmd nor Entrypoint" -- "$NECTL" build-enclave \
+	--oci-layout "$T/nocmd/layout" --output-file "$T/bad.eif"
+noout "$T/bad.eif" "no cmd"
+expect "rootfs without --cmd" 48 "neither Cmd nor Entrypoint" -- "$NECTL" build-enclave \
+	--rootfs "$T/a/root" --output-file "$T/bad.eif"
+expect "no Docker daemon" 50 "--image-archive" -- env DOCKER_HOST=unix://$T/none.sock "$NECTL" \
+	build-enclave --docker-uri hello:latest --output-file "$T/bad.eif"
+expect "two sources" 2 "Conflicting" -- "$NECTL" build-enclave --rootfs "$T/a/root" \
+	--oci-layout "$T/img/layout" --output-file "$T/bad.eif"
+expect "bad --cmd quoting" 3 "unterminated" -- "$NECTL" build-enclave --rootfs "$T/a/root" \
+	--cmd "'oops" --output-file "$T/bad.eif"
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	mkdir -p "$T/locked/bin" && cp "$HELLO" "$T/locked/bin/hello" && chmod 000 "$T/locked/bin/hello"
+	chmod 755 "$T" "$T/locked" "$T/locked/bin"
+	mkdir -p "$T/outdir" && chmod 777 "$T/outdir"
+	expect "unreadable file" 19 "locked/bin/hello" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$NECTL" build-enclave --rootfs "$T/locked" --cmd /bin/hello --kernel "$KERNEL" \
+		--output-file "$T/outdir/bad.eif"
+	noout "$T/outdir/bad.eif" "unreadable file"
+fi
+summary
