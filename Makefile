@@ -49,7 +49,9 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 	sh scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
 bench: all
-	sh bench/eif-measure $(BUILD)/nectl
+	$(BUILD)/nectl kernel fetch >/dev/null
+	python3 bench/eif-measure $(BUILD)/nectl
+	python3 bench/build $(BUILD)/nectl
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

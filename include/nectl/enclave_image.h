@@ -40,6 +40,9 @@ struct enclave_image_spec {
 	const struct eif_signer *signer;
 	const char *output;
 	const struct eif_progress *progress;
+	/* Filled in as the ramdisks are written, for progress displays. */
+	uint64_t *entries_done;
+	uint64_t *entries_total;
 };
 
 /* The cmd nectl writes: --cmd and --entrypoint overrides first (entrypoint +

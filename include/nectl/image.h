@@ -120,7 +120,8 @@ int image_load_image(struct image_tree *t, const char *path, const char *arch,
 /* ---- writing (src/image/cpio.c) ---- */
 
 struct image_cpio_opts {
-	int64_t mtime_max; /* every mtime is clamped to this (build time) */
+	int64_t mtime_max; /* every mtime is clamped to this */
+	uint64_t *entries_done; /* if set, incremented after each entry (progress) */
 };
 
 /* Exact size of the archive image_cpio_write will produce. */

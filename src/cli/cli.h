@@ -68,6 +68,10 @@ struct cli_progress {
 	double start;
 	double last;
 	bool active;
+	/* Optional item counts shown beside the bytes (e.g. files archived). */
+	const uint64_t *items_done;
+	const uint64_t *items_total;
+	const char *items_name;
 };
 void cli_progress_init(struct cli_progress *cp, const char *label);
 void cli_progress_done(struct cli_progress *cp);

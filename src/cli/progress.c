@@ -18,8 +18,12 @@ static void progress_draw(struct cli_progress *cp, uint64_t done, uint64_t total
 	double mib = (double)done / (1 << 20);
 	int pct = total ? (int)(done * 100 / total) : 100;
 
-	fprintf(stderr, "\r%s: %.0f / %.0f MiB (%d%%) %.0f MiB/s   ", cp->label, mib,
+	fprintf(stderr, "\r%s: %.0f / %.0f MiB (%d%%) %.0f MiB/s", cp->label, mib,
 		(double)total / (1 << 20), pct, secs > 0 ? mib / secs : 0.0);
+	if (cp->items_done && cp->items_total && *cp->items_total)
+		fprintf(stderr, ", %llu / %llu %s", (unsigned long long)*cp->items_done,
+			(unsigned long long)*cp->items_total, cp->items_name);
+	fputs("   ", stderr);
 }
 
 /* Redraws at most ten times a second so that progress costs nothing. */
@@ -41,6 +45,8 @@ void cli_progress_init(struct cli_progress *cp, const char *label)
 	cp->start = progress_now();
 	cp->last = cp->start;
 	cp->active = false;
+	cp->items_done = cp->items_total = NULL;
+	cp->items_name = NULL;
 	cp->p.fn = isatty(STDERR_FILENO) ? progress_update : NULL;
 	cp->p.ctx = cp;
 }

@@ -321,7 +321,8 @@ static int build_write(const struct enclave_image_spec *spec, struct image_tree 
 	/* Every ramdisk entry gets mtime 0: timestamps mean nothing inside an
 	 * enclave, and fixing them keeps PCR0/1/2 independent of the input files'
 	 * times and of the build time, which only stamps the (unmeasured) metadata. */
-	struct build_ramdisk rd[2] = {{boot, {0}}, {app, {0}}};
+	struct build_ramdisk rd[2] = {{boot, {0, spec->entries_done}},
+				      {app, {0, spec->entries_done}}};
 	struct eif_input in[2];
 	char *meta;
 	size_t meta_len;
@@ -329,6 +330,8 @@ static int build_write(const struct enclave_image_spec *spec, struct image_tree 
 
 	if (build_metadata(spec, cfg, &meta, &meta_len, err) < 0)
 		return -1;
+	if (spec->entries_total)
+		*spec->entries_total = image_tree_count(boot) + image_tree_count(app);
 	for (int i = 0; i < 2; i++)
 		in[i] = (struct eif_input){.len = image_cpio_size(rd[i].tree),
 					   .produce = build_produce,

@@ -459,9 +459,12 @@ int image_cpio_write(struct image_tree *t, const struct image_cpio_opts *opts,
 	w->mtime_max = opts ? opts->mtime_max : INT64_MAX;
 	if (cpio_plan(w, t) < 0 || cpio_open(w) < 0)
 		goto out;
-	for (size_t i = 0; i < w->count; i++)
+	for (size_t i = 0; i < w->count; i++) {
 		if (cpio_write_entry(w, i) < 0)
 			goto out;
+		if (opts && opts->entries_done)
+			(*opts->entries_done)++;
+	}
 	if (archive_write_close(w->ar) != ARCHIVE_OK) {
 		cpio_archive_fail(w, "cannot finish", "archive");
 		goto out;

@@ -24,8 +24,9 @@
 
 /* ---- applying entries to the tree (load_layer.c) ---- */
 
-/* A set of strings: the paths the current layer has put, plus every ancestor
- * of each, so "does this layer own anything at or under P" is one lookup. */
+/* A set of strings: each path the current layer has put, and "A/" for each
+ * ancestor A of one ("/" for the root), so "did this layer put P" and "did it
+ * put anything below P" are one lookup each. */
 struct load_set {
 	char **slots;
 	size_t cap, count;

@@ -12,7 +12,7 @@
 #include "image/load.h"
 
 struct img_layer {
-	char name[LOAD_PATH_MAX + 1]; /* member or file of the store */
+	char *name; /* member or file of the store */
 	char digest[LOAD_DIGEST_LEN + 1];
 	int64_t size; /* -1 when the source does not say */
 };
@@ -23,12 +23,13 @@ struct img_pick {
 	size_t nlayers;
 	char **avail; /* platforms seen that did not match, for the error */
 	size_t navail;
-	bool single; /* a lone image without platform information */
 };
 
 static void pick_free(struct img_pick *p)
 {
 	load_config_free(&p->conf);
+	for (size_t i = 0; i < p->nlayers; i++)
+		free(p->layers[i].name);
 	free(p->layers);
 	for (size_t i = 0; i < p->navail; i++)
 		free(p->avail[i]);
@@ -143,18 +144,22 @@ static int oci_manifest(struct load_store *s, const struct load_doc *m, const ch
 		load_config_free(&lc);
 		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
 	}
-	for (size_t i = 0; i < m->count; i++) {
-		if (m->descs[i].media_type && !load_media_is_layer(m->descs[i].media_type)) {
-			load_config_free(&lc);
-			return nectl_err_set(err, NECTL_E_BUILD, "%s: layer %s has media type %s",
-					     s->path, m->descs[i].digest, m->descs[i].media_type);
-		}
-		load_digest_path(m->descs[i].digest, p->layers[i].name);
-		strcpy(p->layers[i].digest, m->descs[i].digest);
-		p->layers[i].size = m->descs[i].size;
-	}
-	p->nlayers = m->count;
 	p->conf = lc;
+	for (size_t i = 0; i < m->count; i++) {
+		const struct load_desc *d = &m->descs[i];
+		struct img_layer *l = &p->layers[p->nlayers];
+
+		if (d->media_type && !load_media_is_layer(d->media_type))
+			return nectl_err_set(err, NECTL_E_BUILD, "%s: layer %s has media type %s",
+					     s->path, d->digest, d->media_type);
+		l->name = malloc(80);
+		if (!l->name)
+			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		p->nlayers++;
+		load_digest_path(d->digest, l->name);
+		strcpy(l->digest, d->digest);
+		l->size = d->size;
+	}
 	return 0;
 }
 
@@ -249,14 +254,16 @@ static int oci_pick(struct load_store *s, const char *arch, struct img_pick *p,
  * layout) or "<hex>.json" (classic config); "" when it carries none. */
 static void docker_name_digest(const char *name, char *out)
 {
-	const char *base = strrchr(name, '/');
+	const char *slash = strrchr(name, '/');
+	const char *base = slash ? slash + 1 : name;
+	const char *dot = strrchr(base, '.');
+	size_t dir = (size_t)(base - name);
 	char hex[LOAD_DIGEST_LEN + 1];
 
-	base = base ? base + 1 : name;
 	out[0] = '\0';
-	if (strlen(base) == 64 + 5 && !strcmp(base + 64, ".json"))
+	if (dot && dot - base == 64 && strcmp(dot, ".json") == 0)
 		snprintf(hex, sizeof(hex), "sha256:%.64s", base);
-	else if (strlen(base) == 64 && strstr(name, "sha256/"))
+	else if (!dot && strlen(base) == 64 && dir >= 7 && !strncmp(base - 7, "sha256/", 7))
 		snprintf(hex, sizeof(hex), "sha256:%s", base);
 	else
 		return;
@@ -271,12 +278,15 @@ static int docker_layers(struct load_store *s, const struct load_docker_image *i
 	if (!p->layers)
 		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
 	for (size_t i = 0; i < img->nlayers; i++) {
-		struct img_layer *l = &p->layers[i];
+		struct img_layer *l = &p->layers[p->nlayers];
 
 		if (strlen(img->layers[i]) > LOAD_PATH_MAX)
 			return nectl_err_set(err, NECTL_E_BUILD, "%s: a layer name is too long",
 					     s->path);
-		strcpy(l->name, img->layers[i]);
+		l->name = strdup(img->layers[i]);
+		if (!l->name)
+			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		p->nlayers++;
 		l->size = -1;
 		docker_name_digest(l->name, l->digest);
 		/* Classic saves name layers by v1 id; their uncompressed
@@ -289,7 +299,6 @@ static int docker_layers(struct load_store *s, const struct load_docker_image *i
 					     "diff_ids for %zu layers)",
 					     s->path, l->name, p->conf.ndiff_ids, img->nlayers);
 	}
-	p->nlayers = img->nlayers;
 	return 0;
 }
 

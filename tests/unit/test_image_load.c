@@ -26,7 +26,7 @@
 static char tmpdir[] = "/tmp/nectl-test-image-XXXXXX";
 
 /* A path in the test directory; a few stay valid at once. */
-static char *tp(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static char *tp(const char *fmt, ...)
 {
 	static char paths[8][4200];
 	static int next;
@@ -233,18 +233,15 @@ static void test_dir_errors(void **state)
 	image_tree_free(t);
 }
 
-/* Root reads anything, so the check runs in a child that gave root up. */
-static void test_dir_unreadable(void **state)
+/* Loads dir as an unprivileged user (root reads anything) in a child; returns
+ * the error code and copies the message. */
+static int load_dir_as_nobody(const char *dir, char *msg, size_t max)
 {
 	struct nectl_err err = {0};
-	char msg[NECTL_ERR_MSG_MAX] = "";
 	int pipefd[2], status;
+	ssize_t n;
 	pid_t pid;
 
-	(void)state;
-	assert_int_equal(mkdir(tp("locked"), 0755), 0);
-	imgfix_write_file(tp("locked/secret"), "x", 1);
-	assert_int_equal(chmod(tp("locked/secret"), 0), 0);
 	assert_int_equal(pipe(pipefd), 0);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -257,18 +254,37 @@ static void test_dir_unreadable(void **state)
 			_exit(100);
 		if (image_tree_new(&t, &err) < 0)
 			_exit(101);
-		rc = image_load_dir(t, tp("locked"), "", NULL, &err);
+		rc = image_load_dir(t, dir, "", NULL, &err);
 		if (write(pipefd[1], err.msg, strlen(err.msg)) < 0)
 			_exit(102);
 		_exit(rc == 0 ? 0 : err.code);
 	}
 	close(pipefd[1]);
-	assert_true(read(pipefd[0], msg, sizeof(msg) - 1) >= 0);
+	n = read(pipefd[0], msg, max - 1);
+	msg[n > 0 ? n : 0] = '\0';
 	close(pipefd[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), NECTL_E_FILE);
+	return WEXITSTATUS(status);
+}
+
+static void test_dir_unreadable(void **state)
+{
+	char msg[NECTL_ERR_MSG_MAX];
+
+	(void)state;
+	assert_int_equal(mkdir(tp("locked"), 0755), 0);
+	imgfix_write_file(tp("locked/secret"), "x", 1);
+	assert_int_equal(chmod(tp("locked/secret"), 0), 0);
+	assert_int_equal(load_dir_as_nobody(tp("locked"), msg, sizeof(msg)), NECTL_E_FILE);
 	assert_non_null(strstr(msg, "locked/secret"));
+	assert_non_null(strstr(msg, "Permission denied"));
+
+	assert_int_equal(mkdir(tp("locked2"), 0755), 0);
+	assert_int_equal(mkdir(tp("locked2/private"), 0700), 0);
+	imgfix_write_file(tp("locked2/private/x"), "x", 1);
+	assert_int_equal(load_dir_as_nobody(tp("locked2"), msg, sizeof(msg)), NECTL_E_FILE);
+	assert_non_null(strstr(msg, "locked2/private"));
 }
 
 /* ---- tar archives ---- */
