@@ -56,13 +56,13 @@ void read_cmd_env(struct strlist *argv, struct strlist *env)
 	load("/env", env_buf, CMDENV_ENV, env);
 	load("/cmd", cmd_buf, CMDENV_CMD, argv);
 	if (env->n == 0) {
-		say("no /env: the app gets PATH=%s", DEFAULT_PATH);
+		say("/env is missing or empty: the app gets PATH=%s", DEFAULT_PATH);
 		env->v[0] = default_env[0];
 		env->v[1] = NULL;
 		env->n = 1;
 	}
 	if (argv->n == 0) {
-		say("no /cmd: running sh");
+		say("/cmd is missing or empty: running sh");
 		argv->v[0] = default_argv[0];
 		argv->v[1] = NULL;
 		argv->n = 1;

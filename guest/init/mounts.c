@@ -110,8 +110,11 @@ static void mount_cgroups(void)
 		struct mnt m = {"cgroup", target, "cgroup", NODEV_NOSUID_NOEXEC, names[i]};
 
 		snprintf(target, sizeof(target), "/sys/fs/cgroup/%s", names[i]);
-		if (do_mount(&m) < 0)
+		if (do_mount(&m) < 0) {
 			warn_err(errno, "cgroups: cannot mount the v1 controller %s", names[i]);
+			/* An empty directory would look like a mounted hierarchy. */
+			rmdir(target);
+		}
 	}
 }
 

@@ -143,6 +143,16 @@ static char **build_env(char *const *base, char *const *extra, struct nectl_err 
 	char **env = build_argv_join(base, NULL, err);
 	size_t n = build_argv_len(env);
 
+	/* The enclave's init stops at an env line that is not KEY=VALUE. */
+	for (size_t i = 0; i < n; i++) {
+		if (!strchr(env[i], '=') || env[i][0] == '=') {
+			nectl_err_set(err, NECTL_E_BUILD, "the image's Env entry %zu (`%s`) is not KEY=VALUE",
+				      i, env[i]);
+			build_argv_free(env);
+			return NULL;
+		}
+	}
+
 	for (size_t i = 0; env && extra && extra[i]; i++) {
 		size_t k = 0;
 		char *copy;

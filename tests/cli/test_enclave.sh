@@ -36,7 +36,7 @@ build() {
 		--output-file "$2" --build-time "$4")
 }
 mkdir -p "$T/a/out" "$T/b/out"
-expect "build a" 0 "Enclave Image successfully created." -- build "$T/a/root" "$T/a/out/app.eif" 022 1700000000
+expect "build a" 0 "Enclave Image successfully created" -- build "$T/a/root" "$T/a/out/app.eif" 022 1700000000
 cp "$T/a/out/app.eif" "$T/a.eif"
 cp "$T/out" "$T/a.json"
 expect "build b" 0 "" -- build "$T/b/some/other/root" "$T/b/out/app.eif" 077 1700000000
@@ -179,7 +179,7 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 	mkdir -p "$T/locked/bin" && cp "$HELLO" "$T/locked/bin/hello" && chmod 000 "$T/locked/bin/hello"
 	chmod 755 "$T" "$T/locked" "$T/locked/bin"
 	mkdir -p "$T/outdir" && chmod 777 "$T/outdir"
-	expect "unreadable file" 19 "locked/bin/hello" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
+	expect "unreadable file" 19 "locked/bin/hello" -- env -u LD_LIBRARY_PATH setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$NECTL" build-enclave --rootfs "$T/locked" --cmd /bin/hello --kernel "$KERNEL" \
 		--output-file "$T/outdir/bad.eif"
 	noout "$T/outdir/bad.eif" "unreadable file"
