@@ -22,7 +22,37 @@
 	"i8042.dumbkbd random.trust_cpu=on"
 #define CMDLINE_AARCH64 "reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on root=/dev/ram0"
 
+/* The inits built into nectl (src/cli/meson.build, scripts/embed.sh). Only the
+ * build machine's architecture is native; the other is cross-compiled. */
 extern const unsigned char nectl_init_start[], nectl_init_end[];
+#ifdef NECTL_HAVE_INIT_AARCH64
+extern const unsigned char nectl_init_aarch64_start[], nectl_init_aarch64_end[];
+#endif
+
+static bool enclave_builtin_init(enum eif_arch arch, const void **data, size_t *len)
+{
+#if defined(__x86_64__)
+	if (arch == EIF_ARCH_X86_64) {
+		*data = nectl_init_start;
+		*len = (size_t)(nectl_init_end - nectl_init_start);
+		return true;
+	}
+#ifdef NECTL_HAVE_INIT_AARCH64
+	if (arch == EIF_ARCH_AARCH64) {
+		*data = nectl_init_aarch64_start;
+		*len = (size_t)(nectl_init_aarch64_end - nectl_init_aarch64_start);
+		return true;
+	}
+#endif
+#elif defined(__aarch64__)
+	if (arch == EIF_ARCH_AARCH64) {
+		*data = nectl_init_start;
+		*len = (size_t)(nectl_init_end - nectl_init_start);
+		return true;
+	}
+#endif
+	return false;
+}
 
 struct enclave_opts {
 	struct enclave_image_spec spec;
@@ -213,12 +243,11 @@ static int enclave_parse(const struct args *args, struct enclave_opts *o, char *
 		return -1;
 	if (init)
 		o->spec.init_path = init;
-	if (!o->spec.init_path && o->spec.arch != EIF_ARCH_X86_64)
+	if (!o->spec.init_path &&
+	    !enclave_builtin_init(o->spec.arch, &o->spec.init_data, &o->spec.init_len))
 		return nectl_err_set(err, NECTL_E_INVALID_ARG,
-				     "this nectl carries an x86_64 init only: give --init with a static %s init",
-				     eif_arch_name(o->spec.arch));
-	o->spec.init_data = nectl_init_start;
-	o->spec.init_len = (size_t)(nectl_init_end - nectl_init_start);
+				     "this nectl carries no %s init (it was built without a cross compiler): give --init with a static %s init",
+				     eif_arch_name(o->spec.arch), eif_arch_name(o->spec.arch));
 	if (!o->spec.cmdline)
 		o->spec.cmdline = args_get(args, "cmdline");
 	if (!o->spec.cmdline)

@@ -115,6 +115,23 @@ python3 -c "import sys; b=bytearray(4096); b[0x38:0x3c]=b'ARM\x64'; open(sys.arg
 expect "image without the requested arch" 48 "arm64" -- "$NECTL" build-enclave --oci-layout "$T/img/layout" \
 	--arch aarch64 --kernel "$T/Image" --init "$HELLO" --output-file "$T/no.eif"
 
+# aarch64: the fetched arm64 kernel and modules, and the cross-compiled init.
+if "$NECTL" kernel fetch --arch aarch64 >"$T/k64.json"; then
+	expect "build for aarch64" 0 "" -- "$NECTL" build-enclave --arch aarch64 --rootfs "$T/a/root" \
+		--cmd /bin/hello --output-file "$T/arm.eif"
+	"$NECTL" describe-eif --eif-path "$T/arm.eif" >"$T/arm.json" 2>/dev/null
+	check_eq "aarch64 header flag" "$(json "$T/arm.json" "(j['Arch'], j['HeaderFlags'])")" "('aarch64', 1)"
+	rm -rf "$T/x64" && extract "$T/arm.eif" "$T/x64"
+	cmp -s "$T/x64/kernel" "$(json "$T/k64.json" "j['Kernel']")" && ok "aarch64 kernel section" || bad "aarch64 kernel section"
+	check_eq "aarch64 init is an aarch64 static ELF" "$(cd "$T" && cpio -i --quiet --to-stdout init <"$T/x64/ramdisk0" |
+		python3 -c 'import sys; b=sys.stdin.buffer.read(64); print(b[:4] == b"\x7fELF", int.from_bytes(b[18:20], "little"))')" "True 183"
+	check_eq "aarch64 modules" "$(listing "$T/x64/ramdisk0" | grep -c '^nectl/modules/.')" 5
+	check_eq "aarch64 cmdline is nitro-cli's" "$(cat "$T/x64/cmdline")" \
+		"reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on root=/dev/ram0"
+else
+	bad "kernel fetch --arch aarch64"
+fi
+
 # nitro-cli's blob directory, with stand-in files: bzImage magic at 0x202.
 mkdir -p "$T/blobs"
 python3 -c "import sys; b=bytearray(4096); b[0x202:0x206]=b'HdrS'; open(sys.argv[1],'wb').write(b)" "$T/blobs/bzImage"

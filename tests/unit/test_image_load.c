@@ -44,9 +44,11 @@ __attribute__((format(printf, 1, 2))) static char *tp(const char *fmt, ...)
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
-	(void)flag;
 	(void)ftw;
-	chmod(path, 0700);
+	/* Only directories need opening up, and chmod follows symlinks: on a link
+	 * such as lib -> /usr/lib it would lock up the host's directory. */
+	if (flag == FTW_DP || flag == FTW_DNR)
+		chmod(path, 0700);
 	return remove(path);
 }
 
