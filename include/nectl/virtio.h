@@ -1,0 +1,91 @@
+/* The virtio-mmio transport (version 2) and split virtqueues, shared by the
+ * emulated enclave's devices (vsock, NSM). Everything read from guest memory
+ * is validated: a malformed queue marks the device broken instead of crashing
+ * or stalling the host. */
+#ifndef NECTL_VIRTIO_H
+#define NECTL_VIRTIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nectl/guestmem.h"
+
+#define VIRTQ_MAX_SIZE 1024  /* queue sizes accepted from the guest */
+#define VIRTQ_MAX_CHAIN 64   /* descriptors in one chain */
+#define VIRTIO_MMIO_MAX_QUEUES 4
+
+struct virtq {
+	uint16_t size; /* guest-chosen, power of two, <= the device's max */
+	bool ready;
+	uint64_t desc, avail, used; /* guest physical addresses */
+	uint16_t last_avail;	    /* next avail ring index to consume */
+	uint16_t used_idx;	    /* next used ring index to fill */
+};
+
+struct virtq_buf {
+	uint64_t gpa;
+	uint32_t len;
+	bool writable; /* device writes (VIRTQ_DESC_F_WRITE) */
+};
+
+struct virtq_chain {
+	uint16_t head;
+	unsigned n;
+	struct virtq_buf buf[VIRTQ_MAX_CHAIN];
+	uint64_t readable_len, writable_len; /* totals of each kind */
+};
+
+/* 1: a chain was taken; 0: the ring is empty; -1: the queue or chain is
+ * malformed (out-of-range addresses, loops, too long, a readable buffer after
+ * a writable one, indirect descriptors not offered, head out of range). */
+int virtq_pop(struct virtq *q, const struct guestmem *gm, struct virtq_chain *c);
+/* Returns a chain with `written` bytes written into it; -1 if the used ring is
+ * out of guest memory. */
+int virtq_push(struct virtq *q, const struct guestmem *gm, uint16_t head, uint32_t written);
+/* Copy out of the chain's readable buffers / into its writable ones, starting
+ * `off` bytes into that part; returns bytes copied or -1 on a bad address. */
+int64_t virtq_chain_read(const struct virtq_chain *c, const struct guestmem *gm, uint64_t off,
+			 void *dst, uint64_t len);
+int64_t virtq_chain_write(const struct virtq_chain *c, const struct guestmem *gm, uint64_t off,
+			  const void *src, uint64_t len);
+
+/* What a device plugs into the transport. */
+struct virtio_dev_ops {
+	uint32_t device_id;	/* e.g. 19 vsock, 33 NSM */
+	uint64_t features;	/* device features; VIRTIO_F_VERSION_1 is added */
+	unsigned num_queues;
+	uint16_t queue_max;
+	uint32_t config_len;
+	void (*config_read)(void *dev, uint32_t off, void *data, unsigned len);
+	void (*queue_notify)(void *dev, unsigned queue); /* the guest kicked a queue */
+	void (*reset)(void *dev);			  /* the guest reset the device */
+};
+
+struct virtio_mmio {
+	const struct virtio_dev_ops *ops;
+	void *dev;
+	const struct guestmem *gm;
+	void (*set_irq)(void *ctx, int level); /* level-triggered line */
+	void *irq_ctx;
+	uint32_t status, dev_features_sel, drv_features_sel, queue_sel;
+	uint64_t drv_features;
+	uint32_t interrupt_status;
+	uint32_t config_generation;
+	bool broken; /* set once a malformed access or queue was seen */
+	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+void virtio_mmio_init(struct virtio_mmio *m, const struct virtio_dev_ops *ops, void *dev,
+		      const struct guestmem *gm, void (*set_irq)(void *ctx, int level),
+		      void *irq_ctx);
+/* Register accesses at offset `off` within the device's 0x200-byte window
+ * (the config space starts at 0x100). Bad widths or offsets read as 0 and
+ * are otherwise ignored. */
+void virtio_mmio_read(struct virtio_mmio *m, uint64_t off, void *data, unsigned len);
+void virtio_mmio_write(struct virtio_mmio *m, uint64_t off, const void *data, unsigned len);
+/* The device used buffers (bit 0) or changed its config (bit 1). */
+void virtio_mmio_interrupt(struct virtio_mmio *m, uint32_t bits);
+/* Marks the device broken (DEVICE_NEEDS_RESET) after a malformed queue. */
+void virtio_mmio_fail(struct virtio_mmio *m);
+
+#endif

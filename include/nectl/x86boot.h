@@ -1,0 +1,78 @@
+/* The emulated enclave's x86_64 machine: where things live in guest memory,
+ * and the boot structures nectl's hypervisor writes there before the first
+ * vCPU runs (Linux 64-bit boot protocol, ACPI tables). Pure data: nothing here
+ * touches KVM, so all of it is unit-tested on fake guest memory. */
+#ifndef NECTL_X86BOOT_H
+#define NECTL_X86BOOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nectl/err.h"
+#include "nectl/guestmem.h"
+
+/* Guest physical layout. RAM is [0, min(size, 3 GiB)) plus, above 4 GiB, the
+ * rest; devices sit in the hole between, as on Nitro. */
+#define X86_LOW_RAM_END 0xc0000000ull
+#define X86_HIGH_RAM_START 0x100000000ull
+#define X86_IOAPIC_BASE 0xfec00000ull
+#define X86_LAPIC_BASE 0xfee00000ull
+#define X86_GDT_GPA 0x500ull
+#define X86_BOOT_PARAMS_GPA 0x7000ull
+#define X86_PML4_GPA 0x9000ull /* then PDPT at 0xa000, PDs at 0xb000.. (4 x 4 KiB) */
+#define X86_CMDLINE_GPA 0x20000ull
+#define X86_CMDLINE_MAX 0x10000ull
+#define X86_ACPI_GPA 0xe0000ull /* RSDP first (found by the kernel via acpi_rsdp_addr) */
+#define X86_ACPI_MAX 0x10000ull
+#define X86_KERNEL_GPA 0x100000ull
+/* Nitro's virtio-mmio devices. */
+#define NITRO_VSOCK_MMIO 0xd0000000ull
+#define NITRO_VSOCK_IRQ 5
+#define NITRO_NSM_MMIO 0xd0001000ull
+#define NITRO_NSM_IRQ 6
+#define VIRTIO_MMIO_WINDOW 0x200
+
+struct x86_mmio_dev {
+	uint64_t base;
+	uint32_t size;
+	unsigned irq;
+};
+
+struct x86_boot_spec {
+	/* The bzImage, as found in guest memory (the EIF's kernel section): hostile. */
+	const uint8_t *bzimage;
+	size_t bzimage_len;
+	const char *cmdline;	/* NUL-terminated, < X86_CMDLINE_MAX */
+	uint64_t initrd_gpa;	/* already in guest memory, contiguous */
+	uint64_t initrd_len;
+	unsigned ncpus;		/* 1..240 */
+	const struct x86_mmio_dev *devs; /* described in the DSDT (LNRO0005, virtio-mmio) */
+	unsigned ndevs;
+	bool uart;		/* describe COM1 (PNP0501, 0x3f8, IRQ 4) */
+};
+
+/* What the first vCPU starts with (the accelerator loads these into KVM). */
+struct x86_boot_regs {
+	uint64_t rip, rsi, rsp, rflags;
+	uint64_t cr0, cr3, cr4, efer;
+	uint64_t gdt_base;
+	uint16_t gdt_limit;
+	uint16_t cs_sel, ds_sel; /* flat 64-bit code and data selectors in the GDT */
+};
+
+/* Validates the bzImage's setup header (boot protocol >= 2.12, 64-bit entry,
+ * relocatable or loadable at 1 MiB, sizes inside the image), copies the
+ * protected-mode kernel to X86_KERNEL_GPA, writes boot_params (setup header,
+ * e820 map of gm's RAM minus what the boot structures use, cmdline, initrd,
+ * acpi_rsdp_addr), the GDT, identity page tables for the low 4 GiB, and the
+ * ACPI tables; fills regs. NECTL_E_EIF on a malformed kernel, with the reason. */
+int x86_boot_setup(const struct guestmem *gm, const struct x86_boot_spec *spec,
+		   struct x86_boot_regs *regs, struct nectl_err *err);
+
+/* The ACPI tables alone (RSDP, XSDT, FADT hardware-reduced, MADT, DSDT) at
+ * X86_ACPI_GPA; used by x86_boot_setup, exposed for tests. */
+int x86_acpi_build(const struct guestmem *gm, const struct x86_boot_spec *spec,
+		   struct nectl_err *err);
+
+#endif
