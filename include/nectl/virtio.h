@@ -35,6 +35,12 @@ struct virtq_chain {
 	uint64_t readable_len, writable_len; /* totals of each kind */
 };
 
+/* Whether the queue's size is a power of two in [1, VIRTQ_MAX_SIZE] and its
+ * three rings, at that size, lie in guest memory with the alignment the spec
+ * requires (16, 2, 4). The transport checks this when the guest enables the
+ * queue; virtq_pop and virtq_push check it again so they are safe on a queue
+ * set up by any other path. */
+bool virtq_rings_ok(const struct virtq *q, const struct guestmem *gm);
 /* 1: a chain was taken; 0: the ring is empty; -1: the queue or chain is
  * malformed (out-of-range addresses, loops, too long, a readable buffer after
  * a writable one, indirect descriptors not offered, head out of range). */

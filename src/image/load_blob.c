@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "image/load.h"
+#include "util/fileio.h"
 
 #define BLOB_BUF   65536
 #define BLOB_PROBE 4096 /* bytes compared when indexing a member in place */
@@ -90,23 +91,9 @@ static int store_stash_write(struct load_store *s, const void *buf, size_t len,
 
 static int store_stash_open(struct load_store *s, struct nectl_err *err)
 {
-	const char *dir = getenv("TMPDIR");
-	char path[4096];
-
-	if (s->stash_fd >= 0)
-		return 0;
-	if (!dir || !*dir)
-		dir = "/tmp";
-	s->stash_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (s->stash_fd >= 0)
-		return 0;
-	snprintf(path, sizeof(path), "%s/nectl-stash-XXXXXX", dir);
-	s->stash_fd = mkostemp(path, O_CLOEXEC);
 	if (s->stash_fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create a temporary file",
-				     dir);
-	unlink(path);
-	return 0;
+		s->stash_fd = file_tmp_anon(err);
+	return s->stash_fd < 0 ? -1 : 0;
 }
 
 /* Copies the current member's data (sparse holes as zeros) to the stash. */

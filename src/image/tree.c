@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "nectl/image.h"
+#include "util/fileio.h"
 
 struct tree_entry {
 	struct image_node node;
@@ -315,23 +316,9 @@ struct image_node *const *image_tree_sorted(struct image_tree *t, size_t *count)
 
 static int tree_spool_open(struct image_tree *t, struct nectl_err *err)
 {
-	const char *dir = getenv("TMPDIR");
-	char path[4096];
-
-	if (t->spool_fd >= 0)
-		return 0;
-	if (!dir || !*dir)
-		dir = "/tmp";
-	t->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (t->spool_fd >= 0)
-		return 0;
-	snprintf(path, sizeof(path), "%s/nectl-spool-XXXXXX", dir);
-	t->spool_fd = mkostemp(path, O_CLOEXEC);
 	if (t->spool_fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create a spool file",
-				     dir);
-	unlink(path);
-	return 0;
+		t->spool_fd = file_tmp_anon(err);
+	return t->spool_fd < 0 ? -1 : 0;
 }
 
 int image_tree_spool_write(struct image_tree *t, const void *buf, size_t len, uint64_t *off,

@@ -122,3 +122,24 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len, int cod
 		*len = n;
 	return 0;
 }
+
+int file_tmp_anon(struct nectl_err *err)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* Filesystems without O_TMPFILE: create, then unlink at once. */
+	snprintf(path, sizeof(path), "%s/nectl-tmp-XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create a temporary file",
+				     dir);
+	unlink(path);
+	return fd;
+}

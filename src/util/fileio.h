@@ -24,6 +24,10 @@ int out_file_commit(struct out_file *f, struct nectl_err *err);
 /* Removes the temporary file; safe after commit and on a zeroed struct. */
 void out_file_abort(struct out_file *f);
 
+/* An unlinked read-write temporary file in $TMPDIR (or /tmp): gone when
+ * closed, whatever happens to the process. Returns the fd or -1. */
+int file_tmp_anon(struct nectl_err *err);
+
 /* Reads a whole small file (at most max bytes) into a NUL-terminated buffer. */
 int file_read_all(const char *path, size_t max, char **out, size_t *len, int code,
 		  struct nectl_err *err);
