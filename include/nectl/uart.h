@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 #define UART_COM1_BASE 0x3f8
-#define UART_COM1_IRQ 4
-#define UART_RX_FIFO 64
+#define UART_COM1_IRQ  4
+#define UART_RX_FIFO   64
 
 struct uart {
 	uint8_t ier, iir, lcr, mcr, lsr, msr, scr, dll, dlm, fcr;
@@ -18,8 +18,10 @@ struct uart {
 	unsigned rx_head, rx_count;
 	bool thr_interrupt; /* THR-empty interrupt pending */
 	int irq_level;
-	void (*tx)(void *ctx, const uint8_t *buf, size_t len); /* console output */
-	void (*set_irq)(void *ctx, int level);
+	/* Console output; called from the vCPU's port write, so it must not
+	 * block (buffer or drop instead). */
+	void (*tx)(void *ctx, const uint8_t *buf, size_t len);
+	void (*set_irq)(void *ctx, int level); /* only on level changes */
 	void *ctx;
 };
 
@@ -28,7 +30,9 @@ void uart_init(struct uart *u, void (*tx)(void *ctx, const uint8_t *buf, size_t 
 /* Port accesses at offset 0..7 from the base (one byte). */
 uint8_t uart_read(struct uart *u, unsigned off);
 void uart_write(struct uart *u, unsigned off, uint8_t val);
-/* Host input for the guest (console attach); returns bytes accepted. */
+/* Host input for the guest (console attach); returns bytes accepted. A full
+ * FIFO (or loopback mode) refuses the rest rather than losing it: offer it
+ * again after the guest has read (no overrun is signalled). */
 size_t uart_receive(struct uart *u, const uint8_t *buf, size_t len);
 
 #endif
