@@ -67,6 +67,8 @@ struct virtio_dev_ops {
 	void (*reset)(void *dev);			  /* the guest reset the device */
 };
 
+/* Not locked: whoever owns the bus serializes vCPU register accesses with the
+ * device's own virtio_mmio_interrupt/virtio_mmio_fail calls. */
 struct virtio_mmio {
 	const struct virtio_dev_ops *ops;
 	void *dev;
