@@ -106,11 +106,15 @@ static bool vcpu_exit(struct kvm_vcpu *c)
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		vcpu_record_stop(c->vm, KVM_STOP_INTERNAL, detail);
 		return false;
-	case KVM_EXIT_INTERNAL_ERROR:
-		snprintf(detail, sizeof(detail), "vCPU %u: KVM internal error (suberror %u)", c->id,
-			 run->internal.suberror);
+	case KVM_EXIT_INTERNAL_ERROR: {
+		struct kvm_regs regs = {0};
+
+		ioctl(c->fd, KVM_GET_REGS, &regs);
+		snprintf(detail, sizeof(detail), "vCPU %u: KVM internal error (suberror %u) at rip 0x%llx",
+			 c->id, run->internal.suberror, (unsigned long long)regs.rip);
 		vcpu_record_stop(c->vm, KVM_STOP_INTERNAL, detail);
 		return false;
+	}
 	default:
 		snprintf(detail, sizeof(detail), "vCPU %u: unexpected exit %u", c->id,
 			 run->exit_reason);

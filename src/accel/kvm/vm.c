@@ -85,8 +85,12 @@ static int vm_set_cpuid(struct kvm_vm *vm, struct kvm_vcpu *c, struct nectl_err 
 	for (unsigned i = 0; i < cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
 
-		if (e->function == 1)
+		/* The hypervisor bit tells Linux to look for KVM's paravirt
+		 * leaves (kvmclock, which gives it the TSC frequency). */
+		if (e->function == 1) {
 			e->ebx = (e->ebx & 0x00ffffffu) | (c->id << 24);
+			e->ecx |= 1u << 31;
+		}
 		else if (e->function == 0xb || e->function == 0x1f)
 			e->edx = c->id;
 	}

@@ -1,0 +1,275 @@
+/* The machine: memory, the EIF at the load offset, boot, devices on the bus. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nectl/eif.h"
+#include "nectl/i8042.h"
+#include "nectl/machine.h"
+#include "nectl/uart.h"
+#include "nectl/x86boot.h"
+
+struct machine {
+	struct machine_spec spec;
+	struct guestmem gm;
+	uint8_t *mem;
+	uint64_t mem_size;
+	bool huge;
+	struct kvm_vm *vm;
+	struct x86_boot_regs regs;
+	struct uart uart;
+	struct i8042 kbd;
+	bool reset;
+};
+
+static int machine_alloc(struct machine *m, struct nectl_err *err)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+
+	m->mem_size = m->spec.mem_mib << 20;
+	/* Hugepages when reserved (as the NE driver requires), else ordinary
+	 * memory: an emulated enclave runs either way. Never MAP_NORESERVE with
+	 * hugepages: the mapping would succeed and the first touch fault. */
+	m->mem = mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
+	m->huge = m->mem != MAP_FAILED;
+	if (!m->huge)
+		m->mem = mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE,
+			      -1, 0);
+	if (m->mem == MAP_FAILED) {
+		m->mem = NULL;
+		return nectl_err_sys(err, 27, errno, "cannot allocate %llu MiB of enclave memory",
+				     (unsigned long long)m->spec.mem_mib);
+	}
+	m->gm.r[0] = (struct guestmem_region){0, m->mem_size, m->mem};
+	m->gm.n = 1;
+	if (m->mem_size > X86_LOW_RAM_END) {
+		m->gm.r[0].size = X86_LOW_RAM_END;
+		m->gm.r[1] = (struct guestmem_region){X86_HIGH_RAM_START,
+						      m->mem_size - X86_LOW_RAM_END,
+						      m->mem + X86_LOW_RAM_END};
+		m->gm.n = 2;
+	}
+	return 0;
+}
+
+/* The EIF goes into enclave memory byte for byte, as the NE driver puts it. */
+static int machine_load_eif(struct machine *m, uint64_t *len, struct nectl_err *err)
+{
+	int fd = open(m->spec.eif_path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t *dst;
+	int rc = -1;
+
+	if (fd < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", m->spec.eif_path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		nectl_err_set(err, NECTL_E_FILE, "%s: not a regular file", m->spec.eif_path);
+		goto out;
+	}
+	*len = (uint64_t)st.st_size;
+	dst = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET, *len);
+	if (!dst) {
+		nectl_err_set(err, 34, "%s (%llu bytes) does not fit in %llu MiB of enclave memory",
+			      m->spec.eif_path, (unsigned long long)*len,
+			      (unsigned long long)m->spec.mem_mib);
+		goto out;
+	}
+	for (uint64_t done = 0; done < *len;) {
+		ssize_t n = pread(fd, dst + done, *len - done, (off_t)done);
+
+		if (n <= 0) {
+			nectl_err_sys(err, NECTL_E_FILE, n < 0 ? errno : EIO, "%s: read failed",
+				      m->spec.eif_path);
+			goto out;
+		}
+		done += (uint64_t)n;
+	}
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* The ramdisks, contiguous, at the top of low memory: the kernel unpacks them
+ * as one initramfs. Copied before the kernel is placed, which may overwrite
+ * the EIF they come from. */
+static int machine_place_initrd(struct machine *m, const struct eif_image *img,
+				uint64_t *gpa, uint64_t *len, struct nectl_err *err)
+{
+	uint64_t total = 0, top = m->gm.r[0].size, dst;
+
+	for (unsigned i = 0; i < img->num_sections; i++)
+		if (img->sections[i].type == EIF_SECTION_RAMDISK)
+			total += img->sections[i].size;
+	if (total + MACHINE_EIF_OFFSET + img->file_size > top)
+		return nectl_err_set(err, 26, "enclave memory (%llu MiB) is too small for the image",
+				     (unsigned long long)m->spec.mem_mib);
+	dst = (top - total) & ~0xfffull;
+	*gpa = dst;
+	*len = total;
+	for (unsigned i = 0; i < img->num_sections; i++) {
+		const struct eif_section *s = &img->sections[i];
+		const void *src;
+
+		if (s->type != EIF_SECTION_RAMDISK)
+			continue;
+		src = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET + s->offset + EIF_SECTION_HEADER_SIZE,
+				   s->size);
+		if (!src || guestmem_write(&m->gm, dst, src, s->size) < 0)
+			return nectl_err_set(err, NECTL_E_EIF, "ramdisk section %u is out of range", i);
+		dst += s->size;
+	}
+	return 0;
+}
+
+static int machine_boot_setup(struct machine *m, struct nectl_err *err)
+{
+	struct eif_source src;
+	struct eif_image img;
+	uint64_t eif_len = 0, initrd = 0, initrd_len = 0;
+	const struct eif_section *k;
+	int rc = -1;
+
+	if (machine_load_eif(m, &eif_len, err) < 0)
+		return -1;
+	/* Parsed again from enclave memory: that copy is what boots. */
+	eif_source_from_memory(&src, guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET, eif_len), eif_len,
+			       m->spec.eif_path);
+	if (eif_read(&src, &img, NULL, err) < 0)
+		return -1;
+	if (img.arch != EIF_ARCH_X86_64) {
+		nectl_err_set(err, NECTL_E_EIF, "%s is an %s image; this hypervisor runs x86_64",
+			      m->spec.eif_path, eif_arch_name(img.arch));
+		goto out;
+	}
+	k = &img.sections[eif_image_find(&img, EIF_SECTION_KERNEL)];
+	if (machine_place_initrd(m, &img, &initrd, &initrd_len, err) < 0)
+		goto out;
+	rc = x86_boot_setup(&m->gm,
+			    &(struct x86_boot_spec){
+				    .bzimage = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET + k->offset +
+								       EIF_SECTION_HEADER_SIZE,
+							    k->size),
+				    .bzimage_len = k->size,
+				    .cmdline = img.cmdline,
+				    .initrd_gpa = initrd,
+				    .initrd_len = initrd_len,
+				    .ncpus = m->spec.ncpus,
+				    .uart = true},
+			    &m->regs, err);
+out:
+	eif_image_free(&img);
+	return rc;
+}
+
+static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, unsigned len)
+{
+	struct machine *m = ctx;
+
+	if (port >= UART_COM1_BASE && port < UART_COM1_BASE + 8) {
+		if (is_write)
+			uart_write(&m->uart, port - UART_COM1_BASE, data[0]);
+		else
+			data[0] = uart_read(&m->uart, port - UART_COM1_BASE);
+	} else if (port == I8042_DATA_PORT || port == I8042_CMD_PORT) {
+		if (is_write)
+			i8042_write(&m->kbd, port, data[0]);
+		else
+			data[0] = i8042_read(&m->kbd, port);
+	} else if (!is_write) {
+		/* Nothing there: a floating bus reads all ones. */
+		memset(data, 0xff, len);
+	}
+}
+
+static void machine_mmio(void *ctx, uint64_t gpa, bool is_write, uint8_t *data, unsigned len)
+{
+	if (!is_write)
+		memset(data, 0xff, len);
+}
+
+static void machine_console(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct machine *m = ctx;
+
+	if (m->spec.console)
+		m->spec.console(m->spec.ctx, buf, len);
+}
+
+static void machine_uart_irq(void *ctx, int level)
+{
+	struct machine *m = ctx;
+
+	if (m->vm)
+		kvm_vm_irq(m->vm, UART_COM1_IRQ, level);
+}
+
+static void machine_reset(void *ctx)
+{
+	struct machine *m = ctx;
+
+	m->reset = true;
+	kvm_vm_stop(m->vm, KVM_STOP_REQUESTED);
+}
+
+int machine_create(struct machine **out, const struct machine_spec *spec, struct nectl_err *err)
+{
+	struct machine *m = calloc(1, sizeof(*m));
+	struct kvm_bus bus;
+
+	if (!m)
+		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
+	m->spec = *spec;
+	bus = (struct kvm_bus){.pio = machine_pio, .mmio = machine_mmio, .ctx = m};
+	uart_init(&m->uart, machine_console, machine_uart_irq, m);
+	i8042_init(&m->kbd, machine_reset, m);
+	if (machine_alloc(m, err) < 0 || machine_boot_setup(m, err) < 0 ||
+	    kvm_vm_create(&m->vm, &m->gm, spec->ncpus, &bus, err) < 0) {
+		machine_destroy(m);
+		return -1;
+	}
+	*out = m;
+	return 0;
+}
+
+const char *machine_memory_kind(const struct machine *m)
+{
+	return m->huge ? "hugepages" : "anonymous memory";
+}
+
+int machine_run(struct machine *m, enum machine_exit *why, char *detail, size_t len,
+		struct nectl_err *err)
+{
+	enum kvm_stop stop;
+
+	if (kvm_vm_start(m->vm, &m->regs, err) < 0)
+		return -1;
+	stop = kvm_vm_wait(m->vm, detail, len);
+	if (stop == KVM_STOP_SHUTDOWN)
+		*why = MACHINE_EXIT_TRIPLE_FAULT;
+	else if (stop == KVM_STOP_INTERNAL)
+		*why = MACHINE_EXIT_KVM_ERROR;
+	else
+		*why = m->reset ? MACHINE_EXIT_RESET : MACHINE_EXIT_STOPPED;
+	return 0;
+}
+
+void machine_stop(struct machine *m)
+{
+	kvm_vm_stop(m->vm, KVM_STOP_REQUESTED);
+}
+
+void machine_destroy(struct machine *m)
+{
+	if (!m)
+		return;
+	kvm_vm_destroy(m->vm);
+	if (m->mem)
+		munmap(m->mem, m->mem_size);
+	free(m);
+}

@@ -1,0 +1,43 @@
+/* nectl-vmm EIF MEM_MIB CPUS: boots an EIF on nectl's hypervisor with the
+ * console on stdout, until the guest resets. A development and test tool for
+ * the hypervisor alone (run-enclave wraps the same machine with a supervisor). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "nectl/machine.h"
+
+static void vmm_console(void *ctx, const uint8_t *buf, size_t len)
+{
+	(void)ctx;
+	fwrite(buf, 1, len, stdout);
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const names[] = {"reset", "stopped", "triple fault", "KVM error"};
+	struct nectl_err err = {0};
+	struct machine *m;
+	enum machine_exit why;
+	char detail[160] = "";
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: nectl-vmm EIF MEM_MIB CPUS\n");
+		return 2;
+	}
+	if (machine_create(&m,
+			   &(struct machine_spec){.eif_path = argv[1],
+						  .mem_mib = strtoull(argv[2], NULL, 10),
+						  .ncpus = (unsigned)atoi(argv[3]),
+						  .console = vmm_console},
+			   &err) < 0 ||
+	    machine_run(m, &why, detail, sizeof(detail), &err) < 0) {
+		fprintf(stderr, "[ E%02d ] %s\n", err.code, err.msg);
+		return err.code ? err.code : 1;
+	}
+	fprintf(stderr, "nectl-vmm: %s memory; guest stopped: %s %s\n", machine_memory_kind(m),
+		names[why], detail);
+	machine_destroy(m);
+	return why == MACHINE_EXIT_RESET ? 0 : 1;
+}
