@@ -3,7 +3,7 @@
 set -eu
 pkgs="gcc make pkg-config meson ninja-build libssl-dev zlib1g-dev libcbor-dev libjansson-dev
 libarchive-dev libcmocka-dev clang openssl cpio python3 xz-utils qemu-system-x86
-gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross busybox-static"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -4,12 +4,15 @@ import json
 import re
 import sys
 
-passed = failed = 0
+passed = failed = skipped = 0
 for build in sys.argv[1:]:
     with open(f"{build}/meson-logs/testlog.json") as log:
         for line in log:
             t = json.loads(line)
             out = t.get("stdout", "") + t.get("stderr", "")
+            if t["result"] == "SKIP":
+                skipped += 1
+                continue
             ok = t["result"] == "OK"
             p = sum(int(n) for n in re.findall(r"\[  PASSED  \] (\d+) test", out))
             f = sum(int(n) for n in re.findall(r"\[  FAILED  \] (\d+) test", out))
@@ -22,5 +25,5 @@ for build in sys.argv[1:]:
                 f = 1
             passed += p
             failed += f
-print(f"{passed} passed, {failed} failed")
+print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)

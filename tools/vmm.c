@@ -36,7 +36,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "[ E%02d ] %s\n", err.code, err.msg);
 		return err.code ? err.code : 1;
 	}
-	fprintf(stderr, "nectl-vmm: %s memory; guest stopped: %s %s\n", machine_memory_kind(m),
+	fprintf(stderr, "nectl-vmm: enclave memory: %s; guest stopped: %s (%s)\n", machine_memory_kind(m),
 		names[why], detail);
 	machine_destroy(m);
 	return why == MACHINE_EXIT_RESET ? 0 : 1;
