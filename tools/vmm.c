@@ -14,6 +14,12 @@ static void vmm_console(void *ctx, const uint8_t *buf, size_t len)
 	fflush(stdout);
 }
 
+static void vmm_heartbeat(void *ctx)
+{
+	(void)ctx;
+	fprintf(stderr, "nectl-vmm: heartbeat answered\n");
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const names[] = {"reset", "stopped", "triple fault", "KVM error"};
@@ -30,7 +36,9 @@ int main(int argc, char **argv)
 			   &(struct machine_spec){.eif_path = argv[1],
 						  .mem_mib = strtoull(argv[2], NULL, 10),
 						  .ncpus = (unsigned)atoi(argv[3]),
-						  .console = vmm_console},
+						  .cid = 16,
+						  .console = vmm_console,
+						  .heartbeat = vmm_heartbeat},
 			   &err) < 0 ||
 	    machine_run(m, &why, detail, sizeof(detail), &err) < 0) {
 		fprintf(stderr, "[ E%02d ] %s\n", err.code, err.msg);

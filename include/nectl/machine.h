@@ -19,7 +19,9 @@ struct machine_spec {
 	const char *eif_path;
 	uint64_t mem_mib;
 	unsigned ncpus;
+	uint64_t cid; /* the enclave's vsock CID (>= 4) */
 	void (*console)(void *ctx, const uint8_t *buf, size_t len); /* must not block */
+	void (*heartbeat)(void *ctx); /* the guest's boot heartbeat was answered */
 	void *ctx;
 };
 

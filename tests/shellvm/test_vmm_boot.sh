@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# nectl's own hypervisor boots the unmodified sample EIF: Linux from the EIF in
-# enclave memory, nectl's init, its modules, up to the heartbeat (no vsock
-# device on the machine yet), then reboot=k caught as the enclave's end. Runs
-# inside the TCG shell VM, whose /dev/kvm can run Linux.
+# nectl's own hypervisor boots an unmodified EIF: Linux from the EIF in enclave
+# memory, nectl's init and its modules, the boot heartbeat answered by nectl's
+# virtio-vsock device, the app (busybox sh) run with its exit status reported,
+# then reboot=k caught as the enclave's end. Runs inside the TCG shell VM,
+# whose /dev/kvm can run Linux.
 set -u
 NECTL=$(readlink -f "${1:?usage: test_vmm_boot.sh nectl nectl-vmm hello}")
 VMM=$(readlink -f "${2:?}")
@@ -13,8 +14,9 @@ T=$(mktemp -d /tmp/nectl-vmmboot-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 . "$HERE/../cli/lib.sh"
 
-mkdir -p "$T/root/bin" && cp "$HELLO" "$T/root/bin/hello"
-expect "build the sample EIF" 0 "" -- "$NECTL" build-enclave --rootfs "$T/root" --cmd /bin/hello \
+mkdir -p "$T/root/bin" && cp "$HELLO" "$T/root/bin/hello" && cp /bin/busybox "$T/root/bin/busybox"
+expect "build the EIF" 0 "" -- "$NECTL" build-enclave --rootfs "$T/root" \
+	--cmd '["/bin/busybox", "sh", "-c", "echo app says $GREETING; exit 3"]' --env GREETING=hi \
 	--output-file "$T/hello.eif" --build-time 1700000000
 # nectl-vmm is dynamically linked: its libraries go into the shell VM too.
 files=()
@@ -26,13 +28,16 @@ start=$(date +%s)
 	--file "$T/hello.eif:/hello.eif" -- /nectl-vmm /hello.eif 256 1 >"$T/console.log" 2>"$T/err.log"
 rc=$?
 echo "shell VM run: status $rc after $(($(date +%s) - start)) s"
-grep -E 'Hypervisor detected|Run /init|nectl-init|reboot:|nectl-vmm:' "$T/console.log" | sed 's/^/  console: /'
+grep -E 'Hypervisor detected|Run /init|nectl-init|app says|reboot:|nectl-vmm:' "$T/console.log" | sed 's/^/  console: /'
 [ "$rc" -ne 0 ] && tail -5 "$T/err.log" | sed 's/^/  shellvm: /'
 check_eq "nectl-vmm ended with the guest's reset" "$rc" 0
 grep -q "Hypervisor detected: KVM" "$T/console.log" && ok "the guest sees KVM (kvmclock)" || bad "the guest sees KVM (kvmclock)"
 for m in virtio_mmio vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport nsm; do
 	grep -q "nectl-init: loaded module $m\b" "$T/console.log" && ok "module $m loaded" || bad "module $m loaded"
 done
-grep -q "nectl-init: heartbeat:" "$T/console.log" && ok "init reached the heartbeat" || bad "init reached the heartbeat"
+grep -q "nectl-vmm: heartbeat answered" "$T/console.log" && ok "the device answered the heartbeat" || bad "the device answered the heartbeat"
+grep -q "nectl-init: heartbeat answered" "$T/console.log" && ok "init saw the answer" || bad "init saw the answer"
+grep -q "app says hi" "$T/console.log" && ok "the app ran with its env" || bad "the app ran with its env"
+grep -q "nectl-init: app exited with status 3" "$T/console.log" && ok "exit status reported" || bad "exit status reported"
 grep -q "guest stopped: reset" "$T/console.log" && ok "reboot=k seen as the enclave's end" || bad "reboot=k seen as the enclave's end"
 summary

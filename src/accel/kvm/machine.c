@@ -12,6 +12,7 @@
 #include "nectl/i8042.h"
 #include "nectl/machine.h"
 #include "nectl/uart.h"
+#include "nectl/vsock.h"
 #include "nectl/x86boot.h"
 
 struct machine {
@@ -24,6 +25,7 @@ struct machine {
 	struct x86_boot_regs regs;
 	struct uart uart;
 	struct i8042 kbd;
+	struct vsock_dev *vsock;
 	bool reset;
 };
 
@@ -160,6 +162,9 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 				    .initrd_gpa = initrd,
 				    .initrd_len = initrd_len,
 				    .ncpus = m->spec.ncpus,
+				    .devs = &(struct x86_mmio_dev){NITRO_VSOCK_MMIO, VIRTIO_MMIO_WINDOW,
+								   NITRO_VSOCK_IRQ},
+				    .ndevs = 1,
 				    .uart = true},
 			    &m->regs, err);
 out:
@@ -189,9 +194,45 @@ static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, 
 
 static void machine_mmio(void *ctx, uint64_t gpa, bool is_write, uint8_t *data, unsigned len)
 {
-	if (!is_write)
+	struct machine *m = ctx;
+
+	if (m->vsock && gpa >= NITRO_VSOCK_MMIO && gpa - NITRO_VSOCK_MMIO < VIRTIO_MMIO_WINDOW) {
+		if (is_write)
+			virtio_mmio_write(vsock_mmio(m->vsock), gpa - NITRO_VSOCK_MMIO, data, len);
+		else
+			virtio_mmio_read(vsock_mmio(m->vsock), gpa - NITRO_VSOCK_MMIO, data, len);
+	} else if (!is_write) {
 		memset(data, 0xff, len);
+	}
 }
+
+static void machine_vsock_irq(void *ctx, int level)
+{
+	struct machine *m = ctx;
+
+	if (m->vm)
+		kvm_vm_irq(m->vm, NITRO_VSOCK_IRQ, level);
+}
+
+/* Until forwarding exists, only the heartbeat (handled by the device) is
+ * accepted: other guest connections are refused with RST. */
+static int machine_vsock_connect(void *ctx, uint32_t port, uint64_t conn_id)
+{
+	return -1;
+}
+
+static void machine_vsock_heartbeat(void *ctx)
+{
+	struct machine *m = ctx;
+
+	if (m->spec.heartbeat)
+		m->spec.heartbeat(m->spec.ctx);
+}
+
+static const struct vsock_host_ops machine_vsock_ops = {
+	.connect = machine_vsock_connect,
+	.heartbeat = machine_vsock_heartbeat,
+};
 
 static void machine_console(void *ctx, const uint8_t *buf, size_t len)
 {
@@ -217,6 +258,15 @@ static void machine_reset(void *ctx)
 	kvm_vm_stop(m->vm, KVM_STOP_REQUESTED);
 }
 
+static int machine_vsock(struct machine *m, struct nectl_err *err)
+{
+	m->vsock = vsock_new(m->spec.cid, &m->gm, machine_vsock_irq, m, &machine_vsock_ops, m);
+	if (!m->vsock)
+		return nectl_err_sys(err, NECTL_E_INVALID_ARG, errno, "enclave CID %llu",
+				     (unsigned long long)m->spec.cid);
+	return 0;
+}
+
 int machine_create(struct machine **out, const struct machine_spec *spec, struct nectl_err *err)
 {
 	struct machine *m = calloc(1, sizeof(*m));
@@ -228,7 +278,8 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 	bus = (struct kvm_bus){.pio = machine_pio, .mmio = machine_mmio, .ctx = m};
 	uart_init(&m->uart, machine_console, machine_uart_irq, m);
 	i8042_init(&m->kbd, machine_reset, m);
-	if (machine_alloc(m, err) < 0 || machine_boot_setup(m, err) < 0 ||
+	if (machine_alloc(m, err) < 0 || machine_vsock(m, err) < 0 ||
+	    machine_boot_setup(m, err) < 0 ||
 	    kvm_vm_create(&m->vm, &m->gm, spec->ncpus, &bus, err) < 0) {
 		machine_destroy(m);
 		return -1;
@@ -269,6 +320,8 @@ void machine_destroy(struct machine *m)
 	if (!m)
 		return;
 	kvm_vm_destroy(m->vm);
+	if (m->vsock)
+		vsock_free(m->vsock);
 	if (m->mem)
 		munmap(m->mem, m->mem_size);
 	free(m);
