@@ -47,6 +47,14 @@ static int build_check_kernel(const char *kernel, enum eif_arch arch, struct nec
 	return 0;
 }
 
+/* eif_build names the image after the kernel file when --name is absent. */
+static const char *build_basename(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
 struct build_opts {
 	const char *kernel, *cmdline, *output, *cert, *key;
 	const char *ramdisks[EIF_MAX_SECTIONS];
@@ -86,7 +94,7 @@ static int build_parse(const struct args *args, struct build_opts *o, struct nec
 	if (build_custom_metadata(args_get(args, "metadata"), &o->custom, err) < 0)
 		return -1;
 	o->meta = (struct eif_metadata_fields){
-		.image_name = args_get(args, "name") ?: strrchr(o->kernel, '/') ? strrchr(o->kernel, '/') + 1 : o->kernel,
+		.image_name = args_get(args, "name") ?: build_basename(o->kernel),
 		.image_version = args_get(args, "version") ?: "1.0",
 		.build_time = o->time,
 		.build_tool = args_get(args, "build-tool") ?: "nectl",
