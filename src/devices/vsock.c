@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/le.h"
 #include "devices/vsock_conn.h"
 
 #define RXQ	 0
@@ -34,58 +35,30 @@
 /* Wire layout (little-endian, packed, spec 5.10.6). */
 static void hdr_decode(const uint8_t *p, struct vsock_hdr *h)
 {
-	uint64_t u64;
-	uint32_t u32;
-	uint16_t u16;
-
-	memcpy(&u64, p, 8);
-	h->src_cid = le64toh(u64);
-	memcpy(&u64, p + 8, 8);
-	h->dst_cid = le64toh(u64);
-	memcpy(&u32, p + 16, 4);
-	h->src_port = le32toh(u32);
-	memcpy(&u32, p + 20, 4);
-	h->dst_port = le32toh(u32);
-	memcpy(&u32, p + 24, 4);
-	h->len = le32toh(u32);
-	memcpy(&u16, p + 28, 2);
-	h->type = le16toh(u16);
-	memcpy(&u16, p + 30, 2);
-	h->op = le16toh(u16);
-	memcpy(&u32, p + 32, 4);
-	h->flags = le32toh(u32);
-	memcpy(&u32, p + 36, 4);
-	h->buf_alloc = le32toh(u32);
-	memcpy(&u32, p + 40, 4);
-	h->fwd_cnt = le32toh(u32);
+	h->src_cid = le64_get(p);
+	h->dst_cid = le64_get(p + 8);
+	h->src_port = le32_get(p + 16);
+	h->dst_port = le32_get(p + 20);
+	h->len = le32_get(p + 24);
+	h->type = le16_get(p + 28);
+	h->op = le16_get(p + 30);
+	h->flags = le32_get(p + 32);
+	h->buf_alloc = le32_get(p + 36);
+	h->fwd_cnt = le32_get(p + 40);
 }
 
 static void hdr_encode(const struct vsock_hdr *h, uint8_t *p)
 {
-	uint64_t u64;
-	uint32_t u32;
-	uint16_t u16;
-
-	u64 = htole64(h->src_cid);
-	memcpy(p, &u64, 8);
-	u64 = htole64(h->dst_cid);
-	memcpy(p + 8, &u64, 8);
-	u32 = htole32(h->src_port);
-	memcpy(p + 16, &u32, 4);
-	u32 = htole32(h->dst_port);
-	memcpy(p + 20, &u32, 4);
-	u32 = htole32(h->len);
-	memcpy(p + 24, &u32, 4);
-	u16 = htole16(h->type);
-	memcpy(p + 28, &u16, 2);
-	u16 = htole16(h->op);
-	memcpy(p + 30, &u16, 2);
-	u32 = htole32(h->flags);
-	memcpy(p + 32, &u32, 4);
-	u32 = htole32(h->buf_alloc);
-	memcpy(p + 36, &u32, 4);
-	u32 = htole32(h->fwd_cnt);
-	memcpy(p + 40, &u32, 4);
+	le64_put(p, h->src_cid);
+	le64_put(p + 8, h->dst_cid);
+	le32_put(p + 16, h->src_port);
+	le32_put(p + 20, h->dst_port);
+	le32_put(p + 24, h->len);
+	le16_put(p + 28, h->type);
+	le16_put(p + 30, h->op);
+	le32_put(p + 32, h->flags);
+	le32_put(p + 36, h->buf_alloc);
+	le32_put(p + 40, h->fwd_cnt);
 }
 
 void vsock_queue_rst(struct vsock_dev *dev, uint64_t src_cid, uint32_t src_port, uint32_t dst_port)

@@ -8,6 +8,7 @@
 
 #include "accel/kvm/aml.h"
 #include "nectl/x86boot.h"
+#include "util/le.h"
 
 #define ACPI_HDR_LEN	     36
 #define RSDP_LEN	     36
@@ -28,24 +29,6 @@
 #define X86_MAX_CPUS	     240
 #define X86_MAX_DEVS	     256 /* VR00..VRFF */
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static uint8_t acpi_sum(const uint8_t *p, size_t len)
 {
 	uint8_t s = 0;
@@ -62,14 +45,14 @@ static void acpi_header(uint8_t *t, const char *sig, uint8_t rev)
 	t[8] = rev;
 	memcpy(t + 10, "NECTL ", 6);
 	memcpy(t + 16, "NECTLVM ", 8);
-	put32(t + 24, 1);	   /* OEM revision */
+	le32_put(t + 24, 1);	   /* OEM revision */
 	memcpy(t + 28, "NECT", 4); /* creator id */
-	put32(t + 32, 1);	   /* creator revision */
+	le32_put(t + 32, 1);	   /* creator revision */
 }
 
 static void acpi_finish(uint8_t *t, size_t len)
 {
-	put32(t + 4, (uint32_t)len);
+	le32_put(t + 4, (uint32_t)len);
 	t[9] = 0;
 	t[9] = (uint8_t)(0 - acpi_sum(t, len));
 }
@@ -84,8 +67,8 @@ static size_t acpi_rsdp(uint8_t *t, uint64_t xsdt_gpa)
 	memcpy(t, "RSD PTR ", 8);
 	memcpy(t + 9, "NECTL ", 6);
 	t[15] = 2; /* ACPI 2.0+: use the XSDT */
-	put32(t + 20, RSDP_LEN);
-	put64(t + 24, xsdt_gpa);
+	le32_put(t + 20, RSDP_LEN);
+	le64_put(t + 24, xsdt_gpa);
 	t[8] = (uint8_t)(0 - acpi_sum(t, RSDP_V1_LEN));
 	t[32] = (uint8_t)(0 - acpi_sum(t, RSDP_LEN));
 	return RSDP_LEN;
@@ -96,8 +79,8 @@ static size_t acpi_xsdt(uint8_t *t, uint64_t fadt_gpa, uint64_t madt_gpa)
 	size_t len = ACPI_HDR_LEN + 8 * XSDT_ENTRIES;
 
 	acpi_header(t, "XSDT", 1);
-	put64(t + ACPI_HDR_LEN, fadt_gpa);
-	put64(t + ACPI_HDR_LEN + 8, madt_gpa);
+	le64_put(t + ACPI_HDR_LEN, fadt_gpa);
+	le64_put(t + ACPI_HDR_LEN + 8, madt_gpa);
 	acpi_finish(t, len);
 	return len;
 }
@@ -107,9 +90,9 @@ static size_t acpi_xsdt(uint8_t *t, uint64_t fadt_gpa, uint64_t madt_gpa)
 static size_t acpi_fadt(uint8_t *t, uint64_t dsdt_gpa)
 {
 	acpi_header(t, "FACP", FADT_REVISION);
-	put32(t + FADT_FLAGS, FADT_HW_REDUCED_ACPI);
+	le32_put(t + FADT_FLAGS, FADT_HW_REDUCED_ACPI);
 	t[FADT_MINOR_OFF] = FADT_MINOR;
-	put64(t + FADT_X_DSDT, dsdt_gpa);
+	le64_put(t + FADT_X_DSDT, dsdt_gpa);
 	memcpy(t + FADT_HYPERVISOR_ID, "NECTLKVM", 8);
 	acpi_finish(t, FADT_LEN);
 	return FADT_LEN;
@@ -120,20 +103,20 @@ static size_t acpi_madt(uint8_t *t, unsigned ncpus)
 	size_t off = ACPI_HDR_LEN + 8;
 
 	acpi_header(t, "APIC", MADT_REVISION);
-	put32(t + ACPI_HDR_LEN, (uint32_t)X86_LAPIC_BASE);
-	put32(t + ACPI_HDR_LEN + 4, 0); /* no PCAT_COMPAT: there is no 8259 */
+	le32_put(t + ACPI_HDR_LEN, (uint32_t)X86_LAPIC_BASE);
+	le32_put(t + ACPI_HDR_LEN + 4, 0); /* no PCAT_COMPAT: there is no 8259 */
 	for (unsigned i = 0; i < ncpus; i++, off += MADT_LAPIC_LEN) {
 		t[off] = 0; /* Processor Local APIC */
 		t[off + 1] = MADT_LAPIC_LEN;
 		t[off + 2] = (uint8_t)i; /* ACPI processor UID */
 		t[off + 3] = (uint8_t)i; /* APIC id */
-		put32(t + off + 4, 1);	 /* enabled */
+		le32_put(t + off + 4, 1);	 /* enabled */
 	}
 	t[off] = 1; /* I/O APIC */
 	t[off + 1] = MADT_IOAPIC_LEN;
 	t[off + 2] = (uint8_t)ncpus; /* the first id after the CPUs' */
-	put32(t + off + 4, (uint32_t)X86_IOAPIC_BASE);
-	put32(t + off + 8, 0); /* GSI base */
+	le32_put(t + off + 4, (uint32_t)X86_IOAPIC_BASE);
+	le32_put(t + off + 8, 0); /* GSI base */
 	off += MADT_IOAPIC_LEN;
 	acpi_finish(t, off);
 	return off;

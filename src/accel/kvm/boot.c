@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nectl/x86boot.h"
+#include "util/le.h"
 
 /* Setup header offsets in the bzImage (and, from 0x1f1, in boot_params). */
 #define HDR_SETUP_SECTS	     0x1f1
@@ -103,39 +104,6 @@ struct e820 {
 	uint32_t type;
 };
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static int bad(struct nectl_err *err, const char *what)
 {
 	return nectl_err_set(err, NECTL_E_EIF, "bzImage: %s", what);
@@ -148,17 +116,17 @@ static int hdr_check_ident(const uint8_t *k, size_t len, struct bzhdr *h, struct
 		return nectl_err_set(err, NECTL_E_EIF,
 				     "bzImage: image too short (%zu bytes) for a setup header",
 				     len);
-	if (get16(k + HDR_BOOT_FLAG) != BOOT_FLAG_MAGIC)
+	if (le16_get(k + HDR_BOOT_FLAG) != BOOT_FLAG_MAGIC)
 		return nectl_err_set(err, NECTL_E_EIF, "bzImage: boot_flag 0x%04x is not 0xaa55",
-				     get16(k + HDR_BOOT_FLAG));
-	if (get32(k + HDR_MAGIC) != HDRS_MAGIC)
+				     le16_get(k + HDR_BOOT_FLAG));
+	if (le32_get(k + HDR_MAGIC) != HDRS_MAGIC)
 		return bad(err, "header magic is not \"HdrS\"");
-	h->version = get16(k + HDR_VERSION);
+	h->version = le16_get(k + HDR_VERSION);
 	if (h->version < BOOT_PROTO_MIN)
 		return nectl_err_set(err, NECTL_E_EIF,
 				     "bzImage: boot protocol version %u.%02u is older than 2.12",
 				     h->version >> 8, h->version & 0xff);
-	h->xloadflags = get16(k + HDR_XLOADFLAGS);
+	h->xloadflags = le16_get(k + HDR_XLOADFLAGS);
 	if (!(h->xloadflags & XLF_KERNEL_64))
 		return bad(err, "xloadflags lacks XLF_KERNEL_64 (no 64-bit entry point)");
 	if (!(k[HDR_LOADFLAGS] & LOADED_HIGH))
@@ -185,8 +153,8 @@ static int hdr_check_layout(const uint8_t *k, size_t len, struct bzhdr *h, struc
 		    "bzImage: setup header end 0x%zx (jump at 0x200) is out of range", h->hdr_end);
 	if (h->hdr_end > HDR_MAX_END)
 		h->hdr_end = HDR_MAX_END; /* newer fields we neither know nor need */
-	h->cmdline_size = get32(k + HDR_CMDLINE_SIZE);
-	h->initrd_addr_max = get32(k + HDR_INITRD_ADDR_MAX);
+	h->cmdline_size = le32_get(k + HDR_CMDLINE_SIZE);
+	h->initrd_addr_max = le32_get(k + HDR_INITRD_ADDR_MAX);
 	return 0;
 }
 
@@ -195,9 +163,9 @@ static int hdr_check_layout(const uint8_t *k, size_t len, struct bzhdr *h, struc
  * other runs at pref_address. It needs init_size bytes from there. */
 static int hdr_check_area(const uint8_t *k, struct bzhdr *h, struct nectl_err *err)
 {
-	uint32_t align = get32(k + HDR_KERNEL_ALIGNMENT);
-	uint64_t pref = get64(k + HDR_PREF_ADDRESS);
-	uint32_t init_size = get32(k + HDR_INIT_SIZE);
+	uint32_t align = le32_get(k + HDR_KERNEL_ALIGNMENT);
+	uint64_t pref = le64_get(k + HDR_PREF_ADDRESS);
+	uint32_t init_size = le32_get(k + HDR_INIT_SIZE);
 	uint64_t run;
 
 	if (pref >= X86_LOW_RAM_END)
@@ -362,9 +330,9 @@ static void bp_e820(uint8_t *bp, const struct guestmem *gm)
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *e = bp + BP_E820_TABLE + i * E820_ENTRY_LEN;
 
-		put64(e, t[i].addr);
-		put64(e + 8, t[i].size);
-		put32(e + 16, t[i].type);
+		le64_put(e, t[i].addr);
+		le64_put(e + 8, t[i].size);
+		le32_put(e + 16, t[i].type);
 	}
 }
 
@@ -373,14 +341,14 @@ static void bp_fill(uint8_t *bp, const struct guestmem *gm, const struct x86_boo
 	uint64_t initrd = spec->initrd_len ? spec->initrd_gpa : 0;
 
 	bp[HDR_TYPE_OF_LOADER] = 0xff; /* undefined loader */
-	put32(bp + HDR_CODE32_START, (uint32_t)X86_KERNEL_GPA);
-	put32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd);
-	put32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd >> 32));
-	put32(bp + HDR_RAMDISK_SIZE, (uint32_t)spec->initrd_len);
-	put32(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)(spec->initrd_len >> 32));
-	put32(bp + HDR_CMD_LINE_PTR, (uint32_t)X86_CMDLINE_GPA);
-	put32(bp + BP_EXT_CMD_LINE_PTR, (uint32_t)(X86_CMDLINE_GPA >> 32));
-	put64(bp + BP_ACPI_RSDP_ADDR, X86_ACPI_GPA);
+	le32_put(bp + HDR_CODE32_START, (uint32_t)X86_KERNEL_GPA);
+	le32_put(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd);
+	le32_put(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(initrd >> 32));
+	le32_put(bp + HDR_RAMDISK_SIZE, (uint32_t)spec->initrd_len);
+	le32_put(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)(spec->initrd_len >> 32));
+	le32_put(bp + HDR_CMD_LINE_PTR, (uint32_t)X86_CMDLINE_GPA);
+	le32_put(bp + BP_EXT_CMD_LINE_PTR, (uint32_t)(X86_CMDLINE_GPA >> 32));
+	le64_put(bp + BP_ACPI_RSDP_ADDR, X86_ACPI_GPA);
 	bp_e820(bp, gm);
 }
 
@@ -389,20 +357,20 @@ static void write_gdt(uint8_t *g)
 	static const uint64_t gdt[GDT_ENTRIES] = {0, 0, GDT_CODE64, GDT_DATA};
 
 	for (unsigned i = 0; i < GDT_ENTRIES; i++)
-		put64(g + 8 * i, gdt[i]);
+		le64_put(g + 8 * i, gdt[i]);
 }
 
 /* PML4[0] -> PDPT; PDPT[0..3] -> PD 0..3; each PD maps 1 GiB in 2 MiB pages. */
 static void write_page_tables(uint8_t *pt)
 {
 	memset(pt, 0, PT_PAGES * PAGE);
-	put64(pt, PDPT_GPA | PTE_P | PTE_RW);
+	le64_put(pt, PDPT_GPA | PTE_P | PTE_RW);
 	for (unsigned i = 0; i < PD_COUNT; i++) {
 		uint8_t *pd = pt + (2 + i) * PAGE;
 
-		put64(pt + PAGE + 8 * i, (PD_GPA + i * PAGE) | PTE_P | PTE_RW);
+		le64_put(pt + PAGE + 8 * i, (PD_GPA + i * PAGE) | PTE_P | PTE_RW);
 		for (unsigned j = 0; j < 512; j++)
-			put64(pd + 8 * j, (i * GIB + j * MIB2) | PTE_P | PTE_RW | PTE_PS);
+			le64_put(pd + 8 * j, (i * GIB + j * MIB2) | PTE_P | PTE_RW | PTE_PS);
 	}
 }
 
