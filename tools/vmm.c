@@ -14,11 +14,22 @@ static void vmm_console(void *ctx, const uint8_t *buf, size_t len)
 	fflush(stdout);
 }
 
+static int vmm_refuse(void *ctx, uint32_t port, uint64_t conn_id)
+{
+	(void)ctx;
+	(void)port;
+	(void)conn_id;
+	return -1;
+}
+
 static void vmm_heartbeat(void *ctx)
 {
 	(void)ctx;
 	fprintf(stderr, "nectl-vmm: heartbeat answered\n");
 }
+
+static const struct vsock_host_ops vmm_vsock = {.connect = vmm_refuse,
+						.heartbeat = vmm_heartbeat};
 
 int main(int argc, char **argv)
 {
@@ -38,7 +49,7 @@ int main(int argc, char **argv)
 						  .ncpus = (unsigned)atoi(argv[3]),
 						  .cid = 16,
 						  .console = vmm_console,
-						  .heartbeat = vmm_heartbeat},
+						  .vsock_ops = &vmm_vsock},
 			   &err) < 0 ||
 	    machine_run(m, &why, detail, sizeof(detail), &err) < 0) {
 		fprintf(stderr, "[ E%02d ] %s\n", err.code, err.msg);

@@ -46,5 +46,12 @@ void kvm_vm_stop(struct kvm_vm *vm, enum kvm_stop why);
 /* Waits until the VM stops; why it stopped, with KVM's detail for errors. */
 enum kvm_stop kvm_vm_wait(struct kvm_vm *vm, char *detail, size_t len);
 void kvm_vm_destroy(struct kvm_vm *vm);
+/* The lock every device access runs under (vCPU exits take it): host threads
+ * that drive a device take it too. Not recursive. */
+void kvm_vm_bus_lock(struct kvm_vm *vm);
+void kvm_vm_bus_unlock(struct kvm_vm *vm);
+/* Before kvm_vm_start: vCPU i runs on host CPU host_cpus[i] (-1: anywhere).
+ * -EINVAL unless n is the VM's vCPU count. */
+int kvm_vm_pin(struct kvm_vm *vm, const int *host_cpus, unsigned n);
 
 #endif

@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nectl/eif.h"
 #include "nectl/err.h"
 #include "nectl/kvm.h"
+#include "nectl/vsock.h"
 
 /* Where the NE driver (and so nectl) writes the EIF in enclave memory. */
 #define MACHINE_EIF_OFFSET (8ull << 20)
@@ -20,9 +22,14 @@ struct machine_spec {
 	uint64_t mem_mib;
 	unsigned ncpus;
 	uint64_t cid; /* the enclave's vsock CID (>= 4) */
-	void (*console)(void *ctx, const uint8_t *buf, size_t len); /* must not block */
-	void (*heartbeat)(void *ctx); /* the guest's boot heartbeat was answered */
+	const int *host_cpus; /* ncpus entries: vCPU i runs on host CPU host_cpus[i]; NULL: anywhere */
+	/* Called from vCPU threads with the bus lock held; must not block. */
+	void (*console)(void *ctx, const uint8_t *buf, size_t len);
 	void *ctx;
+	/* The parent's side of vsock (NULL: every guest connection is refused;
+	 * the heartbeat is answered either way). Ops run under the bus lock. */
+	const struct vsock_host_ops *vsock_ops;
+	void *vsock_ctx;
 };
 
 enum machine_exit {
@@ -37,7 +44,18 @@ struct machine;
 int machine_create(struct machine **out, const struct machine_spec *spec, struct nectl_err *err);
 /* "hugepages" or "anonymous memory": what backs the enclave's memory. */
 const char *machine_memory_kind(const struct machine *m);
-/* Boots and waits until the machine stops; detail says more for errors. */
+/* The image as parsed from enclave memory (PCRs, signature, metadata);
+ * valid until machine_destroy. */
+const struct eif_image *machine_image(const struct machine *m);
+/* The vsock device, for the parent's side; call into it under the bus lock. */
+struct vsock_dev *machine_vsock(struct machine *m);
+/* void * so they can be handed out as callbacks. */
+void machine_bus_lock(void *m);
+void machine_bus_unlock(void *m);
+/* Starts the vCPUs; machine_wait then blocks until the machine stops, with
+ * detail saying more for errors. machine_run does both. */
+int machine_start(struct machine *m, struct nectl_err *err);
+void machine_wait(struct machine *m, enum machine_exit *why, char *detail, size_t len);
 int machine_run(struct machine *m, enum machine_exit *why, char *detail, size_t len,
 		struct nectl_err *err);
 /* Safe from any thread. */

@@ -26,6 +26,8 @@ struct machine {
 	struct uart uart;
 	struct i8042 kbd;
 	struct vsock_dev *vsock;
+	struct eif_image img;
+	bool have_img;
 	bool reset;
 };
 
@@ -132,33 +134,31 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img,
 static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 {
 	struct eif_source src;
-	struct eif_image img;
+	struct eif_image *img = &m->img;
 	uint64_t eif_len = 0, initrd = 0, initrd_len = 0;
 	const struct eif_section *k;
-	int rc = -1;
 
 	if (machine_load_eif(m, &eif_len, err) < 0)
 		return -1;
 	/* Parsed again from enclave memory: that copy is what boots. */
 	eif_source_from_memory(&src, guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET, eif_len), eif_len,
 			       m->spec.eif_path);
-	if (eif_read(&src, &img, NULL, err) < 0)
+	if (eif_read(&src, img, NULL, err) < 0)
 		return -1;
-	if (img.arch != EIF_ARCH_X86_64) {
-		nectl_err_set(err, NECTL_E_EIF, "%s is an %s image; this hypervisor runs x86_64",
-			      m->spec.eif_path, eif_arch_name(img.arch));
-		goto out;
-	}
-	k = &img.sections[eif_image_find(&img, EIF_SECTION_KERNEL)];
-	if (machine_place_initrd(m, &img, &initrd, &initrd_len, err) < 0)
-		goto out;
-	rc = x86_boot_setup(&m->gm,
+	m->have_img = true;
+	if (img->arch != EIF_ARCH_X86_64)
+		return nectl_err_set(err, NECTL_E_EIF, "%s is an %s image; this hypervisor runs x86_64",
+				     m->spec.eif_path, eif_arch_name(img->arch));
+	k = &img->sections[eif_image_find(img, EIF_SECTION_KERNEL)];
+	if (machine_place_initrd(m, img, &initrd, &initrd_len, err) < 0)
+		return -1;
+	return x86_boot_setup(&m->gm,
 			    &(struct x86_boot_spec){
 				    .bzimage = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET + k->offset +
 								       EIF_SECTION_HEADER_SIZE,
 							    k->size),
 				    .bzimage_len = k->size,
-				    .cmdline = img.cmdline,
+				    .cmdline = img->cmdline,
 				    .initrd_gpa = initrd,
 				    .initrd_len = initrd_len,
 				    .ncpus = m->spec.ncpus,
@@ -167,9 +167,6 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 				    .ndevs = 1,
 				    .uart = true},
 			    &m->regs, err);
-out:
-	eif_image_free(&img);
-	return rc;
 }
 
 static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, unsigned len)
@@ -214,25 +211,17 @@ static void machine_vsock_irq(void *ctx, int level)
 		kvm_vm_irq(m->vm, NITRO_VSOCK_IRQ, level);
 }
 
-/* Until forwarding exists, only the heartbeat (handled by the device) is
- * accepted: other guest connections are refused with RST. */
-static int machine_vsock_connect(void *ctx, uint32_t port, uint64_t conn_id)
+/* Without a parent side, guest connections are refused with RST (the
+ * device itself answers the heartbeat). */
+static int machine_vsock_refuse(void *ctx, uint32_t port, uint64_t conn_id)
 {
+	(void)ctx;
+	(void)port;
+	(void)conn_id;
 	return -1;
 }
 
-static void machine_vsock_heartbeat(void *ctx)
-{
-	struct machine *m = ctx;
-
-	if (m->spec.heartbeat)
-		m->spec.heartbeat(m->spec.ctx);
-}
-
-static const struct vsock_host_ops machine_vsock_ops = {
-	.connect = machine_vsock_connect,
-	.heartbeat = machine_vsock_heartbeat,
-};
+static const struct vsock_host_ops machine_vsock_none = {.connect = machine_vsock_refuse};
 
 static void machine_console(void *ctx, const uint8_t *buf, size_t len)
 {
@@ -258,9 +247,11 @@ static void machine_reset(void *ctx)
 	kvm_vm_stop(m->vm, KVM_STOP_REQUESTED);
 }
 
-static int machine_vsock(struct machine *m, struct nectl_err *err)
+static int machine_vsock_create(struct machine *m, struct nectl_err *err)
 {
-	m->vsock = vsock_new(m->spec.cid, &m->gm, machine_vsock_irq, m, &machine_vsock_ops, m);
+	const struct vsock_host_ops *ops = m->spec.vsock_ops ? m->spec.vsock_ops : &machine_vsock_none;
+
+	m->vsock = vsock_new(m->spec.cid, &m->gm, machine_vsock_irq, m, ops, m->spec.vsock_ctx);
 	if (!m->vsock)
 		return nectl_err_sys(err, NECTL_E_INVALID_ARG, errno, "enclave CID %llu",
 				     (unsigned long long)m->spec.cid);
@@ -278,12 +269,14 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 	bus = (struct kvm_bus){.pio = machine_pio, .mmio = machine_mmio, .ctx = m};
 	uart_init(&m->uart, machine_console, machine_uart_irq, m);
 	i8042_init(&m->kbd, machine_reset, m);
-	if (machine_alloc(m, err) < 0 || machine_vsock(m, err) < 0 ||
+	if (machine_alloc(m, err) < 0 || machine_vsock_create(m, err) < 0 ||
 	    machine_boot_setup(m, err) < 0 ||
 	    kvm_vm_create(&m->vm, &m->gm, spec->ncpus, &bus, err) < 0) {
 		machine_destroy(m);
 		return -1;
 	}
+	if (spec->host_cpus)
+		kvm_vm_pin(m->vm, spec->host_cpus, spec->ncpus);
 	*out = m;
 	return 0;
 }
@@ -293,21 +286,50 @@ const char *machine_memory_kind(const struct machine *m)
 	return m->huge ? "hugepages" : "anonymous memory";
 }
 
+const struct eif_image *machine_image(const struct machine *m)
+{
+	return &m->img;
+}
+
+struct vsock_dev *machine_vsock(struct machine *m)
+{
+	return m->vsock;
+}
+
+void machine_bus_lock(void *m)
+{
+	kvm_vm_bus_lock(((struct machine *)m)->vm);
+}
+
+void machine_bus_unlock(void *m)
+{
+	kvm_vm_bus_unlock(((struct machine *)m)->vm);
+}
+
+int machine_start(struct machine *m, struct nectl_err *err)
+{
+	return kvm_vm_start(m->vm, &m->regs, err);
+}
+
 int machine_run(struct machine *m, enum machine_exit *why, char *detail, size_t len,
 		struct nectl_err *err)
 {
-	enum kvm_stop stop;
-
-	if (kvm_vm_start(m->vm, &m->regs, err) < 0)
+	if (machine_start(m, err) < 0)
 		return -1;
-	stop = kvm_vm_wait(m->vm, detail, len);
+	machine_wait(m, why, detail, len);
+	return 0;
+}
+
+void machine_wait(struct machine *m, enum machine_exit *why, char *detail, size_t len)
+{
+	enum kvm_stop stop = kvm_vm_wait(m->vm, detail, len);
+
 	if (stop == KVM_STOP_SHUTDOWN)
 		*why = MACHINE_EXIT_TRIPLE_FAULT;
 	else if (stop == KVM_STOP_INTERNAL)
 		*why = MACHINE_EXIT_KVM_ERROR;
 	else
 		*why = m->reset ? MACHINE_EXIT_RESET : MACHINE_EXIT_STOPPED;
-	return 0;
 }
 
 void machine_stop(struct machine *m)
@@ -322,6 +344,8 @@ void machine_destroy(struct machine *m)
 	kvm_vm_destroy(m->vm);
 	if (m->vsock)
 		vsock_free(m->vsock);
+	if (m->have_img)
+		eif_image_free(&m->img);
 	if (m->mem)
 		munmap(m->mem, m->mem_size);
 	free(m);

@@ -163,6 +163,18 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/* Best effort, like taskset: the guest runs either way. */
+static void vcpu_pin(struct kvm_vcpu *c)
+{
+	cpu_set_t set;
+
+	if (c->host_cpu < 0 || c->host_cpu >= CPU_SETSIZE)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(c->host_cpu, &set);
+	pthread_setaffinity_np(c->thread, sizeof(set), &set);
+}
+
 int kvm_vm_start(struct kvm_vm *vm, const struct x86_boot_regs *regs, struct nectl_err *err)
 {
 	sigset_t set, old;
@@ -188,8 +200,28 @@ int kvm_vm_start(struct kvm_vm *vm, const struct x86_boot_regs *regs, struct nec
 			return nectl_err_set(err, NECTL_E_FILE, "cannot start vCPU thread %u", i);
 		}
 		c->started = true;
+		vcpu_pin(c);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
+void kvm_vm_bus_lock(struct kvm_vm *vm)
+{
+	pthread_mutex_lock(&vm->bus_lock);
+}
+
+void kvm_vm_bus_unlock(struct kvm_vm *vm)
+{
+	pthread_mutex_unlock(&vm->bus_lock);
+}
+
+int kvm_vm_pin(struct kvm_vm *vm, const int *host_cpus, unsigned n)
+{
+	if (n != vm->ncpus)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		vm->cpu[i].host_cpu = host_cpus[i];
 	return 0;
 }
 

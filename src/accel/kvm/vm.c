@@ -147,8 +147,10 @@ int kvm_vm_create(struct kvm_vm **out, const struct guestmem *gm, unsigned ncpus
 	if (!vm)
 		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
 	vm->kvm_fd = vm->vm_fd = -1;
-	for (unsigned i = 0; i < KVM_VM_MAX_CPUS; i++)
+	for (unsigned i = 0; i < KVM_VM_MAX_CPUS; i++) {
 		vm->cpu[i].fd = -1;
+		vm->cpu[i].host_cpu = -1;
+	}
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->bus_lock, NULL);
 	pthread_cond_init(&vm->stopped, NULL);

@@ -18,6 +18,7 @@ struct kvm_vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	int host_cpu; /* pinned to this host CPU, or -1 */
 };
 
 struct kvm_vm {
