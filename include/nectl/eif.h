@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "nectl/err.h"
 
 #define EIF_MAGIC "\x2e\x65\x69\x66"
@@ -155,6 +157,11 @@ struct eif_metadata_fields {
 /* Compact JSON in nitro-cli's key order. Caller frees *out. */
 int eif_metadata_build(const struct eif_metadata_fields *f, char **out, size_t *len,
 		       struct nectl_err *err);
+/* describe-eif's ImageName, ImageVersion and Metadata, from the image's
+ * metadata section, set into out. */
+int eif_metadata_describe(const struct eif_image *img, json_t *out, struct nectl_err *err);
+/* nitro-cli's "Measurements" object (new reference). */
+json_t *eif_measurements_json(const struct eif_pcrs *pcrs);
 /* RFC 3339 UTC ("2024-01-01T00:00:00+00:00") of a Unix time. */
 void eif_format_time(int64_t t, char out[32]);
 /* From a kernel .config: OS ("Linux") and version ("6.6.79") as nitro-cli derives

@@ -78,6 +78,10 @@ void cli_progress_done(struct cli_progress *cp);
 
 extern const struct cli_cmd cli_cmd_describe_eif;
 extern const struct cli_cmd cli_cmd_pcr;
+extern const struct cli_cmd cli_cmd_run_enclave;
+extern const struct cli_cmd cli_cmd_describe_enclaves;
+extern const struct cli_cmd cli_cmd_terminate_enclave;
+extern const struct cli_cmd cli_cmd_console;
 extern const struct cli_cmd cli_cmd_sign_eif;
 extern const struct cli_cmd cli_cmd_build_eif;
 extern const struct cli_cmd cli_cmd_explain;

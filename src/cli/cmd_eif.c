@@ -21,44 +21,6 @@ static json_t *describe_sections(const struct eif_image *img)
 	return arr;
 }
 
-static void describe_copy(json_t *out, json_t *from, const char *key, json_t *fallback)
-{
-	json_t *v = json_object_get(from, key);
-
-	if (v) {
-		json_object_set(out, key, v);
-		json_decref(fallback);
-	} else {
-		json_object_set_new(out, key, fallback);
-	}
-}
-
-/* nitro-cli flattens BuildMetadata and the custom metadata into one object. */
-static int describe_metadata(const struct eif_image *img, json_t *out, struct nectl_err *err)
-{
-	json_error_t jerr;
-	json_t *meta, *build, *v;
-	const char *key;
-
-	meta = json_loadb((const char *)img->metadata, img->metadata_len, 0, &jerr);
-	if (!meta || !json_is_object(meta)) {
-		json_decref(meta);
-		return nectl_err_set(err, NECTL_E_EIF, "metadata section is not a JSON object: %s",
-				     meta ? "wrong type" : jerr.text);
-	}
-	describe_copy(out, meta, "ImageName", json_string(""));
-	describe_copy(out, meta, "ImageVersion", json_string(""));
-	v = json_object();
-	build = json_object_get(meta, "BuildMetadata");
-	if (json_is_object(build))
-		json_object_update(v, build);
-	describe_copy(v, meta, "DockerInfo", json_null());
-	json_object_foreach(json_object_get(meta, "CustomMetadata"), key, build)
-		json_object_set(v, key, build);
-	json_object_set_new(out, "Metadata", v);
-	json_decref(meta);
-	return 0;
-}
 
 static int describe_signature(const struct eif_image *img, json_t *out, struct nectl_err *err)
 {
@@ -106,7 +68,7 @@ static int describe_json(const char *path, const struct eif_image *img, json_t *
 		json_object_set_new(out, "CheckCRC",
 				    json_boolean(img->crc_stored == img->crc_computed));
 	}
-	if (img->metadata && describe_metadata(img, out, err) < 0) {
+	if (img->metadata && eif_metadata_describe(img, out, err) < 0) {
 		char inner[NECTL_ERR_MSG_MAX];
 
 		memcpy(inner, err->msg, sizeof(inner));

@@ -6,13 +6,14 @@
 static const struct cli_cmd *const main_cmds[] = {
 	&cli_cmd_build_enclave, &cli_cmd_build_eif, &cli_cmd_describe_eif, &cli_cmd_sign_eif, &cli_cmd_extract_eif,
 	&cli_cmd_pcr,	    &cli_cmd_explain,	   &cli_cmd_kernel_fetch,
+	&cli_cmd_run_enclave, &cli_cmd_describe_enclaves, &cli_cmd_terminate_enclave, &cli_cmd_console,
 };
 
 #define MAIN_NCMDS (sizeof(main_cmds) / sizeof(main_cmds[0]))
 
 static void main_usage(FILE *fp)
 {
-	fprintf(fp, "nectl %s: build, measure, sign and describe AWS Nitro Enclave images\n"
+	fprintf(fp, "nectl %s: build, measure, sign, describe and run AWS Nitro Enclave images\n"
 		    "\n"
 		    "Usage: nectl <command> [options]\n"
 		    "       nectl <command> --help\n"

@@ -24,24 +24,7 @@ void cli_print_error(const struct nectl_err *err)
 	fprintf(stderr, "[ E%02d ] %s\n", code, err->msg[0] ? err->msg : cli_explain(code));
 }
 
-static void measurements_add(json_t *m, const char *key, const uint8_t *pcr)
-{
-	char hex[2 * EIF_HASH_SIZE + 1];
-
-	eif_hex(pcr, EIF_HASH_SIZE, hex);
-	json_object_set_new(m, key, json_string(hex));
-}
-
 json_t *cli_measurements_json(const struct eif_pcrs *pcrs)
 {
-	json_t *m = json_object();
-
-	/* nitro-cli serializes a BTreeMap: keys sorted. */
-	json_object_set_new(m, "HashAlgorithm", json_string("Sha384 { ... }"));
-	measurements_add(m, "PCR0", pcrs->pcr0);
-	measurements_add(m, "PCR1", pcrs->pcr1);
-	measurements_add(m, "PCR2", pcrs->pcr2);
-	if (pcrs->has_pcr8)
-		measurements_add(m, "PCR8", pcrs->pcr8);
-	return m;
+	return eif_measurements_json(pcrs);
 }

@@ -64,3 +64,64 @@ out:
 	json_decref(root);
 	return rc;
 }
+
+static void measurements_add(json_t *m, const char *key, const uint8_t *pcr)
+{
+	char hex[2 * EIF_HASH_SIZE + 1];
+
+	eif_hex(pcr, EIF_HASH_SIZE, hex);
+	json_object_set_new(m, key, json_string(hex));
+}
+
+json_t *eif_measurements_json(const struct eif_pcrs *pcrs)
+{
+	json_t *m = json_object();
+
+	/* nitro-cli serializes a BTreeMap: keys sorted. */
+	json_object_set_new(m, "HashAlgorithm", json_string("Sha384 { ... }"));
+	measurements_add(m, "PCR0", pcrs->pcr0);
+	measurements_add(m, "PCR1", pcrs->pcr1);
+	measurements_add(m, "PCR2", pcrs->pcr2);
+	if (pcrs->has_pcr8)
+		measurements_add(m, "PCR8", pcrs->pcr8);
+	return m;
+}
+
+static void metadata_copy(json_t *out, json_t *from, const char *key, json_t *fallback)
+{
+	json_t *v = json_object_get(from, key);
+
+	if (v) {
+		json_object_set(out, key, v);
+		json_decref(fallback);
+	} else {
+		json_object_set_new(out, key, fallback);
+	}
+}
+
+/* nitro-cli flattens BuildMetadata and the custom metadata into one object. */
+int eif_metadata_describe(const struct eif_image *img, json_t *out, struct nectl_err *err)
+{
+	json_error_t jerr;
+	json_t *meta, *build, *v;
+	const char *key;
+
+	meta = json_loadb((const char *)img->metadata, img->metadata_len, 0, &jerr);
+	if (!meta || !json_is_object(meta)) {
+		json_decref(meta);
+		return nectl_err_set(err, NECTL_E_EIF, "metadata section is not a JSON object: %s",
+				     meta ? "wrong type" : jerr.text);
+	}
+	metadata_copy(out, meta, "ImageName", json_string(""));
+	metadata_copy(out, meta, "ImageVersion", json_string(""));
+	v = json_object();
+	build = json_object_get(meta, "BuildMetadata");
+	if (json_is_object(build))
+		json_object_update(v, build);
+	metadata_copy(v, meta, "DockerInfo", json_null());
+	json_object_foreach(json_object_get(meta, "CustomMetadata"), key, build)
+		json_object_set(v, key, build);
+	json_object_set_new(out, "Metadata", v);
+	json_decref(meta);
+	return 0;
+}

@@ -1,0 +1,86 @@
+/* Shared by the enclave module's files: the launch plan handed to the
+ * supervisor, the run directory's records, console capture. */
+#ifndef NECTL_ENCLAVE_INT_H
+#define NECTL_ENCLAVE_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "enclave/forward.h"
+#include "nectl/enclave.h"
+
+struct enclave_plan {
+	char run_dir[PATH_MAX];
+	char id[96];
+	char sid[24];
+	char name[256];
+	char eif_path[PATH_MAX];
+	uint64_t memory_mib;
+	unsigned ncpus;
+	int cpu_ids[ENCLAVE_MAX_CPUS];
+	bool pinned;
+	uint64_t cid;
+	bool debug;
+	unsigned hb_timeout_s;
+	struct fwd_rule rules[ENCLAVE_MAX_FORWARDS];
+	size_t nrules;
+};
+
+/* rundir.c: "<dir>/<sid><suffix>" */
+void rundir_file(const char *dir, const char *sid, const char *suffix, char *out, size_t len);
+int rundir_lock(const char *dir, int *fd, struct nectl_err *err);
+/* Every record (new reference, an array); stale ones are removed first. */
+int rundir_records(const char *dir, json_t **array, struct nectl_err *err);
+/* Removes the socket, record and log of sid. */
+void rundir_remove(const char *dir, const char *sid);
+int rundir_write_record(const char *dir, const char *sid, json_t *rec, struct nectl_err *err);
+/* The sid of a record ("" when it has no usable EnclaveID). */
+const char *record_sid(const json_t *rec, char out[24]);
+/* Connects to sid's control socket; -1 with errno when nobody listens. */
+int rundir_connect(const char *dir, const char *sid);
+
+/* supervisor.c: runs the enclave until it ends; never returns. Reports to
+ * report_fd: "R\n" once the record exists (the launcher then drops the
+ * lock), "OK\n" after the heartbeat, or "E<code> <message>\n". */
+_Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int lock_fd);
+
+/* console.c: capture from vCPU threads, readers in the supervisor loop. */
+#define CONSOLE_RING (1u << 20)
+#define CONSOLE_LOG_MAX (64ull << 20)
+
+enum console_app { CONSOLE_APP_NONE, CONSOLE_APP_EXITED, CONSOLE_APP_SIGNALED };
+
+struct console {
+	pthread_mutex_t mu;
+	uint8_t *ring; /* NULL outside debug mode: nothing is kept */
+	uint64_t total;
+	int log_fd;
+	uint64_t logged;
+	char line[512];
+	size_t line_len;
+	bool panic;
+	char panic_line[200];
+	enum console_app app;
+	int app_value; /* exit status or signal */
+	void (*notify)(void *ctx);
+	void *ctx;
+};
+
+int console_init(struct console *c, bool keep, const char *log_path, void (*notify)(void *),
+		 void *ctx, struct nectl_err *err);
+void console_feed(struct console *c, const uint8_t *buf, size_t len);
+/* Copies from absolute position *pos (moved past what was lost if the ring
+ * overtook it); returns the byte count, 0 when caught up. */
+size_t console_read(struct console *c, uint64_t *pos, void *out, size_t max);
+void console_fini(struct console *c);
+
+/* control.c: one request line, one reply line (then, for "console", the
+ * stream). Requests: {"op":"terminate"} and {"op":"console"}. */
+#define CONTROL_LINE_MAX 4096
+
+#endif

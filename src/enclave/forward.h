@@ -1,0 +1,74 @@
+/* The port forwarder of an emulated enclave: bridges the enclave's vsock
+ * connections (include/nectl/vsock.h) to host Unix and TCP sockets, inside
+ * the per-enclave supervisor.
+ *
+ * To host: a guest connection to CID 3:PORT is connected to a host address.
+ * Into the enclave: a host listener's clients are connected to the guest's
+ * PORT. Both directions are bounded by vsock credit: a slow host socket
+ * stalls the guest, a slow guest stops the host socket being read, and each
+ * connection holds at most VSOCK_CONN_BUF + VSOCK_MAX_PAYLOAD bytes.
+ *
+ * Threading: the device's ops run under the VM's bus lock (vCPU threads)
+ * and only record state and wake the forwarder's one thread, which takes
+ * the bus lock (through the callbacks given to fwd_attach) around each batch
+ * of non-blocking socket I/O and device calls. */
+#ifndef NECTL_ENCLAVE_FORWARD_H
+#define NECTL_ENCLAVE_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nectl/err.h"
+#include "nectl/vsock.h"
+
+enum fwd_dir { FWD_TO_HOST, FWD_INTO_ENCLAVE };
+
+struct fwd_rule {
+	enum fwd_dir dir;
+	uint32_t port; /* the vsock port: CID 3's port (to host) or the enclave's port (into) */
+	bool is_unix;
+	char path[108];	  /* Unix socket path */
+	char host[256];	  /* TCP host (name or address, without IPv6 brackets) */
+	char service[8];  /* TCP port, decimal */
+	char text[512];	  /* the rule as given, for messages */
+};
+
+/* Parses "PORT=unix:PATH" / "PORT=tcp:HOST:HOSTPORT" (FWD_TO_HOST) or
+ * "tcp:HOST:LPORT=PORT" / "unix:PATH=PORT" (FWD_INTO_ENCLAVE); an IPv6 HOST
+ * goes in [brackets]. Errors are NECTL_E_INVALID_ARG with a one-line message
+ * naming the rule. */
+int fwd_rule_parse(enum fwd_dir dir, const char *spec, struct fwd_rule *r, struct nectl_err *err);
+
+struct forwarder;
+
+/* Validates the rule set (duplicate to-host ports or into-enclave listen
+ * addresses), resolves to-host TCP hosts, and binds and listens on every
+ * into-enclave address, so bind errors come before the enclave starts.
+ * No thread yet. */
+int fwd_create(struct forwarder **out, const struct fwd_rule *rules, size_t n,
+	       struct nectl_err *err);
+/* The device ops; their ctx is the forwarder. */
+const struct vsock_host_ops *fwd_ops(void);
+/* Before the guest runs: the device, the bus lock, and the heartbeat
+ * callback (may be NULL; called under the bus lock, must not block). */
+void fwd_attach(struct forwarder *f, struct vsock_dev *dev, void (*lock)(void *),
+		void (*unlock)(void *), void *lock_ctx, void (*heartbeat)(void *ctx), void *ctx);
+/* Starts the relay thread; fwd_attach first. */
+int fwd_start(struct forwarder *f, struct nectl_err *err);
+
+struct fwd_stats {
+	uint64_t conns_total, conns_open;
+	uint64_t bytes_to_guest, bytes_from_guest;
+	uint64_t buffered; /* held by the forwarder now, both directions */
+};
+
+/* Takes the bus lock itself: call from other threads only, never from an
+ * op or with the lock held. */
+void fwd_get_stats(struct forwarder *f, struct fwd_stats *st);
+/* Stops and joins the thread, closes every socket, unlinks the Unix
+ * listeners it created. Safe on a forwarder never started (and on NULL);
+ * call before the device is freed, while no vCPU runs. */
+void fwd_destroy(struct forwarder *f);
+
+#endif

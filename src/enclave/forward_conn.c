@@ -1,0 +1,411 @@
+/* forward_conn.c: the forwarder's connections: the table, and servicing
+ * one connection, which is idempotent and never blocks, so a spurious or
+ * stale wake-up costs nothing.
+ *
+ * A connection's buffers, each allocated only while it holds bytes:
+ *   in   guest -> socket, a ring of VSOCK_CONN_BUF. The device never lets
+ *        the guest have more than that unconsumed, and we credit only bytes
+ *        the socket took, so it cannot overflow unless the device is wrong.
+ *   out  socket -> guest, what vsock_host_send did not take of one read
+ *        (at most VSOCK_MAX_PAYLOAD); the socket is not read again until
+ *        it is gone. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "enclave/forward_int.h"
+
+#define READ_BUDGET 16 /* socket reads per connection per service */
+
+/* --- the table --------------------------------------------------------- */
+
+static unsigned fwd_hash(uint64_t id)
+{
+	return (unsigned)((id * 0x9e3779b97f4a7c15ull) >> 54) % FWD_HASH_SIZE;
+}
+
+struct fwd_conn *fwd_conn_find(struct forwarder *f, uint64_t id)
+{
+	struct fwd_conn *c = f->hash[fwd_hash(id)];
+
+	while (c && c->id != id)
+		c = c->hnext;
+	return c;
+}
+
+void fwd_conn_add(struct forwarder *f, struct fwd_conn *c)
+{
+	unsigned h = fwd_hash(c->id);
+
+	c->hnext = f->hash[h];
+	f->hash[h] = c;
+}
+
+void fwd_conn_forget(struct forwarder *f, struct fwd_conn *c)
+{
+	struct fwd_conn **p = &f->hash[fwd_hash(c->id)];
+
+	while (*p && *p != c)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = c->hnext;
+	c->hnext = NULL;
+}
+
+struct fwd_conn *fwd_conn_new(struct forwarder *f, struct fwd_entry *e)
+{
+	struct fwd_conn *c = f->free_list;
+	bool dirty;
+
+	if (!c)
+		return NULL;
+	f->free_list = c->hnext;
+	/* A freed connection may still sit on the dirty list; it stays. */
+	dirty = c->dirty;
+	memset(c, 0, sizeof(*c));
+	c->dirty = dirty;
+	c->fd = -1;
+	c->entry = e;
+	f->st.conns_total++;
+	f->st.conns_open++;
+	return c;
+}
+
+void fwd_wake(struct forwarder *f)
+{
+	uint64_t one = 1;
+
+	if (f->woken || f->busy)
+		return;
+	f->woken = true;
+	/* Non-blocking: a full counter already means "wake up". */
+	if (write(f->evfd, &one, sizeof(one)) < 0) {
+	}
+}
+
+void fwd_conn_touch(struct forwarder *f, struct fwd_conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = true;
+		c->dnext = f->dirty;
+		f->dirty = c;
+	}
+	fwd_wake(f);
+}
+
+void fwd_listeners_resume(struct forwarder *f);
+
+/* Forgets the connection; the device must not name it any more (closed,
+ * refused or vsock_host_close'd). */
+void fwd_conn_release(struct forwarder *f, struct fwd_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd); /* also leaves the epoll set */
+	if (!c->dead)
+		fwd_conn_forget(f, c);
+	f->st.buffered -= c->in_len + c->out_len;
+	free(c->in);
+	free(c->out);
+	c->in = c->out = NULL;
+	c->in_len = c->out_len = 0;
+	c->fd = -1;
+	c->state = FWD_C_FREE;
+	c->hnext = f->free_list;
+	f->free_list = c;
+	f->st.conns_open--;
+	if (f->any_paused)
+		fwd_listeners_resume(f);
+}
+
+/* Ends a connection the device still knows: the guest gets what is queued
+ * and then SHUTDOWN, or RST if it was never established. */
+static void conn_abort(struct forwarder *f, struct fwd_conn *c)
+{
+	if (!c->dead)
+		vsock_host_close(f->dev, c->id);
+	fwd_conn_release(f, c);
+}
+
+static void conn_set_events(struct forwarder *f, struct fwd_conn *c, uint32_t want)
+{
+	struct epoll_event ev = {.events = want, .data.u64 = FWD_EV_DATA(FWD_TAG_CONN, c - f->conn)};
+	int op = !c->events ? EPOLL_CTL_ADD : want ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
+
+	if (want == c->events)
+		return;
+	/* Not polled at all when nothing is wanted: level-triggered HUP would
+	 * otherwise spin while we wait for the guest. */
+	if (epoll_ctl(f->epfd, op, c->fd, &ev) == 0)
+		c->events = want;
+}
+
+static uint32_t conn_events(const struct fwd_conn *c)
+{
+	uint32_t ev = 0;
+
+	if (c->state == FWD_C_CONNECTING)
+		return EPOLLOUT;
+	if (c->state != FWD_C_OPEN)
+		return 0;
+	if (c->in_len)
+		ev |= EPOLLOUT;
+	if (!c->rd_done && !c->sock_eof && !c->out_len)
+		ev |= EPOLLIN;
+	return ev;
+}
+
+/* --- guest -> socket --------------------------------------------------- */
+
+/* Writes what the socket takes; credits it to the guest. -1 on a socket
+ * error. */
+static int conn_flush_in(struct forwarder *f, struct fwd_conn *c)
+{
+	uint32_t done = 0;
+	int r = 0;
+
+	while (c->in_len) {
+		uint32_t k = VSOCK_CONN_BUF - c->in_head;
+		ssize_t n;
+
+		if (k > c->in_len)
+			k = c->in_len;
+		n = send(c->fd, c->in + c->in_head, k, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+			break;
+		}
+		c->in_head = (c->in_head + (uint32_t)n) % VSOCK_CONN_BUF;
+		c->in_len -= (uint32_t)n;
+		done += (uint32_t)n;
+	}
+	f->st.buffered -= done;
+	if (!c->in_len) {
+		free(c->in);
+		c->in = NULL;
+		c->in_head = 0;
+	}
+	if (done && !c->dead)
+		vsock_host_credit(f->dev, c->id, done);
+	return r;
+}
+
+/* --- socket -> guest --------------------------------------------------- */
+
+/* Offers bytes to the device; keeps what it did not take. `writable`
+ * may run inside vsock_host_send, so dev_full is set before the call. */
+static int conn_offer(struct forwarder *f, struct fwd_conn *c, const uint8_t *p, uint32_t len)
+{
+	size_t took;
+
+	c->dev_full = true;
+	took = vsock_host_send(f->dev, c->id, p, len);
+	f->st.bytes_to_guest += took;
+	if (took == len)
+		c->dev_full = false;
+	if (p == c->out) {
+		c->out_off += (uint32_t)took;
+		c->out_len -= (uint32_t)took;
+		f->st.buffered -= took;
+		return 0;
+	}
+	if (took == len)
+		return 0;
+	if (!c->out)
+		c->out = malloc(VSOCK_MAX_PAYLOAD);
+	if (!c->out)
+		return -1;
+	memcpy(c->out, p + took, len - took);
+	c->out_off = 0;
+	c->out_len = len - (uint32_t)took;
+	f->st.buffered += c->out_len;
+	return 0;
+}
+
+static int conn_flush_out(struct forwarder *f, struct fwd_conn *c)
+{
+	uint32_t left = c->out_len;
+
+	if (!left || c->dev_full)
+		return 0;
+	/* Slide it down so conn_offer's in-place path sees c->out. */
+	memmove(c->out, c->out + c->out_off, left);
+	c->out_off = 0;
+	if (conn_offer(f, c, c->out, left) < 0)
+		return -1;
+	if (!c->out_len) {
+		free(c->out);
+		c->out = NULL;
+	}
+	return 0;
+}
+
+static int conn_pump_out(struct forwarder *f, struct fwd_conn *c)
+{
+	for (unsigned i = 0; i < READ_BUDGET; i++) {
+		ssize_t n;
+
+		if (conn_flush_out(f, c) < 0)
+			return -1;
+		if (c->out_len || c->rd_done || c->sock_eof)
+			return 0;
+		n = recv(c->fd, f->scratch, sizeof(f->scratch), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		if (n == 0) {
+			c->sock_eof = true;
+			return 0;
+		}
+		if (conn_offer(f, c, f->scratch, (uint32_t)n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* --- a relaying connection ---------------------------------------------- */
+
+static void conn_relay(struct forwarder *f, struct fwd_conn *c)
+{
+	if (c->dead) {
+		/* What the socket takes now, then nothing. */
+		conn_flush_in(f, c);
+		fwd_conn_release(f, c);
+		return;
+	}
+	if (c->broken || conn_flush_in(f, c) < 0)
+		goto fail;
+	if (c->guest_eof && !c->in_len && !c->wr_done) {
+		shutdown(c->fd, SHUT_WR);
+		c->wr_done = true;
+	}
+	if (c->guest_norcv && !c->rd_done) {
+		/* The device dropped what it had queued; drop ours too. */
+		shutdown(c->fd, SHUT_RD);
+		f->st.buffered -= c->out_len;
+		free(c->out);
+		c->out = NULL;
+		c->out_len = 0;
+		c->dev_full = false;
+		c->rd_done = true;
+	}
+	if (!c->rd_done && conn_pump_out(f, c) < 0)
+		goto fail;
+	if (c->sock_eof && !c->out_len && !c->rd_done) {
+		vsock_host_shutdown(f->dev, c->id, VSOCK_SHUTDOWN_SEND);
+		c->rd_done = true;
+	}
+	if (c->rd_done && c->wr_done)
+		goto fail; /* not a failure: both directions are over */
+	conn_set_events(f, c, conn_events(c));
+	return;
+fail:
+	conn_abort(f, c);
+}
+
+/* --- to the host: connecting ------------------------------------------- */
+
+static void conn_opened(struct forwarder *f, struct fwd_conn *c)
+{
+	c->state = FWD_C_OPEN;
+	if (vsock_host_connected(f->dev, c->id) < 0) {
+		conn_abort(f, c);
+		return;
+	}
+	conn_relay(f, c);
+}
+
+/* The next address of the rule into `sa`; false when none is left. */
+static bool conn_next_addr(struct fwd_conn *c, struct sockaddr_storage *sa, socklen_t *len)
+{
+	const struct fwd_rule *r = &c->entry->rule;
+	bool first = !c->dialled;
+
+	c->dialled = true;
+	if (r->is_unix) {
+		struct sockaddr_un *un = (struct sockaddr_un *)sa;
+
+		memset(un, 0, sizeof(*un));
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, r->path, strlen(r->path) + 1);
+		*len = sizeof(*un);
+		return first;
+	}
+	c->ai = first ? c->entry->ai : c->ai ? c->ai->ai_next : NULL;
+	if (!c->ai)
+		return false;
+	memcpy(sa, c->ai->ai_addr, c->ai->ai_addrlen);
+	*len = c->ai->ai_addrlen;
+	return true;
+}
+
+static void conn_dial(struct forwarder *f, struct fwd_conn *c)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+
+	while (conn_next_addr(c, &sa, &len)) {
+		if (c->fd >= 0)
+			close(c->fd);
+		c->events = 0;
+		c->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->fd < 0)
+			continue;
+		if (connect(c->fd, (struct sockaddr *)&sa, len) == 0) {
+			conn_opened(f, c);
+			return;
+		}
+		if (errno == EINPROGRESS) {
+			c->state = FWD_C_CONNECTING;
+			conn_set_events(f, c, conn_events(c));
+			return;
+		}
+	}
+	/* Refused everywhere: the guest gets RST. */
+	conn_abort(f, c);
+}
+
+static void conn_check_connect(struct forwarder *f, struct fwd_conn *c)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	int soerr = 0;
+	socklen_t elen = sizeof(soerr);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &elen) == 0 && soerr == 0) {
+		if (getpeername(c->fd, (struct sockaddr *)&peer, &len) == 0)
+			conn_opened(f, c);
+		return; /* still in progress: a wake-up for something else */
+	}
+	conn_dial(f, c);
+}
+
+void fwd_conn_service(struct forwarder *f, struct fwd_conn *c)
+{
+	if (c->state == FWD_C_FREE)
+		return;
+	if (c->dead && c->state != FWD_C_OPEN) {
+		fwd_conn_release(f, c);
+		return;
+	}
+	switch (c->state) {
+	case FWD_C_DIAL:
+		conn_dial(f, c);
+		break;
+	case FWD_C_CONNECTING:
+		conn_check_connect(f, c);
+		break;
+	case FWD_C_OPEN:
+		conn_relay(f, c);
+		break;
+	default: /* FWD_C_OFFERED: waiting for the guest */
+		break;
+	}
+}
+

@@ -1,0 +1,263 @@
+/* forward_loop.c: the forwarder's thread and the device's ops.
+ *
+ * Ops run under the bus lock and never do I/O: they record what happened,
+ * put the connection on the dirty list and wake the thread through an
+ * eventfd. The thread waits in epoll without the lock, then takes it and
+ * services what epoll reported and what is dirty. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "enclave/forward_int.h"
+
+#define EV_BATCH     64
+#define ACCEPT_BATCH 64
+
+/* --- into the enclave: accepting ---------------------------------------- */
+
+static void listener_set(struct forwarder *f, size_t i, bool on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = FWD_EV_DATA(FWD_TAG_LISTENER, i)};
+
+	if (epoll_ctl(f->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, f->ent[i].lfd, &ev) == 0)
+		f->ent[i].paused = !on;
+}
+
+void fwd_listeners_resume(struct forwarder *f)
+{
+	f->any_paused = false;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->ent[i].paused)
+			listener_set(f, i, true);
+}
+
+/* A host port for the new connection: the device refuses a port pair in
+ * use, and at most VSOCK_MAX_CONNS are, so this many tries find one. */
+static int conn_offer_guest(struct forwarder *f, struct fwd_conn *c)
+{
+	int r = -EBUSY;
+
+	for (unsigned i = 0; i <= VSOCK_MAX_CONNS && r == -EBUSY; i++) {
+		uint32_t port = f->next_port;
+
+		f->next_port = port >= 0xfffffffeu ? FWD_FIRST_PORT : port + 1;
+		r = vsock_host_connect(f->dev, c->entry->rule.port, port, &c->id);
+	}
+	if (r < 0)
+		return -1;
+	c->state = FWD_C_OFFERED;
+	fwd_conn_add(f, c);
+	return 0;
+}
+
+static void listener_accept(struct forwarder *f, size_t i)
+{
+	struct fwd_entry *e = &f->ent[i];
+
+	for (unsigned k = 0; k < ACCEPT_BATCH; k++) {
+		int fd = accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct fwd_conn *c;
+
+		if (fd < 0 && errno == EINTR)
+			continue;
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Until a connection ends; level-triggered would spin. */
+				listener_set(f, i, false);
+				f->any_paused = true;
+			}
+			return;
+		}
+		c = fwd_conn_new(f, e);
+		if (!c) {
+			close(fd); /* the device's table is full too */
+			continue;
+		}
+		c->fd = fd;
+		if (conn_offer_guest(f, c) < 0)
+			fwd_conn_release(f, c);
+	}
+}
+
+/* --- the thread -------------------------------------------------------- */
+
+static void fwd_run_dirty(struct forwarder *f)
+{
+	while (f->dirty) {
+		struct fwd_conn *c = f->dirty;
+
+		f->dirty = c->dnext;
+		c->dirty = false;
+		fwd_conn_service(f, c);
+	}
+}
+
+static void fwd_dispatch(struct forwarder *f, const struct epoll_event *ev)
+{
+	uint64_t tag = ev->data.u64 >> 32;
+	uint32_t i = (uint32_t)ev->data.u64;
+	uint64_t v;
+
+	if (tag == FWD_TAG_WAKE) {
+		if (read(f->evfd, &v, sizeof(v)) < 0) {
+		}
+		f->woken = false;
+	} else if (tag == FWD_TAG_LISTENER) {
+		if (!f->ent[i].paused)
+			listener_accept(f, i);
+	} else if (i < VSOCK_MAX_CONNS) {
+		fwd_conn_touch(f, &f->conn[i]);
+	}
+}
+
+void *fwd_thread_main(void *arg)
+{
+	struct forwarder *f = arg;
+	struct epoll_event ev[EV_BATCH];
+	bool stop = false;
+
+	while (!stop) {
+		int n = epoll_wait(f->epfd, ev, EV_BATCH, -1);
+
+		f->lock(f->lock_ctx);
+		f->busy = true;
+		for (int i = 0; i < n; i++)
+			fwd_dispatch(f, &ev[i]);
+		fwd_run_dirty(f);
+		stop = f->stopping;
+		f->busy = false;
+		f->unlock(f->lock_ctx);
+	}
+	return NULL;
+}
+
+/* --- the device ops (bus lock held, must not block) -------------------- */
+
+static int op_connect(void *ctx, uint32_t port, uint64_t id)
+{
+	struct forwarder *f = ctx;
+	struct fwd_conn *c;
+	size_t i;
+
+	for (i = 0; i < f->n; i++)
+		if (f->ent[i].rule.dir == FWD_TO_HOST && f->ent[i].rule.port == port)
+			break;
+	if (i == f->n || f->stopping)
+		return -1;
+	c = fwd_conn_new(f, &f->ent[i]);
+	if (!c)
+		return -1;
+	c->id = id;
+	c->state = FWD_C_DIAL;
+	fwd_conn_add(f, c);
+	fwd_conn_touch(f, c);
+	return 0;
+}
+
+static void op_connected(void *ctx, uint64_t id)
+{
+	struct forwarder *f = ctx;
+	struct fwd_conn *c = fwd_conn_find(f, id);
+
+	if (c && c->state == FWD_C_OFFERED) {
+		c->state = FWD_C_OPEN;
+		fwd_conn_touch(f, c);
+	}
+}
+
+static void op_data(void *ctx, uint64_t id, const void *buf, size_t len)
+{
+	struct forwarder *f = ctx;
+	struct fwd_conn *c = fwd_conn_find(f, id);
+	const uint8_t *p = buf;
+
+	if (!c)
+		return;
+	f->st.bytes_from_guest += len;
+	if (!c->in)
+		c->in = malloc(VSOCK_CONN_BUF);
+	/* Never overwrite or grow: the device broke its promise, or memory
+	 * ran out; either way this connection cannot go on. */
+	if (!c->in || c->broken || len > VSOCK_CONN_BUF - c->in_len) {
+		c->broken = true;
+		fwd_conn_touch(f, c);
+		return;
+	}
+	for (size_t done = 0; done < len;) {
+		uint32_t at = (c->in_head + c->in_len) % VSOCK_CONN_BUF;
+		size_t k = VSOCK_CONN_BUF - at;
+
+		if (k > len - done)
+			k = len - done;
+		memcpy(c->in + at, p + done, k);
+		c->in_len += (uint32_t)k;
+		done += k;
+	}
+	f->st.buffered += len;
+	fwd_conn_touch(f, c);
+}
+
+static void op_writable(void *ctx, uint64_t id)
+{
+	struct forwarder *f = ctx;
+	struct fwd_conn *c = fwd_conn_find(f, id);
+
+	if (c) {
+		c->dev_full = false;
+		fwd_conn_touch(f, c);
+	}
+}
+
+static void op_shutdown(void *ctx, uint64_t id, uint32_t flags)
+{
+	struct forwarder *f = ctx;
+	struct fwd_conn *c = fwd_conn_find(f, id);
+
+	if (!c)
+		return;
+	if (flags & VSOCK_SHUTDOWN_SEND)
+		c->guest_eof = true;
+	if (flags & VSOCK_SHUTDOWN_RCV)
+		c->guest_norcv = true;
+	fwd_conn_touch(f, c);
+}
+
+static void op_closed(void *ctx, uint64_t id)
+{
+	struct forwarder *f = ctx;
+	struct fwd_conn *c = fwd_conn_find(f, id);
+
+	if (!c)
+		return;
+	fwd_conn_forget(f, c);
+	c->dead = true;
+	fwd_conn_touch(f, c);
+}
+
+static void op_heartbeat(void *ctx)
+{
+	struct forwarder *f = ctx;
+
+	if (f->heartbeat)
+		f->heartbeat(f->hb_ctx);
+}
+
+static const struct vsock_host_ops fwd_host_ops = {
+    .connect = op_connect,
+    .connected = op_connected,
+    .data = op_data,
+    .writable = op_writable,
+    .shutdown = op_shutdown,
+    .closed = op_closed,
+    .heartbeat = op_heartbeat,
+};
+
+const struct vsock_host_ops *fwd_ops(void)
+{
+	return &fwd_host_ops;
+}
+

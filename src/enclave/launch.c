@@ -1,0 +1,336 @@
+/* The launch sequence's first half, in the caller's process: every check
+ * nitro-cli makes before its enclave process exists, the CID and name
+ * reservation under the run directory's lock, the fork of the supervisor,
+ * and the wait for its report (boot heartbeat or error). */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "enclave/enclave_int.h"
+
+#define MIB (1ull << 20)
+
+int enclave_check_cid(uint64_t cid, struct nectl_err *err)
+{
+	if (cid == 1 || cid == 2)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				     "The enclave CID %llu is a well-known CID and cannot be used",
+				     (unsigned long long)cid);
+	if (cid == 3)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				     "The enclave CID 3 is the parent instance's CID");
+	if (cid >= 0xffffffffull)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				     "The enclave CID %llu is out of range (at most 4294967294)",
+				     (unsigned long long)cid);
+	return 0;
+}
+
+static int launch_memory(struct enclave_plan *p, const struct enclave_opts *o,
+			 struct nectl_err *err)
+{
+	struct stat st;
+	uint64_t min;
+
+	if (!realpath(o->eif_path, p->eif_path) || stat(p->eif_path, &st) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return nectl_err_sys(err, NECTL_E_FILE, errno ? errno : EINVAL,
+				     "File: '%s', failing operation: 'Open'", o->eif_path);
+	min = 4 * (((uint64_t)st.st_size + MIB - 1) / MIB);
+	if (o->memory_mib == 0 || o->memory_mib < min)
+		return nectl_err_set(err, 26,
+				     "User provided `memory` is %llu MB, but based on the EIF file "
+				     "size, the minimum memory should be %llu MB",
+				     (unsigned long long)o->memory_mib, (unsigned long long)min);
+	p->memory_mib = o->memory_mib;
+	return 0;
+}
+
+/* The host CPUs this process may run on stand in for the NE CPU pool. */
+static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o,
+		       struct nectl_err *err)
+{
+	cpu_set_t pool;
+	int avail;
+
+	if (sched_getaffinity(0, sizeof(pool), &pool) < 0)
+		return nectl_err_sys(err, 22, errno, "cannot read the host's CPUs");
+	avail = CPU_COUNT(&pool);
+	if (o->ncpu_ids) {
+		if (o->ncpu_ids > ENCLAVE_MAX_CPUS)
+			return nectl_err_set(err, 22, "at most %d CPUs per enclave", ENCLAVE_MAX_CPUS);
+		for (unsigned i = 0; i < o->ncpu_ids; i++) {
+			int id = o->cpu_ids[i];
+
+			for (unsigned j = 0; j < i; j++)
+				if (o->cpu_ids[j] == id)
+					return nectl_err_set(err, 20, "CPU %d is given twice", id);
+			if (id < 0 || id >= CPU_SETSIZE || !CPU_ISSET(id, &pool))
+				return nectl_err_set(err, 21, "CPU %d is not available on this host", id);
+			p->cpu_ids[i] = id;
+		}
+		p->ncpus = o->ncpu_ids;
+		p->pinned = true;
+		return 0;
+	}
+	if (o->cpu_count == 0)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "`cpu-count` must be at least 1");
+	if (o->cpu_count > (unsigned)avail || o->cpu_count > ENCLAVE_MAX_CPUS)
+		return nectl_err_set(err, 22,
+				     "Insufficient CPUs: %u requested, this host offers %d (at most %d)",
+				     o->cpu_count, avail, ENCLAVE_MAX_CPUS);
+	p->ncpus = o->cpu_count;
+	return 0;
+}
+
+static int launch_forwards(struct enclave_plan *p, const struct enclave_opts *o,
+			   struct nectl_err *err)
+{
+	if (o->nto_host + o->ninto_enclave > ENCLAVE_MAX_FORWARDS)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "at most %d forwarding rules",
+				     ENCLAVE_MAX_FORWARDS);
+	for (size_t i = 0; i < o->nto_host; i++)
+		if (fwd_rule_parse(FWD_TO_HOST, o->to_host[i], &p->rules[p->nrules++], err) < 0)
+			return -1;
+	for (size_t i = 0; i < o->ninto_enclave; i++)
+		if (fwd_rule_parse(FWD_INTO_ENCLAVE, o->into_enclave[i], &p->rules[p->nrules++],
+				   err) < 0)
+			return -1;
+	return 0;
+}
+
+/* nitro-cli: 90 s per started 6 GiB of EIF plus 90 s per started 100 GiB of
+ * memory, at least 180 s. */
+static unsigned launch_hb_timeout(const struct enclave_plan *p, const struct enclave_opts *o)
+{
+	struct stat st;
+	uint64_t eif = stat(p->eif_path, &st) == 0 ? (uint64_t)st.st_size : 0;
+	uint64_t t = 90 * ((eif + (6ull << 30) - 1) / (6ull << 30)) +
+		     90 * ((p->memory_mib + 100 * 1024 - 1) / (100 * 1024));
+
+	if (o->heartbeat_timeout_s)
+		return o->heartbeat_timeout_s;
+	return t < 180 ? 180 : (unsigned)t;
+}
+
+static void launch_default_name(char *out, size_t len, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t n;
+
+	base = base ? base + 1 : path;
+	n = strlen(base);
+	while (n >= 4 && memcmp(base + n - 4, ".eif", 4) == 0)
+		n -= 4;
+	snprintf(out, len, "%.*s", (int)n, base);
+}
+
+static bool launch_name_taken(const json_t *recs, const char *name)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(recs, i, r) {
+		const char *n = json_string_value(json_object_get(r, "EnclaveName"));
+
+		if (n && strcmp(n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool launch_cid_taken(const json_t *recs, uint64_t cid)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(recs, i, r) {
+		const char *st = json_string_value(json_object_get(r, "State"));
+
+		/* An exited enclave's CID is free again. */
+		if ((!st || strcmp(st, "EXITED") != 0) &&
+		    (uint64_t)json_integer_value(json_object_get(r, "EnclaveCID")) == cid)
+			return true;
+	}
+	return false;
+}
+
+/* nitro-cli's naming rule: a taken name gets _1, _2, ... */
+static int launch_pick(struct enclave_plan *p, const struct enclave_opts *o,
+		       const json_t *recs, struct nectl_err *err)
+{
+	char base[200];
+
+	if (o->cid && launch_cid_taken(recs, o->cid))
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "The enclave CID %llu is in use",
+				     (unsigned long long)o->cid);
+	p->cid = o->cid;
+	for (uint64_t c = ENCLAVE_FIRST_AUTO_CID; !p->cid; c++)
+		if (!launch_cid_taken(recs, c))
+			p->cid = c;
+	if (o->name && (!*o->name || strlen(o->name) >= sizeof(base) || strchr(o->name, '\n')))
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "invalid enclave name");
+	if (o->name)
+		snprintf(base, sizeof(base), "%s", o->name);
+	else
+		launch_default_name(base, sizeof(base), p->eif_path);
+	snprintf(p->name, sizeof(p->name), "%s", base);
+	for (unsigned i = 1; launch_name_taken(recs, p->name); i++)
+		snprintf(p->name, sizeof(p->name), "%s_%u", base, i);
+	return 0;
+}
+
+/* nitro-cli's ID: the board asset tag (the EC2 instance ID) and a slot UID. */
+static void launch_id(struct enclave_plan *p)
+{
+	char tag[64] = "";
+	FILE *f = fopen("/sys/devices/virtual/dmi/id/board_asset_tag", "re");
+	uint64_t uid = 0;
+	size_t n = 0;
+
+	if (f) {
+		int ch;
+
+		while ((ch = fgetc(f)) != EOF && n < sizeof(tag) - 1)
+			if (isalnum(ch) || ch == '-')
+				tag[n++] = (char)ch;
+		tag[n] = 0;
+		fclose(f);
+	}
+	while (uid == 0)
+		if (getrandom(&uid, sizeof(uid), 0) != (ssize_t)sizeof(uid))
+			uid = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
+	snprintf(p->sid, sizeof(p->sid), "%llx", (unsigned long long)uid);
+	snprintf(p->id, sizeof(p->id), "%s-enc%s", n ? tag : "i-0000000000000000", p->sid);
+}
+
+static int launch_plan(struct enclave_plan *p, const struct enclave_opts *o, struct nectl_err *err)
+{
+	if (!o->eif_path)
+		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+				     "Missing mandatory argument. User did not provide the "
+				     "`eif-path` argument.");
+	if ((o->cid && enclave_check_cid(o->cid, err) < 0) || launch_memory(p, o, err) < 0 ||
+	    launch_cpus(p, o, err) < 0 || launch_forwards(p, o, err) < 0 ||
+	    enclave_run_dir(p->run_dir, sizeof(p->run_dir), err) < 0)
+		return -1;
+	p->debug = o->debug;
+	p->hb_timeout_s = launch_hb_timeout(p, o);
+	launch_id(p);
+	return 0;
+}
+
+/* "R" (reserved: drop the lock), then "OK" or "E<code> <message>". */
+static int launch_wait(FILE *in, int *lock_fd, struct nectl_err *err)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 1;
+
+	while (rc > 0 && (n = getline(&line, &cap, in)) > 0) {
+		line[strcspn(line, "\n")] = 0;
+		if (strcmp(line, "R") == 0) {
+			close(*lock_fd);
+			*lock_fd = -1;
+		} else if (strcmp(line, "OK") == 0) {
+			rc = 0;
+		} else if (line[0] == 'E' && isdigit((unsigned char)line[1])) {
+			char *msg;
+			long code = strtol(line + 1, &msg, 10);
+
+			rc = nectl_err_set(err, code > 0 && code < 100 ? (int)code : 39, "%s",
+					   *msg ? msg + 1 : "enclave process failure");
+		}
+	}
+	free(line);
+	if (rc > 0)
+		rc = nectl_err_set(err, 39,
+				   "Failed to connect to 1 enclave processes: the enclave process "
+				   "exited without reporting");
+	return rc;
+}
+
+static json_t *launch_result(const struct enclave_plan *p, struct enclave_launched *out)
+{
+	char path[PATH_MAX];
+	json_t *rec, *run = json_object(), *t;
+	static const char *const keys[] = {"EnclaveName", "EnclaveID",	"ProcessID", "EnclaveCID",
+					   "NumberOfCPUs", "CPUIDs", "MemoryMiB"};
+
+	rundir_file(p->run_dir, p->sid, ".json", path, sizeof(path));
+	rec = json_load_file(path, 0, NULL);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(rec, keys[i]);
+
+		json_object_set(run, keys[i], v ? v : json_null());
+	}
+	snprintf(out->memory_kind, sizeof(out->memory_kind), "%s",
+		 json_string_value(json_object_get(rec, "MemoryBacking")) ?: "");
+	t = json_object_get(rec, "Timings");
+	out->load_ms = json_number_value(json_object_get(t, "LoadMs"));
+	out->entry_ms = json_number_value(json_object_get(t, "KernelEntryMs"));
+	out->heartbeat_ms = json_number_value(json_object_get(t, "HeartbeatMs"));
+	json_decref(rec);
+	return run;
+}
+
+int enclave_launch(const struct enclave_opts *o, struct enclave_launched *out,
+		   struct nectl_err *err)
+{
+	struct enclave_plan *p = calloc(1, sizeof(*p));
+	json_t *recs = NULL;
+	int lock_fd = -1, pfd[2] = {-1, -1}, rc = -1;
+	FILE *in;
+	pid_t pid;
+
+	memset(out, 0, sizeof(*out));
+	if (!p)
+		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
+	if (launch_plan(p, o, err) < 0 || rundir_lock(p->run_dir, &lock_fd, err) < 0)
+		goto out;
+	if (rundir_records(p->run_dir, &recs, err) < 0 || launch_pick(p, o, recs, err) < 0)
+		goto out;
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		nectl_err_sys(err, 4, errno, "cannot create the enclave process's pipe");
+		goto out;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		nectl_err_sys(err, 5, errno, "cannot start the enclave process");
+		goto out;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		supervisor_main(p, pfd[1], lock_fd);
+	}
+	close(pfd[1]);
+	pfd[1] = -1;
+	in = fdopen(pfd[0], "r");
+	if (!in) {
+		nectl_err_sys(err, 4, errno, "cannot read the enclave process's pipe");
+		goto out;
+	}
+	pfd[0] = -1;
+	rc = launch_wait(in, &lock_fd, err);
+	fclose(in);
+	if (rc == 0)
+		out->run = launch_result(p, out);
+out:
+	json_decref(recs);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	for (int i = 0; i < 2; i++)
+		if (pfd[i] >= 0)
+			close(pfd[i]);
+	free(p);
+	return rc;
+}

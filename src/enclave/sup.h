@@ -1,0 +1,62 @@
+/* The per-enclave supervisor's state, shared by its lifecycle half
+ * (supervisor.c) and its control-socket half (sup_control.c). */
+#ifndef NECTL_ENCLAVE_SUP_H
+#define NECTL_ENCLAVE_SUP_H
+
+#include <stdatomic.h>
+
+#include "enclave/enclave_int.h"
+#include "nectl/machine.h"
+
+#define SUP_MAX_CLIENTS 32
+
+struct sup_client {
+	int fd;
+	bool console; /* streaming the console; otherwise reading a request */
+	char in[CONTROL_LINE_MAX];
+	size_t in_len;
+	uint64_t pos; /* console stream position */
+	uint8_t out[8192];
+	size_t out_len, out_off;
+};
+
+enum sup_stop { SUP_STOP_NONE, SUP_STOP_TERMINATE, SUP_STOP_PANIC, SUP_STOP_NO_HEARTBEAT };
+
+struct sup {
+	const struct enclave_plan *p;
+	struct machine *m;
+	struct forwarder *fwd;
+	struct console cons;
+	int lfd, wake_fd, sig_fd, report_fd;
+	uid_t owner;
+	pthread_t waiter;
+	bool waiter_started;
+	atomic_bool heartbeat_seen, exited;
+	bool booted; /* heartbeat handled */
+	enum machine_exit why;
+	char detail[160];
+	enum sup_stop stop;
+	uint64_t t0, t_loaded, t_entry, t_heartbeat, panic_deadline;
+	const char *state;
+	json_t *exit_info;
+	struct sup_client clients[SUP_MAX_CLIENTS];
+};
+
+uint64_t sup_now_ns(void);
+/* Rewrites the record from the current state. */
+void sup_save(struct sup *s);
+/* Stops the VM and waits for its threads (idempotent). */
+void sup_halt(struct sup *s, enum sup_stop why);
+/* Ends the process: terminated (everything removed) or exited (record and
+ * log kept for describe and console). */
+_Noreturn void sup_finish(struct sup *s, bool keep_record);
+
+/* sup_control.c */
+void sup_accept(struct sup *s);
+void sup_client_io(struct sup *s, struct sup_client *c, short revents);
+/* Pushes new console output to streaming clients. */
+void sup_console_pump(struct sup *s);
+/* Closes every client (console streams get what is left first). */
+void sup_clients_close(struct sup *s);
+
+#endif

@@ -1,0 +1,490 @@
+/* The per-enclave supervisor: a process of its own (it outlives the CLI that
+ * launched it, like nitro-cli's enclave process) that holds the VM, captures
+ * the console, runs the port forwarder, answers its control socket, and
+ * records how the enclave ended. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "enclave/sup.h"
+#include "nectl/eif_sign.h"
+
+uint64_t sup_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sup_wake(void *ctx)
+{
+	struct sup *s = ctx;
+	uint64_t one = 1;
+
+	if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+		/* The counter is saturated: a wake-up is pending anyway. */
+	}
+}
+
+static void sup_console(void *ctx, const uint8_t *buf, size_t len)
+{
+	console_feed(&((struct sup *)ctx)->cons, buf, len);
+}
+
+static void sup_heartbeat(void *ctx)
+{
+	struct sup *s = ctx;
+
+	atomic_store(&s->heartbeat_seen, true);
+	sup_wake(s);
+}
+
+static void *sup_waiter(void *arg)
+{
+	struct sup *s = arg;
+
+	machine_wait(s->m, &s->why, s->detail, sizeof(s->detail));
+	atomic_store(&s->exited, true);
+	sup_wake(s);
+	return NULL;
+}
+
+static void sup_report(struct sup *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sup_report(struct sup *s, const char *fmt, ...)
+{
+	char line[NECTL_ERR_MSG_MAX + 16];
+	va_list ap;
+	int n;
+
+	if (s->report_fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(s->report_fd, line, (size_t)n) < 0) {
+		/* The launcher is gone; the enclave runs on without it. */
+	}
+}
+
+static double sup_ms(const struct sup *s, uint64_t t)
+{
+	return t ? (double)(t - s->t0) / 1e6 : 0;
+}
+
+static json_t *sup_timings(const struct sup *s)
+{
+	json_t *t = json_object();
+
+	json_object_set_new(t, "LoadMs", json_real(sup_ms(s, s->t_loaded)));
+	json_object_set_new(t, "KernelEntryMs", json_real(sup_ms(s, s->t_entry)));
+	json_object_set_new(t, "HeartbeatMs", json_real(sup_ms(s, s->t_heartbeat)));
+	return t;
+}
+
+/* nitro-cli's describe-enclaves keys first, then nectl's. */
+static json_t *sup_record(const struct sup *s)
+{
+	const struct enclave_plan *p = s->p;
+	json_t *r = json_object(), *cpus = json_array();
+
+	for (unsigned i = 0; i < p->ncpus; i++)
+		json_array_append_new(cpus, json_integer(p->pinned ? p->cpu_ids[i] : (int)i));
+	json_object_set_new(r, "EnclaveName", json_string(p->name));
+	json_object_set_new(r, "EnclaveID", json_string(p->id));
+	json_object_set_new(r, "ProcessID", json_integer(getpid()));
+	json_object_set_new(r, "EnclaveCID", json_integer((json_int_t)p->cid));
+	json_object_set_new(r, "NumberOfCPUs", json_integer(p->ncpus));
+	json_object_set_new(r, "CPUIDs", cpus);
+	json_object_set_new(r, "MemoryMiB", json_integer((json_int_t)p->memory_mib));
+	json_object_set_new(r, "State", json_string(s->state));
+	json_object_set_new(r, "Flags", json_string(p->debug ? "DEBUG_MODE" : "NONE"));
+	if (s->m) {
+		const struct eif_image *img = machine_image(s->m);
+
+		json_object_set_new(r, "Measurements", eif_measurements_json(&img->pcrs));
+		if (img->metadata)
+			eif_metadata_describe(img, r, NULL);
+		json_object_set_new(r, "MemoryBacking", json_string(machine_memory_kind(s->m)));
+	}
+	json_object_set_new(r, "Mode", json_string("emulated"));
+	json_object_set_new(r, "EifPath", json_string(p->eif_path));
+	json_object_set_new(r, "Timings", sup_timings(s));
+	if (s->exit_info)
+		json_object_set(r, "Exit", s->exit_info);
+	return r;
+}
+
+void sup_save(struct sup *s)
+{
+	json_t *r = sup_record(s);
+
+	/* A failed write leaves the previous record: describe shows stale
+	 * state rather than none. */
+	rundir_write_record(s->p->run_dir, s->p->sid, r, NULL);
+	json_decref(r);
+}
+
+void sup_halt(struct sup *s, enum sup_stop why)
+{
+	if (s->stop == SUP_STOP_NONE)
+		s->stop = why;
+	if (!s->m)
+		return;
+	machine_stop(s->m);
+	if (s->waiter_started) {
+		pthread_join(s->waiter, NULL);
+		s->waiter_started = false;
+	}
+}
+
+static void sup_release(struct sup *s)
+{
+	sup_halt(s, SUP_STOP_TERMINATE);
+	fwd_destroy(s->fwd); /* before the device goes, while no vCPU runs */
+	s->fwd = NULL;
+	machine_destroy(s->m);
+	s->m = NULL;
+}
+
+_Noreturn void sup_finish(struct sup *s, bool keep_record)
+{
+	char path[PATH_MAX];
+
+	sup_release(s);
+	if (keep_record) {
+		sup_save(s);
+		rundir_file(s->p->run_dir, s->p->sid, ".sock", path, sizeof(path));
+		unlink(path);
+	} else {
+		rundir_remove(s->p->run_dir, s->p->sid);
+	}
+	sup_clients_close(s);
+	console_fini(&s->cons);
+	_exit(0);
+}
+
+/* A launch that failed leaves nothing behind, and the launcher hears of it
+ * only once that holds. */
+_Noreturn static void sup_fail(struct sup *s, const char *msg)
+{
+	sup_release(s);
+	rundir_remove(s->p->run_dir, s->p->sid);
+	sup_clients_close(s);
+	sup_report(s, "%s", msg);
+	_exit(1);
+}
+
+/* How the enclave ended, from the VM's stop reason, the supervisor's own
+ * reason for stopping it, and what init and the kernel printed. */
+static json_t *sup_classify(struct sup *s)
+{
+	json_t *e = json_object();
+	const char *reason;
+
+	pthread_mutex_lock(&s->cons.mu);
+	if (s->why == MACHINE_EXIT_TRIPLE_FAULT)
+		reason = "triple-fault";
+	else if (s->why == MACHINE_EXIT_KVM_ERROR)
+		reason = "kvm-error";
+	else if (s->cons.panic)
+		reason = "kernel-panic";
+	else if (s->stop == SUP_STOP_TERMINATE)
+		reason = "terminated";
+	else if (s->stop == SUP_STOP_NO_HEARTBEAT)
+		reason = "no-heartbeat";
+	else if (s->cons.app == CONSOLE_APP_EXITED)
+		reason = "app-exited";
+	else if (s->cons.app == CONSOLE_APP_SIGNALED)
+		reason = "app-killed";
+	else
+		reason = "reboot";
+	json_object_set_new(e, "Reason", json_string(reason));
+	if (s->cons.app == CONSOLE_APP_EXITED)
+		json_object_set_new(e, "AppExitStatus", json_integer(s->cons.app_value));
+	else if (s->cons.app == CONSOLE_APP_SIGNALED)
+		json_object_set_new(e, "AppSignal", json_integer(s->cons.app_value));
+	if (s->cons.panic)
+		json_object_set_new(e, "Detail", json_string(s->cons.panic_line));
+	else if (s->why == MACHINE_EXIT_TRIPLE_FAULT || s->why == MACHINE_EXIT_KVM_ERROR)
+		json_object_set_new(e, "Detail", json_string(s->detail));
+	pthread_mutex_unlock(&s->cons.mu);
+	json_object_set_new(e, "UptimeMs", json_real(sup_ms(s, sup_now_ns())));
+	return e;
+}
+
+static void sup_on_exit(struct sup *s)
+{
+	json_t *e;
+
+	sup_halt(s, SUP_STOP_NONE);
+	e = s->exit_info = sup_classify(s);
+	s->state = "EXITED";
+	if (!s->booted) {
+		const char *detail = json_string_value(json_object_get(e, "Detail"));
+		char msg[NECTL_ERR_MSG_MAX];
+
+		if (s->stop == SUP_STOP_NO_HEARTBEAT)
+			snprintf(msg, sizeof(msg),
+				 "E36 Enclave boot failure: no heartbeat from the enclave within %u s; "
+				 "the enclave was terminated",
+				 s->p->hb_timeout_s);
+		else
+			snprintf(msg, sizeof(msg),
+				 "E36 Enclave boot failure: the enclave stopped before its boot "
+				 "heartbeat (%s%s%s)",
+				 json_string_value(json_object_get(e, "Reason")), detail ? ": " : "",
+				 detail ? detail : "");
+		sup_fail(s, msg);
+	}
+	sup_finish(s, s->stop != SUP_STOP_TERMINATE);
+}
+
+static void sup_on_heartbeat(struct sup *s)
+{
+	if (s->booted)
+		return;
+	s->booted = true;
+	s->t_heartbeat = sup_now_ns();
+	s->state = "RUNNING";
+	sup_save(s);
+	sup_report(s, "OK");
+	close(s->report_fd);
+	s->report_fd = -1;
+}
+
+static int sup_poll_timeout(const struct sup *s)
+{
+	uint64_t now = sup_now_ns(), deadline = 0;
+
+	if (!s->booted)
+		deadline = s->t_entry + (uint64_t)s->p->hb_timeout_s * 1000000000ull;
+	if (s->panic_deadline && (!deadline || s->panic_deadline < deadline))
+		deadline = s->panic_deadline;
+	if (!deadline)
+		return -1;
+	return deadline <= now ? 0 : (int)((deadline - now) / 1000000 + 1);
+}
+
+static void sup_check_time(struct sup *s)
+{
+	uint64_t now = sup_now_ns();
+	bool panic;
+
+	pthread_mutex_lock(&s->cons.mu);
+	panic = s->cons.panic;
+	pthread_mutex_unlock(&s->cons.mu);
+	/* A panicking kernel prints its reason and then its backtrace; give it a
+	 * moment, then end the enclave rather than wait out panic=N. */
+	if (panic && !s->panic_deadline)
+		s->panic_deadline = now + 500000000ull;
+	if (s->panic_deadline && now >= s->panic_deadline)
+		sup_halt(s, SUP_STOP_PANIC);
+	else if (!s->booted && now >= s->t_entry + (uint64_t)s->p->hb_timeout_s * 1000000000ull)
+		sup_halt(s, SUP_STOP_NO_HEARTBEAT);
+}
+
+static void sup_on_signal(struct sup *s)
+{
+	struct signalfd_siginfo si;
+
+	if (read(s->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		sup_halt(s, SUP_STOP_TERMINATE);
+}
+
+_Noreturn static void sup_loop(struct sup *s)
+{
+	for (;;) {
+		struct pollfd pfd[3 + SUP_MAX_CLIENTS];
+		struct sup_client *who[3 + SUP_MAX_CLIENTS];
+		nfds_t n = 3;
+		uint64_t v;
+
+		pfd[0] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = s->sig_fd, .events = POLLIN};
+		pfd[2] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
+		for (unsigned i = 0; i < SUP_MAX_CLIENTS; i++) {
+			struct sup_client *c = &s->clients[i];
+
+			if (c->fd < 0)
+				continue;
+			who[n] = c;
+			pfd[n++] = (struct pollfd){
+				.fd = c->fd,
+				.events = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0))};
+		}
+		if (poll(pfd, n, sup_poll_timeout(s)) < 0 && errno != EINTR)
+			sup_halt(s, SUP_STOP_TERMINATE);
+		if (pfd[0].revents && read(s->wake_fd, &v, sizeof(v)) < 0) {
+			/* Spurious: nothing to consume. */
+		}
+		if (pfd[1].revents)
+			sup_on_signal(s);
+		if (atomic_load(&s->heartbeat_seen))
+			sup_on_heartbeat(s);
+		sup_check_time(s);
+		if (s->stop != SUP_STOP_NONE || atomic_load(&s->exited))
+			sup_on_exit(s);
+		if (pfd[2].revents)
+			sup_accept(s);
+		for (nfds_t i = 3; i < n; i++)
+			if (pfd[i].revents)
+				sup_client_io(s, who[i], pfd[i].revents);
+		sup_console_pump(s);
+	}
+}
+
+static int sup_save_first(struct sup *s, struct nectl_err *err)
+{
+	json_t *r = sup_record(s);
+	int rc = rundir_write_record(s->p->run_dir, s->p->sid, r, err);
+
+	json_decref(r);
+	return rc;
+}
+
+static int sup_listen(struct sup *s, struct nectl_err *err)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+	rundir_file(s->p->run_dir, s->p->sid, ".sock", a.sun_path, sizeof(a.sun_path));
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(s->lfd, 16) < 0)
+		return nectl_err_sys(err, 11, errno, "%s: cannot listen", a.sun_path);
+	/* Anyone may connect (describe-like requests); the supervisor checks
+	 * the peer's credentials for anything that changes the enclave. */
+	chmod(a.sun_path, 0766);
+	return 0;
+}
+
+static int sup_setup_fds(struct sup *s, struct nectl_err *err)
+{
+	sigset_t set;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->sig_fd < 0 || s->wake_fd < 0)
+		return nectl_err_sys(err, 12, errno, "cannot create the supervisor's event sources");
+	return 0;
+}
+
+/* nitro-cli checks a signed image at launch (E59): the COSE signature, its
+ * payload against PCR0 and the certificate's validity period. */
+static int sup_check_signature(struct sup *s, struct nectl_err *err)
+{
+	const struct eif_image *img = machine_image(s->m);
+	struct eif_sig_check check;
+
+	if (!img->signature)
+		return 0;
+	if (eif_signature_verify(img->signature, img->signature_len, img->pcrs.pcr0, &check,
+				 err) < 0)
+		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: %s", s->p->eif_path, err->msg);
+	if (!check.cose_valid || !check.payload_matches || !check.cert_time_valid)
+		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: signature check failed: %s",
+				     s->p->eif_path, check.reason);
+	return 0;
+}
+
+static int sup_boot(struct sup *s, struct nectl_err *err)
+{
+	const struct enclave_plan *p = s->p;
+	char log[PATH_MAX];
+
+	rundir_file(p->run_dir, p->sid, ".log", log, sizeof(log));
+	if (console_init(&s->cons, p->debug, log, sup_wake, s, err) < 0 ||
+	    fwd_create(&s->fwd, p->rules, p->nrules, err) < 0)
+		return -1;
+	if (machine_create(&s->m,
+			   &(struct machine_spec){.eif_path = p->eif_path,
+						  .mem_mib = p->memory_mib,
+						  .ncpus = p->ncpus,
+						  .cid = p->cid,
+						  .host_cpus = p->pinned ? p->cpu_ids : NULL,
+						  .console = sup_console,
+						  .ctx = s,
+						  .vsock_ops = fwd_ops(),
+						  .vsock_ctx = s->fwd},
+			   err) < 0 ||
+	    sup_check_signature(s, err) < 0)
+		return -1;
+	s->t_loaded = sup_now_ns();
+	fwd_attach(s->fwd, machine_vsock(s->m), machine_bus_lock, machine_bus_unlock, s->m,
+		   sup_heartbeat, s);
+	if (fwd_start(s->fwd, err) < 0 || machine_start(s->m, err) < 0)
+		return -1;
+	s->t_entry = sup_now_ns();
+	if (pthread_create(&s->waiter, NULL, sup_waiter, s) != 0)
+		return nectl_err_set(err, 16, "cannot start the supervisor's waiter thread");
+	s->waiter_started = true;
+	s->state = "RUNNING";
+	sup_save(s);
+	return 0;
+}
+
+_Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int lock_fd)
+{
+	static struct sup sup;
+	struct sup *s = &sup;
+	struct nectl_err err = {0};
+
+	s->p = p;
+	s->report_fd = report_fd;
+	s->lfd = s->wake_fd = s->sig_fd = -1;
+	s->owner = getuid();
+	s->t0 = sup_now_ns();
+	s->state = "STARTING";
+	for (unsigned i = 0; i < SUP_MAX_CLIENTS; i++)
+		s->clients[i].fd = -1;
+	setsid();
+	if (chdir("/") < 0) {
+		/* Only to not pin the caller's directory; harmless if it fails. */
+	}
+	if (sup_setup_fds(s, &err) < 0 || sup_listen(s, &err) < 0 || sup_save_first(s, &err) < 0) {
+		rundir_remove(p->run_dir, p->sid);
+		sup_report(s, "E%02d %s", err.code, err.msg);
+		_exit(1);
+	}
+	/* The CID and name are now visible to other launches. */
+	sup_report(s, "R");
+	close(lock_fd);
+	if (sup_boot(s, &err) < 0) {
+		char msg[NECTL_ERR_MSG_MAX + 8];
+
+		snprintf(msg, sizeof(msg), "E%02d %s", err.code, err.msg);
+		sup_fail(s, msg);
+	}
+	sup_loop(s);
+}
