@@ -19,7 +19,7 @@
 static int entry_fail(const struct fwd_entry *e, struct nectl_err *err, int errno_value,
 		      const char *what)
 {
-	const char *opt = e->rule.dir == FWD_TO_HOST ? "--forward-to-host" : "--forward-into-enclave";
+	const char *opt = fwd_rule_option(e->rule.dir);
 
 	if (!errno_value)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s '%s': %s", opt, e->rule.text,
@@ -38,9 +38,8 @@ static int entry_resolve(struct fwd_entry *e, bool passive, struct nectl_err *er
 		return entry_fail(e, err, errno, "cannot resolve the TCP host");
 	if (r)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s '%s': cannot resolve '%s': %s",
-				     e->rule.dir == FWD_TO_HOST ? "--forward-to-host"
-								: "--forward-into-enclave",
-				     e->rule.text, e->rule.host, gai_strerror(r));
+				     fwd_rule_option(e->rule.dir), e->rule.text, e->rule.host,
+				     gai_strerror(r));
 	return 0;
 }
 
@@ -71,12 +70,12 @@ static int entry_listen_tcp(struct fwd_entry *e, struct nectl_err *err)
 
 	if (entry_resolve(e, true, err) < 0)
 		return -1;
-	for (const struct addrinfo *ai = e->ai; ai; ai = ai->ai_next) {
-		if (entry_listen_fd(e, ai->ai_family, ai->ai_addr, ai->ai_addrlen) == 0)
-			return 0;
-		last = errno;
-	}
-	return entry_fail(e, err, last, "cannot listen");
+	for (const struct addrinfo *ai = e->ai; ai && e->lfd < 0; ai = ai->ai_next)
+		if (entry_listen_fd(e, ai->ai_family, ai->ai_addr, ai->ai_addrlen) < 0)
+			last = errno;
+	freeaddrinfo(e->ai);
+	e->ai = NULL;
+	return e->lfd >= 0 ? 0 : entry_fail(e, err, last, "cannot listen");
 }
 
 /* Someone else's file, or a socket somebody listens on, is left alone; a
@@ -91,7 +90,8 @@ static int entry_clear_stale(struct fwd_entry *e, const struct sockaddr_un *un,
 		return errno == ENOENT ? 0 : entry_fail(e, err, errno, "cannot check the path");
 	if (!S_ISSOCK(st.st_mode))
 		return entry_fail(e, err, 0, "the path exists and is not a socket");
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a listener with a full backlog must not hang us. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return entry_fail(e, err, errno, "socket");
 	r = connect(fd, (const struct sockaddr *)un, sizeof(*un)) == 0 ? EADDRINUSE : errno;
@@ -119,36 +119,6 @@ static int entry_listen_unix(struct fwd_entry *e, struct nectl_err *err)
 		e->st_dev = st.st_dev;
 		e->st_ino = st.st_ino;
 	}
-	return 0;
-}
-
-static bool rules_clash(const struct fwd_rule *a, const struct fwd_rule *b)
-{
-	if (a->dir != b->dir)
-		return false;
-	if (a->dir == FWD_TO_HOST)
-		return a->port == b->port;
-	if (a->is_unix != b->is_unix)
-		return false;
-	if (a->is_unix)
-		return !strcmp(a->path, b->path);
-	return !strcmp(a->host, b->host) && !strcmp(a->service, b->service);
-}
-
-static int rules_check(const struct fwd_rule *rules, size_t n, struct nectl_err *err)
-{
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < i; j++) {
-			if (!rules_clash(&rules[i], &rules[j]))
-				continue;
-			return nectl_err_set(
-			    err, NECTL_E_INVALID_ARG, "%s '%s' and '%s': %s",
-			    rules[i].dir == FWD_TO_HOST ? "--forward-to-host"
-							: "--forward-into-enclave",
-			    rules[j].text, rules[i].text,
-			    rules[i].dir == FWD_TO_HOST ? "the same vsock port twice"
-							: "the same listen address twice");
-		}
 	return 0;
 }
 
@@ -192,7 +162,7 @@ int fwd_create(struct forwarder **out, const struct fwd_rule *rules, size_t n,
 	struct forwarder *f;
 
 	*out = NULL;
-	if (rules_check(rules, n, err) < 0)
+	if (fwd_rules_check(rules, n, err) < 0)
 		return -1;
 	f = calloc(1, sizeof(*f));
 	if (!f || !(f->ent = calloc(n ? n : 1, sizeof(*f->ent)))) {

@@ -7,6 +7,9 @@
  * PORT. Both directions are bounded by vsock credit: a slow host socket
  * stalls the guest, a slow guest stops the host socket being read, and each
  * connection holds at most VSOCK_CONN_BUF + VSOCK_MAX_PAYLOAD bytes.
+ * Half-closes pass through both ways; when the guest closes (or resets),
+ * what it sent before still reaches the host socket, as fast as that
+ * socket takes it, and then EOF.
  *
  * Threading: the device's ops run under the VM's bus lock (vCPU threads)
  * and only record state and wake the forwarder's one thread, which takes
@@ -28,10 +31,10 @@ struct fwd_rule {
 	enum fwd_dir dir;
 	uint32_t port; /* the vsock port: CID 3's port (to host) or the enclave's port (into) */
 	bool is_unix;
-	char path[108];	  /* Unix socket path */
-	char host[256];	  /* TCP host (name or address, without IPv6 brackets) */
-	char service[8];  /* TCP port, decimal */
-	char text[512];	  /* the rule as given, for messages */
+	char path[108];	 /* Unix socket path */
+	char host[256];	 /* TCP host (name or address, without IPv6 brackets) */
+	char service[8]; /* TCP port, decimal */
+	char text[512];	 /* the rule as given, for messages */
 };
 
 /* Parses "PORT=unix:PATH" / "PORT=tcp:HOST:HOSTPORT" (FWD_TO_HOST) or
@@ -58,9 +61,11 @@ void fwd_attach(struct forwarder *f, struct vsock_dev *dev, void (*lock)(void *)
 int fwd_start(struct forwarder *f, struct nectl_err *err);
 
 struct fwd_stats {
-	uint64_t conns_total, conns_open;
-	uint64_t bytes_to_guest, bytes_from_guest;
-	uint64_t buffered; /* held by the forwarder now, both directions */
+	uint64_t conns_total;	   /* accepted from the guest or from a listener */
+	uint64_t conns_open;	   /* not yet ended */
+	uint64_t bytes_to_guest;   /* taken by vsock_host_send */
+	uint64_t bytes_from_guest; /* handed over by the `data` op */
+	uint64_t buffered;	   /* held by the forwarder now, both directions */
 };
 
 /* Takes the bus lock itself: call from other threads only, never from an

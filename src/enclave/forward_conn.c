@@ -78,13 +78,14 @@ struct fwd_conn *fwd_conn_new(struct forwarder *f, struct fwd_entry *e)
 void fwd_wake(struct forwarder *f)
 {
 	uint64_t one = 1;
+	ssize_t r;
 
 	if (f->woken || f->busy)
 		return;
 	f->woken = true;
-	/* Non-blocking: a full counter already means "wake up". */
-	if (write(f->evfd, &one, sizeof(one)) < 0) {
-	}
+	/* Non-blocking; EAGAIN means the counter is full: awake anyway. */
+	r = write(f->evfd, &one, sizeof(one));
+	(void)r;
 }
 
 void fwd_conn_touch(struct forwarder *f, struct fwd_conn *c)
@@ -96,8 +97,6 @@ void fwd_conn_touch(struct forwarder *f, struct fwd_conn *c)
 	}
 	fwd_wake(f);
 }
-
-void fwd_listeners_resume(struct forwarder *f);
 
 /* Forgets the connection; the device must not name it any more (closed,
  * refused or vsock_host_close'd). */
@@ -132,7 +131,8 @@ static void conn_abort(struct forwarder *f, struct fwd_conn *c)
 
 static void conn_set_events(struct forwarder *f, struct fwd_conn *c, uint32_t want)
 {
-	struct epoll_event ev = {.events = want, .data.u64 = FWD_EV_DATA(FWD_TAG_CONN, c - f->conn)};
+	struct epoll_event ev = {.events = want,
+				 .data.u64 = FWD_EV_DATA(FWD_TAG_CONN, c - f->conn)};
 	int op = !c->events ? EPOLL_CTL_ADD : want ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
 
 	if (want == c->events)
@@ -153,6 +153,8 @@ static uint32_t conn_events(const struct fwd_conn *c)
 		return 0;
 	if (c->in_len)
 		ev |= EPOLLOUT;
+	if (c->dead)
+		return ev;
 	if (!c->rd_done && !c->sock_eof && !c->out_len)
 		ev |= EPOLLIN;
 	return ev;
@@ -271,12 +273,35 @@ static int conn_pump_out(struct forwarder *f, struct fwd_conn *c)
 
 /* --- a relaying connection ---------------------------------------------- */
 
+/* The guest is gone, but it may have written and closed at once: what it
+ * sent still goes out, as the socket takes it, then EOF. */
+static void conn_linger(struct forwarder *f, struct fwd_conn *c)
+{
+	if (conn_flush_in(f, c) == 0 && c->in_len) {
+		conn_set_events(f, c, conn_events(c));
+		return;
+	}
+	shutdown(c->fd, SHUT_WR);
+	fwd_conn_release(f, c);
+}
+
+/* The guest's SHUTDOWN RCV: the device dropped what it had queued for it;
+ * so do we, and the socket is not read any more. */
+static void conn_stop_reading(struct forwarder *f, struct fwd_conn *c)
+{
+	shutdown(c->fd, SHUT_RD);
+	f->st.buffered -= c->out_len;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = 0;
+	c->dev_full = false;
+	c->rd_done = true;
+}
+
 static void conn_relay(struct forwarder *f, struct fwd_conn *c)
 {
 	if (c->dead) {
-		/* What the socket takes now, then nothing. */
-		conn_flush_in(f, c);
-		fwd_conn_release(f, c);
+		conn_linger(f, c);
 		return;
 	}
 	if (c->broken || conn_flush_in(f, c) < 0)
@@ -285,26 +310,19 @@ static void conn_relay(struct forwarder *f, struct fwd_conn *c)
 		shutdown(c->fd, SHUT_WR);
 		c->wr_done = true;
 	}
-	if (c->guest_norcv && !c->rd_done) {
-		/* The device dropped what it had queued; drop ours too. */
-		shutdown(c->fd, SHUT_RD);
-		f->st.buffered -= c->out_len;
-		free(c->out);
-		c->out = NULL;
-		c->out_len = 0;
-		c->dev_full = false;
-		c->rd_done = true;
-	}
+	if (c->guest_norcv && !c->rd_done)
+		conn_stop_reading(f, c);
 	if (!c->rd_done && conn_pump_out(f, c) < 0)
 		goto fail;
 	if (c->sock_eof && !c->out_len && !c->rd_done) {
 		vsock_host_shutdown(f->dev, c->id, VSOCK_SHUTDOWN_SEND);
 		c->rd_done = true;
 	}
-	if (c->rd_done && c->wr_done)
-		goto fail; /* not a failure: both directions are over */
-	conn_set_events(f, c, conn_events(c));
-	return;
+	if (!c->rd_done || !c->wr_done) {
+		conn_set_events(f, c, conn_events(c));
+		return;
+	}
+	/* Both directions are over: the guest is told to close. */
 fail:
 	conn_abort(f, c);
 }
@@ -408,4 +426,3 @@ void fwd_conn_service(struct forwarder *f, struct fwd_conn *c)
 		break;
 	}
 }
-

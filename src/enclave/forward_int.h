@@ -18,9 +18,9 @@
 #define FWD_FIRST_PORT 1024u /* host ports for connections into the enclave */
 
 /* epoll data: what an event is for, and its index. */
-#define FWD_TAG_WAKE	 0ull
-#define FWD_TAG_LISTENER 1ull
-#define FWD_TAG_CONN	 2ull
+#define FWD_TAG_WAKE	    0ull
+#define FWD_TAG_LISTENER    1ull
+#define FWD_TAG_CONN	    2ull
 #define FWD_EV_DATA(tag, i) ((tag) << 32 | (uint64_t)(i))
 
 enum fwd_conn_state {

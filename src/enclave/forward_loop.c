@@ -101,10 +101,11 @@ static void fwd_dispatch(struct forwarder *f, const struct epoll_event *ev)
 	uint64_t tag = ev->data.u64 >> 32;
 	uint32_t i = (uint32_t)ev->data.u64;
 	uint64_t v;
+	ssize_t r;
 
 	if (tag == FWD_TAG_WAKE) {
-		if (read(f->evfd, &v, sizeof(v)) < 0) {
-		}
+		r = read(f->evfd, &v, sizeof(v)); /* EAGAIN: already drained */
+		(void)r;
 		f->woken = false;
 	} else if (tag == FWD_TAG_LISTENER) {
 		if (!f->ent[i].paused)
@@ -260,4 +261,3 @@ const struct vsock_host_ops *fwd_ops(void)
 {
 	return &fwd_host_ops;
 }
-

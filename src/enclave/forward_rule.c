@@ -1,12 +1,13 @@
 /* forward_rule.c: the --forward-to-host and --forward-into-enclave rule
- * syntax. Every message names the option and the rule as given, so the
- * user can tell which of several rules is wrong. */
+ * syntax, and the checks across a rule set. Every message names the option
+ * and the rule as given, so the user can tell which of several rules is
+ * wrong. */
 #include <stdio.h>
 #include <string.h>
 
-#include "enclave/forward.h"
+#include "enclave/forward_int.h"
 
-static const char *rule_option(enum fwd_dir dir)
+const char *fwd_rule_option(enum fwd_dir dir)
 {
 	return dir == FWD_TO_HOST ? "--forward-to-host" : "--forward-into-enclave";
 }
@@ -31,8 +32,8 @@ static bool parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 
 static int rule_fail(const struct fwd_rule *r, struct nectl_err *err, const char *what)
 {
-	return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s '%s': %s", rule_option(r->dir), r->text,
-			     what);
+	return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s '%s': %s", fwd_rule_option(r->dir),
+			     r->text, what);
 }
 
 static int rule_parse_vport(struct fwd_rule *r, const char *s, size_t len, struct nectl_err *err)
@@ -40,12 +41,13 @@ static int rule_parse_vport(struct fwd_rule *r, const char *s, size_t len, struc
 	uint64_t v;
 
 	if (!parse_u64(s, len, 0xffffffffu, &v))
-		return rule_fail(r, err, "the vsock port must be a decimal number in 1..4294967295");
+		return rule_fail(r, err,
+				 "the vsock port must be a decimal number in 1..4294967295");
 	if (v == 0)
 		return rule_fail(r, err, "vsock port 0 is not valid");
 	if (r->dir == FWD_TO_HOST && v == VSOCK_HEARTBEAT_PORT)
-		return rule_fail(r, err,
-				 "port 9000 is the enclave's boot heartbeat and cannot be forwarded");
+		return rule_fail(
+		    r, err, "port 9000 is the enclave's boot heartbeat and cannot be forwarded");
 	r->port = (uint32_t)v;
 	return 0;
 }
@@ -138,4 +140,32 @@ int fwd_rule_parse(enum fwd_dir dir, const char *spec, struct fwd_rule *r, struc
 	if (rule_parse_addr(r, spec, (size_t)(eq - spec), err) < 0)
 		return -1;
 	return rule_parse_vport(r, eq + 1, strlen(eq + 1), err);
+}
+
+static bool rules_clash(const struct fwd_rule *a, const struct fwd_rule *b)
+{
+	if (a->dir != b->dir)
+		return false;
+	if (a->dir == FWD_TO_HOST)
+		return a->port == b->port;
+	if (a->is_unix != b->is_unix)
+		return false;
+	if (a->is_unix)
+		return !strcmp(a->path, b->path);
+	return !strcmp(a->host, b->host) && !strcmp(a->service, b->service);
+}
+
+int fwd_rules_check(const struct fwd_rule *rules, size_t n, struct nectl_err *err)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++) {
+			if (!rules_clash(&rules[i], &rules[j]))
+				continue;
+			return nectl_err_set(
+			    err, NECTL_E_INVALID_ARG, "%s '%s' and '%s': %s",
+			    fwd_rule_option(rules[i].dir), rules[j].text, rules[i].text,
+			    rules[i].dir == FWD_TO_HOST ? "the same vsock port twice"
+							: "the same listen address twice");
+		}
+	return 0;
 }

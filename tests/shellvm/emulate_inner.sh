@@ -1,0 +1,173 @@
+# Runs inside the shell VM (busybox sh): nectl's emulated enclaves end to end.
+# Prints "ok - ..." / "FAIL - ..." lines and "@@done" at the end; the host
+# side (test_emulate.sh) counts them. Files: /nectl (+ its libraries), /xfer,
+# /app.eif (xfer serve, pushes 4 MiB to CID 3 port 7000 first), /exit3.eif
+# (app exits with status 3), /panic.eif (app crashes the kernel).
+N=/nectl
+X=/xfer
+export NECTL_RUN_DIR=/run/nectl
+T=/tmp/e2e
+mkdir -p $T
+
+ok() { echo "ok - $1"; }
+bad() { echo "FAIL - $1"; }
+check() { # check NAME COMMAND...: the command's status decides
+	name=$1
+	shift
+	if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi
+}
+has() { grep -q -- "$2" "$1"; }
+field() { # field FILE KEY: the first scalar value of KEY in pretty-printed JSON
+	sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -1
+}
+rss_kib() { sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' /proc/$1/status; }
+gone() { # the process is gone (or a zombie nobody reaped)
+	[ ! -e /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status
+}
+hp_free() { sed -n 's/^HugePages_Free: *//p' /proc/meminfo; }
+
+# 256 MiB of hugepages: the first enclave gets them, the others fall back.
+echo 128 >/proc/sys/vm/nr_hugepages
+hp_total=$(hp_free)
+echo "hugepages reserved: $hp_total"
+
+# The host end of the guest-initiated forward, listening before any boot.
+$X --timeout 600 sink-listen unix:$T/hostsink.sock --count 1 >$T/hostsink.out 2>&1 &
+sleep 1
+
+FWD="--forward-into-enclave tcp:127.0.0.1:5000=5000 --forward-into-enclave unix:$T/echo.sock=5000
+ --forward-into-enclave unix:$T/sink.sock=5001 --forward-into-enclave unix:$T/src.sock=5002
+ --forward-to-host 7000=unix:$T/hostsink.sock"
+launch() { # launch TAG ARGS...: in the background, status in $T/TAG.rc
+	tag=$1
+	shift
+	# TCG runs the guests about 50x slower than hardware: generous timeout.
+	($N run-enclave --emulate --memory 256 --cpu-count 1 --heartbeat-timeout 600 "$@" \
+		>$T/$tag.json 2>$T/$tag.err
+	 echo $? >$T/$tag.rc) &
+}
+start=$(date +%s)
+# Two at the same moment, from one EIF: distinct CIDs, nitro-cli's name rule.
+# (c and d, the fault cases, start later: the shell VM has two emulated CPUs.)
+launch a --eif-path /app.eif --debug-mode --verbose $FWD
+launch b --eif-path /app.eif
+wait_rc() { while [ ! -s $T/$1.rc ]; do sleep 1; done; cat $T/$1.rc; }
+wait_launch() {
+	for t in "$@"; do
+		rc=$(wait_rc $t)
+		echo "run-enclave $t: status $rc after $(($(date +%s) - start)) s"
+		sed 's/^/  /' $T/$t.err
+		[ "$rc" = 0 ] && ok "run-enclave $t returned after the heartbeat" ||
+			bad "run-enclave $t: status $rc"
+	done
+}
+wait_launch a b
+cid_a=$(field $T/a.json EnclaveCID)
+cid_b=$(field $T/b.json EnclaveCID)
+name_a=$(field $T/a.json EnclaveName)
+name_b=$(field $T/b.json EnclaveName)
+pid_a=$(field $T/a.json ProcessID)
+pid_b=$(field $T/b.json ProcessID)
+echo "a: $name_a CID $cid_a pid $pid_a; b: $name_b CID $cid_b pid $pid_b"
+check "CIDs are distinct and auto-assigned from 16" \
+	sh -c "[ $cid_a != $cid_b ] && [ $cid_a -ge 16 ] && [ $cid_b -ge 16 ]"
+check "names follow nitro-cli's rule (app, app_1)" \
+	sh -c "[ '$name_a $name_b' = 'app app_1' ] || [ '$name_a $name_b' = 'app_1 app' ]"
+check "the supervisor outlives run-enclave" kill -0 "$pid_a"
+has $T/a.err "Enclave memory: " && ok "--verbose reports memory and phase timings" ||
+	bad "--verbose reports memory and phase timings"
+
+$N describe-enclaves >$T/describe.json 2>&1
+cat $T/describe.json
+for k in '"State": "RUNNING"' '"Flags": "DEBUG_MODE"' '"Mode": "emulated"' '"PCR0": "' \
+	'"MemoryMiB": 256' '"NumberOfCPUs": 1' "\"EnclaveCID\": $cid_a" '"HeartbeatMs": '; do
+	has $T/describe.json "$k" && ok "describe-enclaves shows $k" || bad "describe-enclaves shows $k"
+done
+pcr0=$(field $T/describe.json PCR0)
+[ "$pcr0" = "$(cat /app.pcr0)" ] && ok "PCR0 in describe = build-enclave's" ||
+	bad "PCR0 in describe ($pcr0) = build-enclave's ($(cat /app.pcr0))"
+has $T/describe.json '"MemoryBacking": "hugepages"' && ok "one enclave runs on hugepages" ||
+	bad "one enclave runs on hugepages"
+
+# vsock through the forwards
+check "echo through the TCP forward" $X echo tcp:127.0.0.1:5000 64K 1
+check "echo through the Unix forward" $X echo unix:$T/echo.sock 64K 1
+check "64 MiB host->guest, checksummed, half-close" $X send unix:$T/sink.sock 64M
+$X send unix:$T/sink.sock 64M
+check "64 MiB guest->host, checksummed" $X recv unix:$T/src.sock 64M
+$X recv unix:$T/src.sock 64M
+check "16 concurrent connections" $X echo unix:$T/echo.sock 1M 16
+# A stalled host reader: the guest must stop, the supervisor must not buffer.
+rss0=$(rss_kib $pid_a)
+[ -n "$rss0" ] || rss0=999999999
+$X --timeout 300 recv unix:$T/src.sock 64M --stall 8 >$T/stall.out 2>&1 &
+stall=$!
+max=$rss0
+for i in 1 2 3 4 5 6 7; do
+	sleep 1
+	r=$(rss_kib $pid_a)
+	[ -n "$r" ] && [ "$r" -gt "$max" ] && max=$r
+done
+wait $stall && ok "the stalled reader gets all 64 MiB afterwards" || bad "stalled reader: $(cat $T/stall.out)"
+echo "supervisor RSS: $rss0 KiB before, at most $max KiB while the reader stalled"
+[ $((max - rss0)) -lt 8192 ] && ok "supervisor memory stays bounded (+$((max - rss0)) KiB)" ||
+	bad "supervisor memory grew by $((max - rss0)) KiB"
+cat $T/hostsink.out
+has $T/hostsink.out "^4194304 " && ok "guest->CID 3:7000 forwarded to a Unix socket (4 MiB)" ||
+	bad "guest->CID 3:7000 forwarded to a Unix socket"
+
+# console
+$N console --enclave-name "$name_a" --disconnect-timeout 3 >$T/console.txt 2>&1
+has $T/console.txt "Successfully connected to the console." && has $T/console.txt "xfer: serving" &&
+	ok "console streams what was captured" || bad "console: $(head -c 300 $T/console.txt)"
+has $T/console.txt "send ok 4194304" && ok "the guest's push was acknowledged" ||
+	bad "the guest's push was acknowledged"
+$N console --enclave-name "$name_b" >$T/c.out 2>$T/c.err
+[ $? = 44 ] && has $T/c.err "debug flag" && ok "console without --debug-mode: E44" ||
+	bad "console without --debug-mode: $(cat $T/c.err)"
+
+# SIGKILL the supervisor of b: the VM dies with it; the stale entry is cleaned.
+kill -9 "$pid_b"
+sleep 1
+check "SIGKILLed supervisor: its process is gone" gone "$pid_b"
+$N describe-enclaves >$T/describe3.json
+has $T/describe3.json "\"EnclaveName\": \"$name_b\"" && bad "stale entry of b still described" ||
+	ok "stale entry of the killed supervisor removed"
+sid_b=$(field $T/b.json EnclaveID | sed 's/.*-enc//')
+check "no files of b left" sh -c "! ls /run/nectl/$sid_b.* 2>/dev/null"
+
+# Faults: c's app exits with 3, d's kernel panics.
+start=$(date +%s)
+launch c --eif-path /exit3.eif --debug-mode
+launch d --eif-path /panic.eif --debug-mode
+wait_launch c d
+sleep 3
+$N describe-enclaves >$T/describe2.json
+grep -A12 '"Exit"' $T/describe2.json
+has $T/describe2.json '"AppExitStatus": 3' && ok "app exit status 3 recorded" || bad "app exit status 3 recorded"
+has $T/describe2.json '"Reason": "kernel-panic"' && ok "kernel panic recorded" || bad "kernel panic recorded"
+has $T/describe2.json '"State": "EXITED"' && ok "exited enclaves stay described" || bad "exited enclaves stay described"
+$N console --enclave-name exit3 >$T/c3.txt 2>&1
+has $T/c3.txt "app exited with status 3" && ok "console of an exited enclave prints its capture" ||
+	bad "console of an exited enclave"
+
+# A boot without heartbeat in time: E36, nothing left behind.
+$N run-enclave --emulate --eif-path /app.eif --memory 256 --cpu-count 1 --heartbeat-timeout 1 \
+	>$T/e.out 2>$T/e.err
+rc=$?
+[ $rc = 36 ] && has $T/e.err "E36" && ok "no heartbeat in time: E36" || bad "heartbeat timeout: $rc $(cat $T/e.err)"
+
+# terminate-enclave leaves no process, socket or file behind.
+$N terminate-enclave --enclave-name "$name_a" >$T/t.json 2>$T/t.err
+rc=$?
+[ $rc = 0 ] && has $T/t.json '"Terminated": true' && ok "terminate-enclave" || bad "terminate-enclave: $rc $(cat $T/t.err)"
+check "terminated supervisor's process is gone" gone "$pid_a"
+sid_a=$(field $T/a.json EnclaveID | sed 's/.*-enc//')
+check "no socket, record or log left" sh -c "! ls /run/nectl/$sid_a.* 2>/dev/null"
+check "the Unix forward's socket is removed" sh -c "[ ! -e $T/echo.sock ]"
+$N terminate-enclave --all >/dev/null 2>&1
+left=$(ls /run/nectl | grep -v '^lock$')
+[ -z "$left" ] && ok "terminate-enclave --all empties the run directory" || bad "left: $left"
+[ "$(hp_free)" = "$hp_total" ] && ok "every hugepage is free again" || bad "hugepages free: $(hp_free) of $hp_total"
+ps | grep '[n]ectl' && bad "a nectl process is left" || ok "no nectl process left"
+echo "@@done"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# nectl's emulated enclaves end to end, inside the TCG shell VM (whose
+# /dev/kvm runs Linux): four run-enclave at once (CIDs, names), describe,
+# vsock through TCP and Unix forwards both ways (64 MiB each way, 16
+# connections, a stalled reader, half-close), console capture, app exit
+# status, kernel panic, a SIGKILLed supervisor, the heartbeat timeout, and
+# terminate leaving nothing behind. The checks run in
+# tests/shellvm/emulate_inner.sh; this side builds the images and counts.
+set -u
+NECTL=$(readlink -f "${1:?usage: test_emulate.sh nectl xfer}")
+XFER=$(readlink -f "${2:?}")
+HERE=$(dirname "$(readlink -f "$0")")
+ROOT=$(readlink -f "$HERE/../..")
+T=$(mktemp -d /tmp/nectl-emulate-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+. "$HERE/../cli/lib.sh"
+
+mkdir -p "$T/root/bin"
+cp "$XFER" "$T/root/bin/xfer"
+cp /bin/busybox "$T/root/bin/busybox"
+build() { # build NAME CMD-JSON
+	expect "build $1.eif" 0 "" -- "$NECTL" build-enclave --rootfs "$T/root" --cmd "$2" \
+		--output-file "$T/$1.eif" --build-time 1700000000
+	cp "$T/out" "$T/$1.build.json"
+}
+build app '["/bin/busybox", "sh", "-c", "/bin/xfer send vsock:3:7000 4M; exec /bin/xfer serve"]'
+build exit3 '["/bin/busybox", "sh", "-c", "echo bye; exit 3"]'
+build panic '["/bin/busybox", "sh", "-c", "echo c > /proc/sysrq-trigger"]'
+json "$T/app.build.json" 'j["Measurements"]["PCR0"]' >"$T/app.pcr0"
+
+# nectl is dynamically linked: its libraries go into the shell VM too.
+files=()
+for lib in $(ldd "$NECTL" | grep -o '/[^ ]*'); do
+	files+=(--file "$(readlink -f "$lib"):$lib")
+done
+start=$(date +%s)
+"$ROOT/scripts/shellvm.sh" --timeout 900 --mem 3G "${files[@]}" --file "$NECTL:/nectl" \
+	--file "$XFER:/xfer" --file "$T/app.eif:/app.eif" --file "$T/exit3.eif:/exit3.eif" \
+	--file "$T/panic.eif:/panic.eif" --file "$T/app.pcr0:/app.pcr0" \
+	--file "$HERE/emulate_inner.sh:/inner.sh" -- sh /inner.sh >"$T/log" 2>"$T/err"
+rc=$?
+echo "shell VM run: status $rc after $(($(date +%s) - start)) s"
+cat "$T/log"
+[ "$rc" -ne 0 ] && tail -5 "$T/err" | sed 's/^/  shellvm: /'
+pass=$((pass + $(grep -c '^ok - ' "$T/log")))
+fail=$((fail + $(grep -c '^FAIL - ' "$T/log")))
+grep -q '^@@done' "$T/log" && ok "the in-VM checks ran to the end" || bad "the in-VM checks ran to the end"
+summary
