@@ -53,7 +53,10 @@ struct vsock_host_ops {
 	 * consumed with vsock_host_credit; until then they count against the
 	 * guest's credit. */
 	void (*data)(void *ctx, uint64_t conn_id, const void *buf, size_t len);
-	/* vsock_host_send accepted less than asked and now has room again. */
+	/* vsock_host_send accepted less than asked and now has room again.
+	 * May fire inside that very vsock_host_send call, before it returns the
+	 * short count: mark "waiting for writable" before calling it. It never
+	 * fires once the guest has shut down its receive side (see shutdown). */
 	void (*writable)(void *ctx, uint64_t conn_id);
 	/* The guest will not receive (RCV) or send (SEND) any more. */
 	void (*shutdown)(void *ctx, uint64_t conn_id, uint32_t flags);
