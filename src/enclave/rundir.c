@@ -129,8 +129,7 @@ int rundir_write_record(const char *dir, const char *sid, json_t *rec, struct ne
 	if (out_file_open(&f, path, err) == 0) {
 		if (out_file_pwrite(&f, text, strlen(text), 0, err) == 0 && out_file_commit(&f, err) == 0)
 			rc = 0;
-		else
-			out_file_abort(&f);
+		out_file_abort(&f); /* frees; after a commit it removes nothing */
 	}
 	free(text);
 	return rc;
