@@ -2,7 +2,8 @@
 # Prints "ok - ..." / "FAIL - ..." lines and "@@done" at the end; the host
 # side (test_emulate.sh) counts them. Files: /nectl (+ its libraries), /xfer,
 # /app.eif (xfer serve, pushes 4 MiB to CID 3 port 7000 first), /exit3.eif
-# (app exits with status 3), /panic.eif (app crashes the kernel).
+# (app exits with status 3), /panic.eif (app crashes the kernel), /hello.eif
+# (the sample app: echoes lines on vsock port 5000).
 N=/nectl
 X=/xfer
 export NECTL_RUN_DIR=/run/nectl
@@ -142,8 +143,11 @@ check "no files of b left" sh -c "! ls /run/nectl/$sid_b.* 2>/dev/null"
 start=$(date +%s)
 launch c --eif-path /exit3.eif --debug-mode
 launch d --eif-path /panic.eif --debug-mode
-wait_launch c d
-sleep 3
+launch e --eif-path /hello.eif --forward-into-enclave tcp:127.0.0.1:5100=5000
+wait_launch c d e
+(echo "hello, sample"; sleep 8) | timeout 30 nc 127.0.0.1 5100 >$T/hello.out 2>&1
+has $T/hello.out "^hello, sample" && ok "the sample app echoes a line through a TCP forward" ||
+	bad "the sample app's echo: $(cat $T/hello.out)"
 $N describe-enclaves >$T/describe2.json
 grep -A12 '"Exit"' $T/describe2.json
 has $T/describe2.json '"AppExitStatus": 3' && ok "app exit status 3 recorded" || bad "app exit status 3 recorded"

@@ -7,8 +7,9 @@
 # terminate leaving nothing behind. The checks run in
 # tests/shellvm/emulate_inner.sh; this side builds the images and counts.
 set -u
-NECTL=$(readlink -f "${1:?usage: test_emulate.sh nectl xfer}")
+NECTL=$(readlink -f "${1:?usage: test_emulate.sh nectl xfer hello}")
 XFER=$(readlink -f "${2:?}")
+HELLO=$(readlink -f "${3:?}")
 HERE=$(dirname "$(readlink -f "$0")")
 ROOT=$(readlink -f "$HERE/../..")
 T=$(mktemp -d /tmp/nectl-emulate-XXXXXX)
@@ -33,6 +34,10 @@ pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkb
 random.trust_cpu=on virtio_mmio.device=4K@0xd0000000:5"
 build panic '["/bin/busybox", "sh", "-c", "echo c > /proc/sysrq-trigger"]'
 json "$T/app.build.json" 'j["Measurements"]["PCR0"]' >"$T/app.pcr0"
+# The sample app (examples/hello) alone, as make demo builds it.
+mkdir -p "$T/hello/bin" && cp "$HELLO" "$T/hello/bin/hello"
+expect "build hello.eif" 0 "" -- "$NECTL" build-enclave --rootfs "$T/hello" --cmd /bin/hello \
+	--output-file "$T/hello.eif" --build-time 1700000000
 
 # nectl is dynamically linked: its libraries go into the shell VM too.
 files=()
@@ -42,7 +47,7 @@ done
 start=$(date +%s)
 "$ROOT/scripts/shellvm.sh" --timeout 900 --mem 3G "${files[@]}" --file "$NECTL:/nectl" \
 	--file "$XFER:/xfer" --file "$T/app.eif:/app.eif" --file "$T/exit3.eif:/exit3.eif" \
-	--file "$T/panic.eif:/panic.eif" --file "$T/app.pcr0:/app.pcr0" \
+	--file "$T/panic.eif:/panic.eif" --file "$T/hello.eif:/hello.eif" --file "$T/app.pcr0:/app.pcr0" \
 	--file "$HERE/emulate_inner.sh:/inner.sh" -- sh /inner.sh >"$T/log" 2>"$T/err"
 rc=$?
 echo "shell VM run: status $rc after $(($(date +%s) - start)) s"
