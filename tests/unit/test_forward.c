@@ -4,7 +4,6 @@
  * it touches the device or the memory the device writes, as vCPU threads
  * do. Host peers run in their own threads with ordinary blocking-style I/O.
  * Waits poll the device's interrupt (an eventfd) with a deadline. */
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,27 +27,14 @@
 #include <cmocka.h>
 
 #include "enclave/forward.h"
+#include "vsockdrv.h"
 
-#define MEM_SIZE  0x400000
-#define QSIZE	  128
-#define DESC(q)	  (0x1000 + 0x3000 * (uint64_t)(q))
-#define AVAIL(q)  (0x2000 + 0x3000 * (uint64_t)(q))
-#define USED(q)	  (0x3000 + 0x3000 * (uint64_t)(q))
-#define TXBUF	  0x10000 /* header; payload follows at +0x100 */
-#define RXBUF	  0x40000
-#define RXSZ	  (44 + 4096)
-#define GUEST_CID 16
-#define HDR	  44
-#define G_BUF	  (64 * 1024) /* the guest's receive window */
-#define G_CHUNK	  16384	      /* the guest's largest packet */
-#define MAXC	  64
-#define KEEP	  4096 /* received bytes kept for comparing */
-#define WAIT_MS	  5000
-
-#define F_NEXT	1
-#define F_WRITE 2
-
-enum { OP_REQUEST = 1, OP_RESPONSE, OP_RST, OP_SHUTDOWN, OP_RW, OP_CREDIT_UPDATE, OP_CREDIT_REQ };
+#define MEM_SIZE 0x400000
+#define G_BUF	 (64 * 1024) /* the guest's receive window */
+#define G_CHUNK	 16384	     /* the guest's largest packet */
+#define MAXC	 64
+#define KEEP	 4096 /* received bytes kept for comparing */
+#define WAIT_MS	 5000
 
 enum gstate { GS_FREE, GS_CONNECTING, GS_INCOMING, GS_OPEN, GS_RESET };
 
@@ -67,11 +53,9 @@ struct gconn {
 
 struct env {
 	pthread_mutex_t lock;
-	struct guestmem gm;
-	struct vsock_dev *dev;
+	struct vdrv d; /* the guest */
 	struct forwarder *f;
 	int irq_fd;
-	uint16_t avail_idx[3], used_seen;
 	struct gconn c[MAXC];
 	unsigned heartbeats;
 	char dir[64];
@@ -134,124 +118,12 @@ static void on_heartbeat(void *ctx)
 
 /* --- the driver (bus lock held) ------------------------------------------ */
 
-static void wr(struct env *e, uint64_t off, uint32_t v)
-{
-	virtio_mmio_write(vsock_mmio(e->dev), off, &v, 4);
-}
-
-static uint32_t rd(struct env *e, uint64_t off)
-{
-	uint32_t v = 0;
-
-	virtio_mmio_read(vsock_mmio(e->dev), off, &v, 4);
-	return v;
-}
-
-static void gw(struct env *e, uint64_t gpa, const void *src, size_t len)
-{
-	assert_int_equal(guestmem_write(&e->gm, gpa, src, len), 0);
-}
-
-static void put_desc(struct env *e, unsigned q, uint16_t i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
-{
-	uint8_t d[16];
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	gw(e, DESC(q) + 16 * (uint64_t)i, d, sizeof(d));
-}
-
-static void post(struct env *e, unsigned q, uint16_t head)
-{
-	uint16_t idx = e->avail_idx[q];
-
-	gw(e, AVAIL(q) + 4 + 2 * (uint64_t)(idx % QSIZE), &head, 2);
-	e->avail_idx[q] = ++idx;
-	gw(e, AVAIL(q) + 2, &idx, 2);
-}
-
-static void driver_init(struct env *e)
-{
-	wr(e, 0x070, 0);
-	wr(e, 0x070, 1);
-	wr(e, 0x070, 3);
-	wr(e, 0x024, 1);
-	wr(e, 0x020, 1); /* VERSION_1 */
-	wr(e, 0x024, 0);
-	wr(e, 0x020, 0);
-	wr(e, 0x070, 11);
-	for (unsigned q = 0; q < 3; q++) {
-		wr(e, 0x030, q);
-		wr(e, 0x038, QSIZE);
-		wr(e, 0x080, (uint32_t)DESC(q));
-		wr(e, 0x090, (uint32_t)AVAIL(q));
-		wr(e, 0x0a0, (uint32_t)USED(q));
-		wr(e, 0x044, 1);
-	}
-	wr(e, 0x070, 15);
-	/* Every rx buffer posted, one descriptor each, buffer i at desc i. */
-	for (uint16_t d = 0; d < QSIZE; d++) {
-		put_desc(e, 0, d, RXBUF + (uint64_t)d * RXSZ, RXSZ, F_WRITE, 0);
-		post(e, 0, d);
-	}
-	wr(e, 0x050, 0);
-}
-
-static void put_hdr(uint8_t *b, uint16_t op, uint32_t sport, uint32_t dport, uint32_t len,
-		    uint32_t flags, uint32_t fwd)
-{
-	uint64_t v64;
-	uint32_t v32;
-	uint16_t v16;
-
-	v64 = htole64(GUEST_CID), memcpy(b, &v64, 8);
-	v64 = htole64(3), memcpy(b + 8, &v64, 8);
-	v32 = htole32(sport), memcpy(b + 16, &v32, 4);
-	v32 = htole32(dport), memcpy(b + 20, &v32, 4);
-	v32 = htole32(len), memcpy(b + 24, &v32, 4);
-	v16 = htole16(1), memcpy(b + 28, &v16, 2);
-	v16 = htole16(op), memcpy(b + 30, &v16, 2);
-	v32 = htole32(flags), memcpy(b + 32, &v32, 4);
-	v32 = htole32(G_BUF), memcpy(b + 36, &v32, 4);
-	v32 = htole32(fwd), memcpy(b + 40, &v32, 4);
-}
-
-static uint32_t le32_at(const uint8_t *b)
-{
-	uint32_t v;
-
-	memcpy(&v, b, 4);
-	return le32toh(v);
-}
-
-static uint16_t le16_at(const uint8_t *b)
-{
-	uint16_t v;
-
-	memcpy(&v, b, 2);
-	return le16toh(v);
-}
-
 /* One packet on the tx queue; the device handles it before returning. */
 static void g_tx(struct env *e, struct gconn *c, uint16_t op, uint32_t flags, const void *pay,
 		 uint32_t len)
 {
-	uint16_t d = (uint16_t)((e->avail_idx[1] * 2) % QSIZE);
-	uint8_t b[HDR];
-
-	put_hdr(b, op, c->gport, c->hport, len, flags, c->fwd_cnt);
+	vd_tx(&e->d, op, c->gport, c->hport, pay, len, flags, G_BUF, c->fwd_cnt);
 	c->fwd_told = c->fwd_cnt;
-	gw(e, TXBUF, b, HDR);
-	if (len)
-		gw(e, TXBUF + 0x100, pay, len);
-	put_desc(e, 1, d, TXBUF, HDR, len ? F_NEXT : 0, (uint16_t)(d + 1));
-	if (len)
-		put_desc(e, 1, (uint16_t)(d + 1), TXBUF + 0x100, len, 0, 0);
-	post(e, 1, d);
-	wr(e, 0x050, 1);
 }
 
 static struct gconn *g_find(struct env *e, uint32_t gport, uint32_t hport)
@@ -290,30 +162,31 @@ static void g_data(struct gconn *c, const uint8_t *p, uint32_t len)
 
 static void g_packet(struct env *e, const uint8_t *b, uint32_t len)
 {
-	uint32_t sport = le32_at(b + 16), dport = le32_at(b + 20), plen = le32_at(b + 24);
-	uint16_t op = le16_at(b + 30);
-	struct gconn *c = g_find(e, dport, sport);
+	struct pkt p;
+	struct gconn *c;
 
-	assert_int_equal(len, HDR + plen);
-	if (op == OP_REQUEST) {
+	vd_decode(b, &p);
+	c = g_find(e, p.dst_port, p.src_port);
+	assert_int_equal(len, HDR + p.len);
+	if (p.op == OP_REQUEST) {
 		assert_null(c);
-		c = g_new(e, dport, sport, GS_INCOMING);
+		c = g_new(e, p.dst_port, p.src_port, GS_INCOMING);
 	}
 	if (!c)
 		return; /* an RST for a socket this guest already forgot */
-	c->peer_buf_alloc = le32_at(b + 36);
-	c->peer_fwd_cnt = le32_at(b + 40);
-	if (op == OP_RESPONSE && c->state == GS_CONNECTING)
+	c->peer_buf_alloc = p.buf_alloc;
+	c->peer_fwd_cnt = p.fwd_cnt;
+	if (p.op == OP_RESPONSE && c->state == GS_CONNECTING)
 		c->state = GS_OPEN;
-	else if (op == OP_RST)
+	else if (p.op == OP_RST)
 		c->state = GS_RESET;
-	else if (op == OP_RW)
-		g_data(c, b + HDR, plen);
-	else if (op == OP_CREDIT_REQ)
+	else if (p.op == OP_RW)
+		g_data(c, b + HDR, p.len);
+	else if (p.op == OP_CREDIT_REQ)
 		g_tx(e, c, OP_CREDIT_UPDATE, 0, NULL, 0);
-	if (op != OP_SHUTDOWN)
+	if (p.op != OP_SHUTDOWN)
 		return;
-	c->peer_shut |= le32_at(b + 32);
+	c->peer_shut |= p.flags;
 	if (c->peer_shut == 3 && c->state == GS_OPEN) {
 		/* What Linux does: the host is gone both ways. */
 		g_tx(e, c, OP_RST, 0, NULL, 0);
@@ -325,31 +198,22 @@ static void g_packet(struct env *e, const uint8_t *b, uint32_t len)
  * tells the host what was consumed. */
 static void g_pump_locked(struct env *e)
 {
-	uint16_t used_idx;
+	uint32_t elem[2];
 	bool any = false;
 
-	wr(e, 0x064, rd(e, 0x060));
-	for (;;) {
-		uint32_t elem[2];
-
-		assert_int_equal(guestmem_read(&e->gm, USED(0) + 2, &used_idx, 2), 0);
-		if (used_idx == e->used_seen)
-			break;
-		assert_int_equal(guestmem_read(&e->gm,
-					       USED(0) + 4 + 8 * (uint64_t)(e->used_seen % QSIZE),
-					       elem, 8),
-				 0);
-		e->used_seen++;
+	vd_wr(&e->d, 0x064, vd_rd(&e->d, 0x060));
+	while (vd_used(&e->d, elem)) {
 		assert_true(elem[0] < QSIZE);
-		g_packet(e, guestmem_ptr(&e->gm, RXBUF + (uint64_t)elem[0] * RXSZ, RXSZ), elem[1]);
-		post(e, 0, (uint16_t)elem[0]);
+		g_packet(e, guestmem_ptr(&e->d.gm, RXBUF + (uint64_t)elem[0] * RXSZ, RXSZ),
+			 elem[1]);
+		vd_post(&e->d, 0, (uint16_t)elem[0]);
 		any = true;
 	}
 	for (unsigned i = 0; i < MAXC; i++)
 		if (e->c[i].state == GS_OPEN && e->c[i].fwd_cnt != e->c[i].fwd_told)
 			g_tx(e, &e->c[i], OP_CREDIT_UPDATE, 0, NULL, 0);
 	if (any)
-		wr(e, 0x050, 0);
+		vd_wr(&e->d, 0x050, 0);
 }
 
 static void g_pump(struct env *e)
@@ -580,19 +444,23 @@ static int accept_within(int lfd)
 	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 }
 
-static void read_exact(int fd, void *buf, size_t len)
+/* The next bytes on fd are exactly the string s. */
+static void expect_read(int fd, const char *s)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
-	size_t done = 0;
+	size_t len = strlen(s), done = 0;
+	char buf[64];
 
+	assert_true(len <= sizeof(buf));
 	while (done < len) {
 		ssize_t n;
 
 		assert_int_equal(poll(&p, 1, WAIT_MS), 1);
-		n = read(fd, (uint8_t *)buf + done, len - done);
+		n = read(fd, buf + done, len - done);
 		assert_true(n > 0);
 		done += (size_t)n;
 	}
+	assert_memory_equal(buf, s, len);
 }
 
 static void expect_eof(int fd)
@@ -686,13 +554,10 @@ static int setup(void **state)
 	if (!e)
 		return -1;
 	pthread_mutex_init(&e->lock, NULL);
-	e->gm.n = 1;
-	e->gm.r[0] = (struct guestmem_region){0, MEM_SIZE, aligned_alloc(4096, MEM_SIZE)};
 	e->irq_fd = eventfd(0, EFD_CLOEXEC);
 	snprintf(e->dir, sizeof(e->dir), "/tmp/nectl-fwd-XXXXXX");
-	if (!e->gm.r[0].hva || e->irq_fd < 0 || !mkdtemp(e->dir))
+	if (vd_mem_init(&e->d, MEM_SIZE) < 0 || e->irq_fd < 0 || !mkdtemp(e->dir))
 		return -1;
-	memset(e->gm.r[0].hva, 0, MEM_SIZE);
 	*state = e;
 	return 0;
 }
@@ -712,12 +577,14 @@ static void start(struct env *e, const char *const *to, size_t nto, const char *
 		assert_int_equal(fwd_rule_parse(FWD_INTO_ENCLAVE, into[i], &r[n++], &err), 0);
 	if (fwd_create(&e->f, r, n, &err) < 0)
 		fail_msg("fwd_create: %s", err.msg);
-	e->dev = vsock_new(GUEST_CID, &e->gm, fake_irq, e, fwd_ops(), e->f);
-	assert_non_null(e->dev);
-	fwd_attach(e->f, e->dev, bus_lock, bus_unlock, e, on_heartbeat, e);
+	e->d.dev = vsock_new(GUEST_CID, &e->d.gm, fake_irq, e, fwd_ops(), e->f);
+	assert_non_null(e->d.dev);
+	fwd_attach(e->f, e->d.dev, bus_lock, bus_unlock, e, on_heartbeat, e);
 	assert_int_equal(fwd_start(e->f, &err), 0);
 	bus_lock(e);
-	driver_init(e);
+	/* Every rx buffer posted, one descriptor each, buffer i at desc i. */
+	vd_init(&e->d);
+	vd_post_rx(&e->d, QSIZE);
 	bus_unlock(e);
 }
 
@@ -725,8 +592,8 @@ static void stop(struct env *e)
 {
 	fwd_destroy(e->f);
 	e->f = NULL;
-	vsock_free(e->dev);
-	e->dev = NULL;
+	vsock_free(e->d.dev);
+	e->d.dev = NULL;
 }
 
 static int teardown(void **state)
@@ -740,7 +607,7 @@ static int teardown(void **state)
 	if (system(cmd) != 0)
 		return -1;
 	close(e->irq_fd);
-	free(e->gm.r[0].hva);
+	vd_mem_free(&e->d);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 	return 0;
@@ -765,6 +632,58 @@ static bool pred_idle(struct env *e, void *arg)
 
 	fwd_get_stats(e->f, &st);
 	return st.conns_open == 0;
+}
+
+/* A listener at `name` in the test's directory and the forwarder with the
+ * one rule 5000=unix:it; returns the listener. */
+static int start_to_unix(struct env *e, const char *name)
+{
+	char path[128], spec[200];
+	const char *to[1] = {spec};
+	int lfd;
+
+	path_in(e, path, sizeof(path), name);
+	lfd = unix_listen(path);
+	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
+	start(e, to, 1, NULL, 0);
+	return lfd;
+}
+
+/* Guest port gport connects to host port 5000; *fd is the host's end. */
+static struct gconn *open_to_host(struct env *e, int lfd, uint32_t gport, int *fd)
+{
+	struct gconn *c = g_connect(e, gport, 5000);
+
+	*fd = accept_within(lfd);
+	return c;
+}
+
+/* The usual start: host.sock listening, guest port 1234 connected to it. */
+static struct gconn *start_open(struct env *e, int *lfd, int *fd)
+{
+	*lfd = start_to_unix(e, "host.sock");
+	return open_to_host(e, *lfd, 1234, fd);
+}
+
+/* The host closes its end, and stops listening once the forwarder has
+ * no connection left. */
+static void hang_up(struct env *e, int fd, int lfd)
+{
+	close(fd);
+	g_until(e, pred_idle, NULL);
+	close(lfd);
+}
+
+/* The forwarder with the one rule unix:PATH=80, PATH (into.sock in the
+ * test's directory) left in path. */
+static void start_into_unix(struct env *e, char *path, size_t len)
+{
+	char spec[200];
+	const char *into[1] = {spec};
+
+	path_in(e, path, len, "into.sock");
+	snprintf(spec, sizeof(spec), "unix:%s=80", path);
+	start(e, NULL, 0, into, 1);
 }
 
 /* --- rules ----------------------------------------------------------------- */
@@ -953,15 +872,10 @@ static void relay_both_ways(struct env *e, struct gconn *c, int fd)
 static void test_to_host_unix(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *to[1] = {spec};
 	struct gconn *c;
 	int lfd;
 
-	path_in(e, path, sizeof(path), "host.sock");
-	lfd = unix_listen(path);
-	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
-	start(e, to, 1, NULL, 0);
+	lfd = start_to_unix(e, "host.sock");
 	c = g_connect(e, 1234, 5000);
 	relay_both_ways(e, c, accept_within(lfd));
 	assert_int_equal(stats(e).conns_total, 1);
@@ -1039,14 +953,12 @@ static void test_heartbeat(void **state)
 static void into_exchange(struct env *e, int fd, uint32_t port)
 {
 	struct gconn *c = g_accept(e, port);
-	char buf[16];
 
 	assert_int_equal(write(fd, "ping", 4), 4);
 	g_wait_bytes(e, c, 4);
 	assert_memory_equal(c->keep, "ping", 4);
 	g_send_str(e, c, "pong!");
-	read_exact(fd, buf, 5);
-	assert_memory_equal(buf, "pong!", 5);
+	expect_read(fd, "pong!");
 	/* 1 MiB each way, and both shut down. */
 	relay_both_ways(e, c, fd);
 }
@@ -1054,13 +966,10 @@ static void into_exchange(struct env *e, int fd, uint32_t port)
 static void test_into_unix(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *into[1] = {spec};
+	char path[128];
 	struct stat st;
 
-	path_in(e, path, sizeof(path), "into.sock");
-	snprintf(spec, sizeof(spec), "unix:%s=80", path);
-	start(e, NULL, 0, into, 1);
+	start_into_unix(e, path, sizeof(path));
 	into_exchange(e, unix_dial(path), 80);
 	stop(e);
 	assert_int_equal(stat(path, &st), -1); /* removed by destroy */
@@ -1083,14 +992,11 @@ static void test_into_tcp(void **state)
 static void test_into_refused(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *into[1] = {spec};
+	char path[128];
 	struct gconn *c = NULL;
 	int fd;
 
-	path_in(e, path, sizeof(path), "into.sock");
-	snprintf(spec, sizeof(spec), "unix:%s=80", path);
-	start(e, NULL, 0, into, 1);
+	start_into_unix(e, path, sizeof(path));
 	fd = unix_dial(path);
 	g_until(e, pred_incoming, &c);
 	g_ctl(e, c, OP_RST, 0);
@@ -1105,23 +1011,15 @@ static void test_into_refused(void **state)
 static void test_half_close(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *to[1] = {spec};
 	struct gconn *c;
-	char buf[16];
 	int lfd, fd;
 
-	path_in(e, path, sizeof(path), "host.sock");
-	lfd = unix_listen(path);
-	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
-	start(e, to, 1, NULL, 0);
+	lfd = start_to_unix(e, "host.sock");
 	/* The guest stops sending first; the host still answers. */
-	c = g_connect(e, 1234, 5000);
-	fd = accept_within(lfd);
+	c = open_to_host(e, lfd, 1234, &fd);
 	g_send_str(e, c, "request");
 	g_ctl(e, c, OP_SHUTDOWN, 2);
-	read_exact(fd, buf, 7);
-	assert_memory_equal(buf, "request", 7);
+	expect_read(fd, "request");
 	expect_eof(fd);
 	assert_int_equal(write(fd, "reply", 5), 5);
 	g_wait_bytes(e, c, 5);
@@ -1131,8 +1029,7 @@ static void test_half_close(void **state)
 	g_until(e, pred_reset, c);
 	assert_int_equal(c->peer_shut, 3);
 	/* The host stops sending first; the guest still sends. */
-	c = g_connect(e, 1235, 5000);
-	fd = accept_within(lfd);
+	c = open_to_host(e, lfd, 1235, &fd);
 	assert_int_equal(write(fd, "banner", 6), 6);
 	shutdown(fd, SHUT_WR);
 	g_until(e, pred_shut, c);
@@ -1140,14 +1037,11 @@ static void test_half_close(void **state)
 	assert_int_equal(c->peer_shut, 2);
 	assert_int_equal(c->state, GS_OPEN);
 	g_send_str(e, c, "late data");
-	read_exact(fd, buf, 9);
-	assert_memory_equal(buf, "late data", 9);
+	expect_read(fd, "late data");
 	g_ctl(e, c, OP_SHUTDOWN, 2);
 	expect_eof(fd);
 	g_until(e, pred_reset, c);
-	close(fd);
-	g_until(e, pred_idle, NULL);
-	close(lfd);
+	hang_up(e, fd, lfd);
 }
 
 /* The guest stops receiving: the socket is no longer read, and the guest
@@ -1155,29 +1049,18 @@ static void test_half_close(void **state)
 static void test_guest_shutdown_rcv(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *to[1] = {spec};
 	struct gconn *c;
-	char buf[8];
 	int lfd, fd;
 
-	path_in(e, path, sizeof(path), "host.sock");
-	lfd = unix_listen(path);
-	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
-	start(e, to, 1, NULL, 0);
-	c = g_connect(e, 1234, 5000);
-	fd = accept_within(lfd);
+	c = start_open(e, &lfd, &fd);
 	g_ctl(e, c, OP_SHUTDOWN, 1);
 	g_send_str(e, c, "still");
-	read_exact(fd, buf, 5);
-	assert_memory_equal(buf, "still", 5);
+	expect_read(fd, "still");
 	/* The guest closes its half too: the device resets, the socket ends. */
 	g_ctl(e, c, OP_SHUTDOWN, 2);
 	g_until(e, pred_reset, c);
 	expect_eof(fd);
-	close(fd);
-	g_until(e, pred_idle, NULL);
-	close(lfd);
+	hang_up(e, fd, lfd);
 }
 
 /* Abrupt ends: the guest's RST closes the socket; a host that closes and
@@ -1185,28 +1068,18 @@ static void test_guest_shutdown_rcv(void **state)
 static void test_resets(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *to[1] = {spec};
 	struct gconn *c;
-	char buf[16];
 	int lfd, fd;
 
-	path_in(e, path, sizeof(path), "host.sock");
-	lfd = unix_listen(path);
-	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
-	start(e, to, 1, NULL, 0);
-	c = g_connect(e, 1234, 5000);
-	fd = accept_within(lfd);
+	c = start_open(e, &lfd, &fd);
 	g_send_str(e, c, "half a reque");
 	g_ctl(e, c, OP_RST, 0);
 	c->state = GS_FREE;
-	read_exact(fd, buf, 12);
-	assert_memory_equal(buf, "half a reque", 12);
+	expect_read(fd, "half a reque");
 	expect_eof(fd);
 	close(fd);
 	g_until(e, pred_idle, NULL);
-	c = g_connect(e, 1235, 5000);
-	fd = accept_within(lfd);
+	c = open_to_host(e, lfd, 1235, &fd);
 	close(fd);
 	g_until(e, pred_shut, c);
 	assert_int_equal(c->state, GS_OPEN);
@@ -1250,20 +1123,13 @@ static void test_stalled_reader(void **state)
 {
 	struct env *e = *state;
 	const uint64_t total = 4 << 20;
-	char path[128], spec[200];
-	const char *to[1] = {spec};
 	uint64_t off = 0, got = 0, bad = 0;
 	uint64_t end = now_ms() + WAIT_MS;
 	static uint8_t buf[65536];
 	struct gconn *c;
 	int lfd, fd;
 
-	path_in(e, path, sizeof(path), "host.sock");
-	lfd = unix_listen(path);
-	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
-	start(e, to, 1, NULL, 0);
-	c = g_connect(e, 1234, 5000);
-	fd = accept_within(lfd);
+	c = start_open(e, &lfd, &fd);
 	g_stall(e, c, 3, &off);
 	assert_true(off < total);
 	assert_int_equal(stats(e).bytes_from_guest, off);
@@ -1298,8 +1164,6 @@ static void test_stalled_reader(void **state)
 static void test_close_flushes(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *to[1] = {spec};
 	uint64_t off = 0, got = 0, bad = 0;
 	static uint8_t buf[65536];
 	struct pollfd p;
@@ -1307,12 +1171,7 @@ static void test_close_flushes(void **state)
 	int lfd, fd;
 	ssize_t n;
 
-	path_in(e, path, sizeof(path), "host.sock");
-	lfd = unix_listen(path);
-	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
-	start(e, to, 1, NULL, 0);
-	c = g_connect(e, 1234, 5000);
-	fd = accept_within(lfd);
+	c = start_open(e, &lfd, &fd);
 	g_stall(e, c, 6, &off);
 	g_ctl(e, c, OP_SHUTDOWN, 3);
 	g_until(e, pred_reset, c);
@@ -1336,19 +1195,12 @@ static void test_close_flushes(void **state)
 static void test_stalled_guest(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *to[1] = {spec};
 	static uint8_t buf[65536];
 	struct gconn *c;
 	uint64_t sent = 0;
 	int lfd, fd;
 
-	path_in(e, path, sizeof(path), "host.sock");
-	lfd = unix_listen(path);
-	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
-	start(e, to, 1, NULL, 0);
-	c = g_connect(e, 1234, 5000);
-	fd = accept_within(lfd);
+	c = start_open(e, &lfd, &fd);
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	/* The guest never pumps: it posted QSIZE buffers and that is all. */
 	for (uint64_t end = now_ms() + WAIT_MS; now_ms() < end;) {
@@ -1420,19 +1272,14 @@ static void *echo_main(void *arg)
 static void test_concurrent(void **state)
 {
 	struct env *e = *state;
-	char path[128], spec[200];
-	const char *to[1] = {spec};
 	struct gconn *c[NCONC];
 	uint64_t off[NCONC] = {0};
 	uint64_t end = now_ms() + WAIT_MS;
 	struct echo s;
 	bool all;
 
-	path_in(e, path, sizeof(path), "echo.sock");
-	s.lfd = unix_listen(path);
+	s.lfd = start_to_unix(e, "echo.sock");
 	s.done = 0;
-	snprintf(spec, sizeof(spec), "5000=unix:%s", path);
-	start(e, to, 1, NULL, 0);
 	assert_int_equal(pthread_create(&s.th, NULL, echo_main, &s), 0);
 	for (unsigned i = 0; i < NCONC; i++) {
 		c[i] = g_connect(e, 2000 + i, 5000);
@@ -1484,8 +1331,7 @@ static void test_destroy_open(void **state)
 	start(e, to, 1, into, 1);
 	/* One to the host with bytes held both ways, one into the enclave,
 	 * one still waiting for the guest's answer. */
-	c = g_connect(e, 1234, 5000);
-	fd = accept_within(lfd);
+	c = open_to_host(e, lfd, 1234, &fd);
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	for (i = 0; i < 100 && g_credit(c); i++) {
 		g_send_some(e, c, 5, &off, 1 << 30);

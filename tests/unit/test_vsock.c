@@ -14,40 +14,14 @@
 
 #include <cmocka.h>
 
-#include "nectl/vsock.h"
+#include "vsockdrv.h"
 
-#define MEM_SIZE  0x200000
-#define QSIZE	  128
-#define DESC(q)	  (0x1000 + 0x3000 * (uint64_t)(q))
-#define AVAIL(q)  (0x2000 + 0x3000 * (uint64_t)(q))
-#define USED(q)	  (0x3000 + 0x3000 * (uint64_t)(q))
-#define TXBUF	  0x10000 /* header; payload follows at +0x100 */
-#define RXBUF	  0x40000
-#define RXSZ	  (44 + 4096)
-#define GUEST_CID 16
-#define HDR	  44
-
-#define F_NEXT	1
-#define F_WRITE 2
-
-enum { OP_REQUEST = 1, OP_RESPONSE, OP_RST, OP_SHUTDOWN, OP_RW, OP_CREDIT_UPDATE, OP_CREDIT_REQ };
-
-struct pkt {
-	uint64_t src_cid, dst_cid;
-	uint32_t src_port, dst_port, len;
-	uint16_t type, op;
-	uint32_t flags, buf_alloc, fwd_cnt;
-	uint8_t data[4096];
-};
-
-#define MAX_EV 2048
+#define MEM_SIZE 0x200000
+#define MAX_EV	 2048
 
 struct env {
-	struct guestmem gm;
-	struct vsock_dev *dev;
+	struct vdrv d; /* the guest */
 	int irq;
-	/* the driver */
-	uint16_t avail_idx[3], used_seen[3], posted_rx;
 	/* the host */
 	int accept; /* 0 refuse, 1 accept at once, 2 accept later */
 	unsigned connects, connected, closed, heartbeats, writables;
@@ -72,7 +46,7 @@ static int h_connect(void *ctx, uint32_t port, uint64_t id)
 	e->last_port = port;
 	e->last_id = id;
 	if (e->accept == 1)
-		assert_int_equal(vsock_host_connected(e->dev, id), 0);
+		assert_int_equal(vsock_host_connected(e->d.dev, id), 0);
 	return e->accept ? 0 : -1;
 }
 
@@ -130,186 +104,15 @@ static const struct vsock_host_ops host_ops = {
     .heartbeat = h_heartbeat,
 };
 
-/* --- the driver side ---------------------------------------------------- */
-
-static void wr(struct env *e, uint64_t off, uint32_t v)
-{
-	virtio_mmio_write(vsock_mmio(e->dev), off, &v, 4);
-}
-
-static uint32_t rd(struct env *e, uint64_t off)
-{
-	uint32_t v = 0;
-
-	virtio_mmio_read(vsock_mmio(e->dev), off, &v, 4);
-	return v;
-}
-
-static void gw(struct env *e, uint64_t gpa, const void *src, size_t len)
-{
-	assert_int_equal(guestmem_write(&e->gm, gpa, src, len), 0);
-}
-
-static void put_desc(struct env *e, unsigned q, uint16_t i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
-{
-	uint8_t d[16];
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-	gw(e, DESC(q) + 16 * (uint64_t)i, d, sizeof(d));
-}
-
-static void post(struct env *e, unsigned q, uint16_t head)
-{
-	uint16_t idx = e->avail_idx[q];
-
-	gw(e, AVAIL(q) + 4 + 2 * (uint64_t)(idx % QSIZE), &head, 2);
-	e->avail_idx[q] = ++idx;
-	gw(e, AVAIL(q) + 2, &idx, 2);
-}
-
-static void driver_init(struct env *e)
-{
-	wr(e, 0x070, 0);
-	wr(e, 0x070, 1);
-	wr(e, 0x070, 3);
-	wr(e, 0x024, 1);
-	wr(e, 0x020, 1); /* VERSION_1 */
-	wr(e, 0x024, 0);
-	wr(e, 0x020, 0);
-	wr(e, 0x070, 11);
-	assert_int_equal(rd(e, 0x070), 11);
-	for (unsigned q = 0; q < 3; q++) {
-		/* Fresh rings, as a driver allocates them zeroed. */
-		memset(e->gm.r[0].hva + DESC(q), 0, 0x3000);
-		wr(e, 0x030, q);
-		wr(e, 0x038, QSIZE);
-		wr(e, 0x080, (uint32_t)DESC(q));
-		wr(e, 0x090, (uint32_t)AVAIL(q));
-		wr(e, 0x0a0, (uint32_t)USED(q));
-		wr(e, 0x044, 1);
-	}
-	wr(e, 0x070, 15);
-	memset(e->avail_idx, 0, sizeof(e->avail_idx));
-	memset(e->used_seen, 0, sizeof(e->used_seen));
-	e->posted_rx = 0;
-}
-
-/* Posts n rx buffers of RXSZ, one descriptor each, and kicks. */
-static void post_rx(struct env *e, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t d = e->posted_rx++ % QSIZE;
-
-		put_desc(e, 0, d, RXBUF + (uint64_t)d * RXSZ, RXSZ, F_WRITE, 0);
-		post(e, 0, d);
-	}
-	wr(e, 0x050, 0);
-}
-
-static void encode(const struct pkt *p, uint8_t *b)
-{
-	uint64_t v64;
-	uint32_t v32;
-	uint16_t v16;
-
-	v64 = htole64(p->src_cid), memcpy(b, &v64, 8);
-	v64 = htole64(p->dst_cid), memcpy(b + 8, &v64, 8);
-	v32 = htole32(p->src_port), memcpy(b + 16, &v32, 4);
-	v32 = htole32(p->dst_port), memcpy(b + 20, &v32, 4);
-	v32 = htole32(p->len), memcpy(b + 24, &v32, 4);
-	v16 = htole16(p->type), memcpy(b + 28, &v16, 2);
-	v16 = htole16(p->op), memcpy(b + 30, &v16, 2);
-	v32 = htole32(p->flags), memcpy(b + 32, &v32, 4);
-	v32 = htole32(p->buf_alloc), memcpy(b + 36, &v32, 4);
-	v32 = htole32(p->fwd_cnt), memcpy(b + 40, &v32, 4);
-}
-
-static void decode(const uint8_t *b, struct pkt *p)
-{
-	memcpy(&p->src_cid, b, 8);
-	memcpy(&p->dst_cid, b + 8, 8);
-	memcpy(&p->src_port, b + 16, 4);
-	memcpy(&p->dst_port, b + 20, 4);
-	memcpy(&p->len, b + 24, 4);
-	memcpy(&p->type, b + 28, 2);
-	memcpy(&p->op, b + 30, 2);
-	memcpy(&p->flags, b + 32, 4);
-	memcpy(&p->buf_alloc, b + 36, 4);
-	memcpy(&p->fwd_cnt, b + 40, 4);
-	p->src_cid = le64toh(p->src_cid);
-	p->dst_cid = le64toh(p->dst_cid);
-	p->src_port = le32toh(p->src_port);
-	p->dst_port = le32toh(p->dst_port);
-	p->len = le32toh(p->len);
-	p->type = le16toh(p->type);
-	p->op = le16toh(p->op);
-	p->flags = le32toh(p->flags);
-	p->buf_alloc = le32toh(p->buf_alloc);
-	p->fwd_cnt = le32toh(p->fwd_cnt);
-}
-
-/* Sends raw bytes as one tx chain: `hlen` header bytes, then the rest in a
- * second descriptor when there is any. Returns the used length. */
-static void tx_raw(struct env *e, const uint8_t *b, uint32_t hlen, const uint8_t *pay,
-		   uint32_t plen)
-{
-	uint16_t d = (uint16_t)((e->avail_idx[1] * 2) % QSIZE);
-
-	gw(e, TXBUF, b, hlen);
-	if (plen)
-		gw(e, TXBUF + 0x100, pay, plen);
-	put_desc(e, 1, d, TXBUF, hlen, plen ? F_NEXT : 0, (uint16_t)(d + 1));
-	if (plen)
-		put_desc(e, 1, (uint16_t)(d + 1), TXBUF + 0x100, plen, 0, 0);
-	post(e, 1, d);
-	wr(e, 0x050, 1);
-}
-
-static void tx(struct env *e, uint16_t op, uint32_t sport, uint32_t dport, const void *pay,
-	       uint32_t len, uint32_t flags, uint32_t buf_alloc, uint32_t fwd)
-{
-	struct pkt p = {GUEST_CID, 3, sport, dport, len, 1, op, flags, buf_alloc, fwd, {0}};
-	uint8_t b[HDR];
-
-	encode(&p, b);
-	tx_raw(e, b, HDR, pay, len);
-}
-
-/* Takes the next rx packet the device wrote; false if none. */
-static bool rx(struct env *e, struct pkt *p)
-{
-	uint16_t used_idx, i = e->used_seen[0];
-	uint32_t elem[2];
-
-	assert_int_equal(guestmem_read(&e->gm, USED(0) + 2, &used_idx, 2), 0);
-	if (used_idx == i)
-		return false;
-	assert_int_equal(guestmem_read(&e->gm, USED(0) + 4 + 8 * (uint64_t)(i % QSIZE), elem, 8),
-			 0);
-	e->used_seen[0]++;
-	assert_true(elem[1] >= HDR && elem[1] <= RXSZ);
-	uint8_t *b = guestmem_ptr(&e->gm, RXBUF + (uint64_t)elem[0] * RXSZ, RXSZ);
-	assert_non_null(b);
-	decode(b, p);
-	assert_int_equal(elem[1], HDR + p->len);
-	memcpy(p->data, b + HDR, p->len);
-	assert_int_equal(p->src_cid, 3);
-	assert_int_equal(p->dst_cid, GUEST_CID);
-	assert_int_equal(p->type, 1);
-	return true;
-}
+/* --- the driver side (the rest is vsockdrv.c) --------------------------- */
 
 /* The next used rx entry is buffer `head` handed back with nothing in it. */
 static void skip_empty(struct env *e, uint32_t head)
 {
 	uint32_t elem[2];
-	uint16_t i = e->used_seen[0]++;
+	uint16_t i = e->d.used_seen[0]++;
 
-	assert_int_equal(guestmem_read(&e->gm, USED(0) + 4 + 8 * (uint64_t)(i % QSIZE), elem, 8),
+	assert_int_equal(guestmem_read(&e->d.gm, USED(0) + 4 + 8 * (uint64_t)(i % QSIZE), elem, 8),
 			 0);
 	assert_int_equal(elem[0], head);
 	assert_int_equal(elem[1], 0);
@@ -317,7 +120,7 @@ static void skip_empty(struct env *e, uint32_t head)
 
 static void expect(struct env *e, struct pkt *p, uint16_t op, uint32_t sport, uint32_t dport)
 {
-	assert_true(rx(e, p));
+	assert_true(vd_rx(&e->d, p));
 	assert_int_equal(p->op, op);
 	assert_int_equal(p->src_port, sport);
 	assert_int_equal(p->dst_port, dport);
@@ -329,17 +132,14 @@ static int setup(void **state)
 
 	if (!e)
 		return -1;
-	e->gm.n = 1;
-	e->gm.r[0] = (struct guestmem_region){0, MEM_SIZE, aligned_alloc(4096, MEM_SIZE)};
 	e->got = malloc(2 * VSOCK_CONN_BUF);
-	if (!e->gm.r[0].hva || !e->got)
+	if (vd_mem_init(&e->d, MEM_SIZE) < 0 || !e->got)
 		return -1;
-	memset(e->gm.r[0].hva, 0, MEM_SIZE);
 	e->accept = 1;
-	e->dev = vsock_new(GUEST_CID, &e->gm, fake_irq, e, &host_ops, e);
-	if (!e->dev)
+	e->d.dev = vsock_new(GUEST_CID, &e->d.gm, fake_irq, e, &host_ops, e);
+	if (!e->d.dev)
 		return -1;
-	driver_init(e);
+	vd_init(&e->d);
 	*state = e;
 	return 0;
 }
@@ -348,8 +148,8 @@ static int teardown(void **state)
 {
 	struct env *e = *state;
 
-	vsock_free(e->dev);
-	free(e->gm.r[0].hva);
+	vsock_free(e->d.dev);
+	vd_mem_free(&e->d);
 	free(e->got);
 	free(e);
 	return 0;
@@ -360,7 +160,7 @@ static uint64_t open_conn(struct env *e, uint32_t gp, uint32_t buf_alloc)
 {
 	struct pkt p;
 
-	tx(e, OP_REQUEST, gp, 5000, NULL, 0, 0, buf_alloc, 0);
+	vd_tx(&e->d, OP_REQUEST, gp, 5000, NULL, 0, 0, buf_alloc, 0);
 	expect(e, &p, OP_RESPONSE, 5000, gp);
 	return e->last_id;
 }
@@ -372,12 +172,12 @@ static void test_new_and_config(void **state)
 	struct env *e = *state;
 	uint64_t cid = 0;
 
-	assert_null(vsock_new(3, &e->gm, NULL, NULL, &host_ops, NULL));
-	assert_null(vsock_new(0xffffffff, &e->gm, NULL, NULL, &host_ops, NULL));
-	assert_int_equal(rd(e, 0x008), 19);
-	virtio_mmio_read(vsock_mmio(e->dev), 0x100, &cid, 8);
+	assert_null(vsock_new(3, &e->d.gm, NULL, NULL, &host_ops, NULL));
+	assert_null(vsock_new(0xffffffff, &e->d.gm, NULL, NULL, &host_ops, NULL));
+	assert_int_equal(vd_rd(&e->d, 0x008), 19);
+	virtio_mmio_read(vsock_mmio(e->d.dev), 0x100, &cid, 8);
 	assert_int_equal(le64toh(cid), GUEST_CID);
-	assert_int_equal(rd(e, 0x070), 15);
+	assert_int_equal(vd_rd(&e->d, 0x070), 15);
 }
 
 static void test_handshake(void **state)
@@ -385,8 +185,8 @@ static void test_handshake(void **state)
 	struct env *e = *state;
 	struct pkt p;
 
-	post_rx(e, 8);
-	tx(e, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
+	vd_post_rx(&e->d, 8);
+	vd_tx(&e->d, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
 	assert_int_equal(e->connects, 1);
 	assert_int_equal(e->last_port, 5000);
 	expect(e, &p, OP_RESPONSE, 5000, 1234);
@@ -395,12 +195,12 @@ static void test_handshake(void **state)
 	assert_int_equal(e->irq, 1);
 	/* Accepted later: nothing until the host says so. */
 	e->accept = 2;
-	tx(e, OP_REQUEST, 1235, 5001, NULL, 0, 0, 65536, 0);
-	assert_false(rx(e, &p));
-	assert_int_equal(vsock_host_connected(e->dev, e->last_id), 0);
+	vd_tx(&e->d, OP_REQUEST, 1235, 5001, NULL, 0, 0, 65536, 0);
+	assert_false(vd_rx(&e->d, &p));
+	assert_int_equal(vsock_host_connected(e->d.dev, e->last_id), 0);
 	expect(e, &p, OP_RESPONSE, 5001, 1235);
-	assert_int_equal(vsock_host_connected(e->dev, e->last_id), -EINVAL);
-	assert_int_equal(vsock_host_connected(e->dev, 12345), -ENOENT);
+	assert_int_equal(vsock_host_connected(e->d.dev, e->last_id), -EINVAL);
+	assert_int_equal(vsock_host_connected(e->d.dev, 12345), -ENOENT);
 }
 
 static void test_rw_both_ways(void **state)
@@ -411,21 +211,21 @@ static void test_rw_both_ways(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 8);
+	vd_post_rx(&e->d, 8);
 	id = open_conn(e, 1234, 65536);
-	tx(e, OP_RW, 1234, 5000, "hello", 5, 0, 65536, 0);
+	vd_tx(&e->d, OP_RW, 1234, 5000, "hello", 5, 0, 65536, 0);
 	assert_int_equal(e->got_len, 5);
 	assert_memory_equal(e->got, "hello", 5);
 	assert_int_equal(e->got_id, id);
-	assert_int_equal(vsock_host_send(e->dev, id, "world", 5), 5);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "world", 5), 5);
 	expect(e, &p, OP_RW, 5000, 1234);
 	assert_int_equal(p.len, 5);
 	assert_memory_equal(p.data, "world", 5);
 	/* Larger than one rx buffer: split over several packets. */
 	for (unsigned i = 0; i < sizeof(big); i++)
 		big[i] = (uint8_t)(i * 7);
-	assert_int_equal(vsock_host_send(e->dev, id, big, sizeof(big)), sizeof(big));
-	while (rx(e, &p)) {
+	assert_int_equal(vsock_host_send(e->d.dev, id, big, sizeof(big)), sizeof(big));
+	while (vd_rx(&e->d, &p)) {
 		assert_int_equal(p.op, OP_RW);
 		assert_true(p.len <= 4096);
 		assert_memory_equal(p.data, big + total, p.len);
@@ -442,26 +242,26 @@ static void test_credit_to_guest(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 16);
+	vd_post_rx(&e->d, 16);
 	id = open_conn(e, 1234, 8192);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, sizeof(buf)), 8192);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, 1), 0);
-	while (rx(e, &p))
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, sizeof(buf)), 8192);
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, 1), 0);
+	while (vd_rx(&e->d, &p))
 		total += p.len;
 	assert_int_equal(total, 8192);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, 1), 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, 1), 0);
 	assert_int_equal(e->writables, 0);
 	/* The guest read 4096 and says so. */
-	tx(e, OP_CREDIT_UPDATE, 1234, 5000, NULL, 0, 0, 8192, 4096);
+	vd_tx(&e->d, OP_CREDIT_UPDATE, 1234, 5000, NULL, 0, 0, 8192, 4096);
 	assert_int_equal(e->writables, 1);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, sizeof(buf)), 4096);
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, sizeof(buf)), 4096);
 	/* A bigger window. */
-	tx(e, OP_CREDIT_UPDATE, 1234, 5000, NULL, 0, 0, 65536, 8192);
+	vd_tx(&e->d, OP_CREDIT_UPDATE, 1234, 5000, NULL, 0, 0, 65536, 8192);
 	assert_int_equal(e->writables, 2);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, sizeof(buf)), sizeof(buf));
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, sizeof(buf)), sizeof(buf));
 	/* Nonsense fwd_cnt (more consumed than sent): no credit, no crash. */
-	tx(e, OP_CREDIT_UPDATE, 1234, 5000, NULL, 0, 0, 100, 0);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, 1), 0);
+	vd_tx(&e->d, OP_CREDIT_UPDATE, 1234, 5000, NULL, 0, 0, 100, 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, 1), 0);
 }
 
 /* A guest with a huge window and no rx buffers: the host may queue only
@@ -473,16 +273,16 @@ static void test_host_queue_cap(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 1);
+	vd_post_rx(&e->d, 1);
 	id = open_conn(e, 1234, 0x40000000);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, sizeof(buf)), VSOCK_CONN_BUF);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, 1), 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, sizeof(buf)), VSOCK_CONN_BUF);
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, 1), 0);
 	assert_int_equal(e->writables, 0);
-	post_rx(e, 1);
+	vd_post_rx(&e->d, 1);
 	expect(e, &p, OP_RW, 5000, 1234);
 	assert_int_equal(p.len, 4096);
 	assert_int_equal(e->writables, 1);
-	assert_int_equal(vsock_host_send(e->dev, id, buf, sizeof(buf)), 4096);
+	assert_int_equal(vsock_host_send(e->d.dev, id, buf, sizeof(buf)), 4096);
 }
 
 static void test_credit_from_guest(void **state)
@@ -492,34 +292,34 @@ static void test_credit_from_guest(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 8);
+	vd_post_rx(&e->d, 8);
 	id = open_conn(e, 1234, 65536);
 	/* With plenty of room left, consuming is not announced. */
-	tx(e, OP_RW, 1234, 5000, chunk, 4096, 0, 65536, 0);
-	assert_int_equal(vsock_host_credit(e->dev, id, 4096), 0);
-	assert_false(rx(e, &p));
+	vd_tx(&e->d, OP_RW, 1234, 5000, chunk, 4096, 0, 65536, 0);
+	assert_int_equal(vsock_host_credit(e->d.dev, id, 4096), 0);
+	assert_false(vd_rx(&e->d, &p));
 	for (unsigned i = 0; i < 4; i++)
-		tx(e, OP_RW, 1234, 5000, chunk, sizeof(chunk), 0, 65536, 0);
+		vd_tx(&e->d, OP_RW, 1234, 5000, chunk, sizeof(chunk), 0, 65536, 0);
 	assert_int_equal(e->got_len, VSOCK_CONN_BUF + 4096);
 	/* The guest's view is now short of one packet: each credit goes out. */
-	assert_int_equal(vsock_host_credit(e->dev, id, 100), 0);
+	assert_int_equal(vsock_host_credit(e->d.dev, id, 100), 0);
 	expect(e, &p, OP_CREDIT_UPDATE, 5000, 1234);
 	assert_int_equal(p.fwd_cnt, 4196);
-	assert_int_equal(vsock_host_credit(e->dev, id, VSOCK_MAX_PAYLOAD - 100), 0);
+	assert_int_equal(vsock_host_credit(e->d.dev, id, VSOCK_MAX_PAYLOAD - 100), 0);
 	expect(e, &p, OP_CREDIT_UPDATE, 5000, 1234);
 	assert_int_equal(p.fwd_cnt, 4096 + VSOCK_MAX_PAYLOAD);
-	assert_int_equal(vsock_host_credit(e->dev, id, VSOCK_CONN_BUF), -EINVAL);
-	tx(e, OP_RW, 1234, 5000, chunk, sizeof(chunk), 0, 65536, 0);
+	assert_int_equal(vsock_host_credit(e->d.dev, id, VSOCK_CONN_BUF), -EINVAL);
+	vd_tx(&e->d, OP_RW, 1234, 5000, chunk, sizeof(chunk), 0, 65536, 0);
 	assert_int_equal(e->got_len, VSOCK_CONN_BUF + VSOCK_MAX_PAYLOAD + 4096);
-	assert_int_equal(vsock_host_credit(e->dev, id, 4096), 0);
+	assert_int_equal(vsock_host_credit(e->d.dev, id, 4096), 0);
 	expect(e, &p, OP_CREDIT_UPDATE, 5000, 1234);
 	assert_int_equal(p.fwd_cnt, VSOCK_MAX_PAYLOAD + 8192);
 	/* Past the credit: RST and closed. */
-	tx(e, OP_RW, 1234, 5000, chunk, 8192, 0, 65536, 0);
+	vd_tx(&e->d, OP_RW, 1234, 5000, chunk, 8192, 0, 65536, 0);
 	expect(e, &p, OP_RST, 5000, 1234);
 	assert_int_equal(e->closed, 1);
 	assert_int_equal(e->closed_id, id);
-	assert_int_equal(vsock_host_send(e->dev, id, "x", 1), 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "x", 1), 0);
 }
 
 static void test_credit_request(void **state)
@@ -528,11 +328,11 @@ static void test_credit_request(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 8);
+	vd_post_rx(&e->d, 8);
 	id = open_conn(e, 1234, 65536);
-	tx(e, OP_RW, 1234, 5000, "abc", 3, 0, 65536, 0);
-	assert_int_equal(vsock_host_credit(e->dev, id, 2), 0);
-	tx(e, OP_CREDIT_REQ, 1234, 5000, NULL, 0, 0, 65536, 0);
+	vd_tx(&e->d, OP_RW, 1234, 5000, "abc", 3, 0, 65536, 0);
+	assert_int_equal(vsock_host_credit(e->d.dev, id, 2), 0);
+	vd_tx(&e->d, OP_CREDIT_REQ, 1234, 5000, NULL, 0, 0, 65536, 0);
 	expect(e, &p, OP_CREDIT_UPDATE, 5000, 1234);
 	assert_int_equal(p.buf_alloc, VSOCK_CONN_BUF);
 	assert_int_equal(p.fwd_cnt, 2);
@@ -544,41 +344,41 @@ static void test_shutdown(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 16);
+	vd_post_rx(&e->d, 16);
 	/* The guest stops sending; the host still can, then shuts down. */
 	id = open_conn(e, 1234, 65536);
-	tx(e, OP_SHUTDOWN, 1234, 5000, NULL, 0, 2, 65536, 0);
+	vd_tx(&e->d, OP_SHUTDOWN, 1234, 5000, NULL, 0, 2, 65536, 0);
 	assert_int_equal(e->shut_flags, 2);
 	assert_int_equal(e->shut_id, id);
-	assert_int_equal(vsock_host_send(e->dev, id, "bye", 3), 3);
-	assert_int_equal(vsock_host_shutdown(e->dev, id, 3), 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "bye", 3), 3);
+	assert_int_equal(vsock_host_shutdown(e->d.dev, id, 3), 0);
 	expect(e, &p, OP_RW, 5000, 1234);
 	expect(e, &p, OP_SHUTDOWN, 5000, 1234);
 	assert_int_equal(p.flags, 3);
-	assert_int_equal(vsock_host_send(e->dev, id, "x", 1), 0);
-	tx(e, OP_RST, 1234, 5000, NULL, 0, 0, 65536, 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "x", 1), 0);
+	vd_tx(&e->d, OP_RST, 1234, 5000, NULL, 0, 0, 65536, 0);
 	assert_int_equal(e->closed, 1);
-	assert_false(rx(e, &p)); /* no RST for an RST */
+	assert_false(vd_rx(&e->d, &p)); /* no RST for an RST */
 	/* The guest shuts both ways: we answer RST. */
 	id = open_conn(e, 1235, 65536);
-	tx(e, OP_SHUTDOWN, 1235, 5000, NULL, 0, 3, 65536, 0);
+	vd_tx(&e->d, OP_SHUTDOWN, 1235, 5000, NULL, 0, 3, 65536, 0);
 	expect(e, &p, OP_RST, 5000, 1235);
 	assert_int_equal(e->closed, 2);
 	assert_int_equal(e->closed_id, id);
 	/* The host closes: data, SHUTDOWN, then the guest's RST frees it
 	 * without telling the host again. */
 	id = open_conn(e, 1236, 65536);
-	assert_int_equal(vsock_host_send(e->dev, id, "last", 4), 4);
-	assert_int_equal(vsock_host_close(e->dev, id), 0);
-	assert_int_equal(vsock_host_close(e->dev, id), -ENOENT);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "last", 4), 4);
+	assert_int_equal(vsock_host_close(e->d.dev, id), 0);
+	assert_int_equal(vsock_host_close(e->d.dev, id), -ENOENT);
 	expect(e, &p, OP_RW, 5000, 1236);
 	expect(e, &p, OP_SHUTDOWN, 5000, 1236);
 	assert_int_equal(p.flags, 3);
-	tx(e, OP_RW, 1236, 5000, "late", 4, 0, 65536, 0); /* discarded */
+	vd_tx(&e->d, OP_RW, 1236, 5000, "late", 4, 0, 65536, 0); /* discarded */
 	assert_int_equal(e->got_len, 0);
-	tx(e, OP_RST, 1236, 5000, NULL, 0, 0, 65536, 0);
+	vd_tx(&e->d, OP_RST, 1236, 5000, NULL, 0, 0, 65536, 0);
 	assert_int_equal(e->closed, 2);
-	tx(e, OP_RW, 1236, 5000, "gone", 4, 0, 65536, 0);
+	vd_tx(&e->d, OP_RW, 1236, 5000, "gone", 4, 0, 65536, 0);
 	expect(e, &p, OP_RST, 5000, 1236);
 }
 
@@ -590,18 +390,18 @@ static void test_shutdown_rcv(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 1);
+	vd_post_rx(&e->d, 1);
 	id = open_conn(e, 1234, 65536);
-	assert_int_equal(vsock_host_send(e->dev, id, "abc", 3), 3);
-	tx(e, OP_SHUTDOWN, 1234, 5000, NULL, 0, 1, 65536, 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "abc", 3), 3);
+	vd_tx(&e->d, OP_SHUTDOWN, 1234, 5000, NULL, 0, 1, 65536, 0);
 	assert_int_equal(e->shut_flags, 1);
-	assert_int_equal(vsock_host_send(e->dev, id, "x", 1), 0);
-	post_rx(e, 1);
-	assert_false(rx(e, &p));
-	tx(e, OP_REQUEST, 1, 5000, NULL, 0, 0, 65536, 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "x", 1), 0);
+	vd_post_rx(&e->d, 1);
+	assert_false(vd_rx(&e->d, &p));
+	vd_tx(&e->d, OP_REQUEST, 1, 5000, NULL, 0, 0, 65536, 0);
 	expect(e, &p, OP_RESPONSE, 5000, 1);
 	/* It can still send to the host. */
-	tx(e, OP_RW, 1234, 5000, "up", 2, 0, 65536, 0);
+	vd_tx(&e->d, OP_RW, 1234, 5000, "up", 2, 0, 65536, 0);
 	assert_int_equal(e->got_id, id);
 }
 
@@ -610,16 +410,16 @@ static void test_refused(void **state)
 	struct env *e = *state;
 	struct pkt p;
 
-	post_rx(e, 8);
+	vd_post_rx(&e->d, 8);
 	e->accept = 0;
-	tx(e, OP_REQUEST, 1234, 7777, NULL, 0, 0, 65536, 0);
+	vd_tx(&e->d, OP_REQUEST, 1234, 7777, NULL, 0, 0, 65536, 0);
 	assert_int_equal(e->connects, 1);
 	expect(e, &p, OP_RST, 7777, 1234);
 	assert_int_equal(e->closed, 0);
 	/* Packets for a connection that does not exist. */
-	tx(e, OP_RW, 1234, 7777, "x", 1, 0, 65536, 0);
+	vd_tx(&e->d, OP_RW, 1234, 7777, "x", 1, 0, 65536, 0);
 	expect(e, &p, OP_RST, 7777, 1234);
-	tx(e, OP_RESPONSE, 1, 2, NULL, 0, 0, 65536, 0);
+	vd_tx(&e->d, OP_RESPONSE, 1, 2, NULL, 0, 0, 65536, 0);
 	expect(e, &p, OP_RST, 2, 1);
 }
 
@@ -629,21 +429,21 @@ static void test_heartbeat(void **state)
 	uint8_t b = 0xB7;
 	struct pkt p;
 
-	post_rx(e, 8);
-	assert_int_equal(vsock_heartbeat_time(e->dev), 0);
-	tx(e, OP_REQUEST, 1000, VSOCK_HEARTBEAT_PORT, NULL, 0, 0, 65536, 0);
+	vd_post_rx(&e->d, 8);
+	assert_int_equal(vsock_heartbeat_time(e->d.dev), 0);
+	vd_tx(&e->d, OP_REQUEST, 1000, VSOCK_HEARTBEAT_PORT, NULL, 0, 0, 65536, 0);
 	expect(e, &p, OP_RESPONSE, 9000, 1000);
 	assert_int_equal(e->connects, 0); /* the device's own */
-	tx(e, OP_RW, 1000, 9000, "\x01", 1, 0, 65536, 0);
-	assert_false(rx(e, &p));
+	vd_tx(&e->d, OP_RW, 1000, 9000, "\x01", 1, 0, 65536, 0);
+	assert_false(vd_rx(&e->d, &p));
 	assert_int_equal(e->heartbeats, 0);
-	tx(e, OP_RW, 1000, 9000, &b, 1, 0, 65536, 0);
+	vd_tx(&e->d, OP_RW, 1000, 9000, &b, 1, 0, 65536, 0);
 	expect(e, &p, OP_RW, 9000, 1000);
 	assert_int_equal(p.len, 1);
 	assert_int_equal(p.data[0], 0xB7);
 	assert_int_equal(e->heartbeats, 1);
-	assert_int_not_equal(vsock_heartbeat_time(e->dev), 0);
-	tx(e, OP_SHUTDOWN, 1000, 9000, NULL, 0, 3, 65536, 1);
+	assert_int_not_equal(vsock_heartbeat_time(e->d.dev), 0);
+	vd_tx(&e->d, OP_SHUTDOWN, 1000, 9000, NULL, 0, 3, 65536, 1);
 	expect(e, &p, OP_RST, 9000, 1000);
 	assert_int_equal(e->closed, 0);
 }
@@ -654,25 +454,25 @@ static void test_host_connect(void **state)
 	uint64_t id, id2;
 	struct pkt p;
 
-	post_rx(e, 8);
-	assert_int_equal(vsock_host_connect(e->dev, 80, 3000, &id), 0);
-	assert_int_equal(vsock_host_connect(e->dev, 80, 3000, &id2), -EBUSY);
+	vd_post_rx(&e->d, 8);
+	assert_int_equal(vsock_host_connect(e->d.dev, 80, 3000, &id), 0);
+	assert_int_equal(vsock_host_connect(e->d.dev, 80, 3000, &id2), -EBUSY);
 	expect(e, &p, OP_REQUEST, 3000, 80);
 	assert_int_equal(p.buf_alloc, VSOCK_CONN_BUF);
-	assert_int_equal(vsock_host_send(e->dev, id, "x", 1), 0); /* not yet */
-	tx(e, OP_RESPONSE, 80, 3000, NULL, 0, 0, 65536, 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "x", 1), 0); /* not yet */
+	vd_tx(&e->d, OP_RESPONSE, 80, 3000, NULL, 0, 0, 65536, 0);
 	assert_int_equal(e->connected, 1);
 	assert_int_equal(e->last_id, id);
-	assert_int_equal(vsock_host_send(e->dev, id, "GET", 3), 3);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "GET", 3), 3);
 	expect(e, &p, OP_RW, 3000, 80);
 	/* A second RESPONSE is a protocol error. */
-	tx(e, OP_RESPONSE, 80, 3000, NULL, 0, 0, 65536, 0);
+	vd_tx(&e->d, OP_RESPONSE, 80, 3000, NULL, 0, 0, 65536, 0);
 	expect(e, &p, OP_RST, 3000, 80);
 	assert_int_equal(e->closed, 1);
 	/* Refused by the guest. */
-	assert_int_equal(vsock_host_connect(e->dev, 81, 3001, &id2), 0);
+	assert_int_equal(vsock_host_connect(e->d.dev, 81, 3001, &id2), 0);
 	expect(e, &p, OP_REQUEST, 3001, 81);
-	tx(e, OP_RST, 81, 3001, NULL, 0, 0, 0, 0);
+	vd_tx(&e->d, OP_RST, 81, 3001, NULL, 0, 0, 0, 0);
 	assert_int_equal(e->closed, 2);
 	assert_int_equal(e->closed_id, id2);
 }
@@ -684,7 +484,7 @@ static void test_concurrent(void **state)
 	uint32_t seen[16] = {0};
 	struct pkt p;
 
-	post_rx(e, 64);
+	vd_post_rx(&e->d, 64);
 	for (unsigned i = 0; i < 16; i++)
 		id[i] = open_conn(e, 2000 + i, 65536);
 	for (unsigned round = 0; round < 3; round++) {
@@ -692,14 +492,14 @@ static void test_concurrent(void **state)
 			uint8_t b[2] = {(uint8_t)i, (uint8_t)round};
 
 			e->got_len = 0;
-			tx(e, OP_RW, 2000 + i, 5000, b, 2, 0, 65536, 0);
+			vd_tx(&e->d, OP_RW, 2000 + i, 5000, b, 2, 0, 65536, 0);
 			assert_int_equal(e->got_id, id[i]);
 			assert_memory_equal(e->got, b, 2);
-			assert_int_equal(vsock_host_send(e->dev, id[i], b, 2), 2);
+			assert_int_equal(vsock_host_send(e->d.dev, id[i], b, 2), 2);
 		}
-		post_rx(e, 16);
+		vd_post_rx(&e->d, 16);
 	}
-	while (rx(e, &p)) {
+	while (vd_rx(&e->d, &p)) {
 		unsigned i = p.dst_port - 2000;
 
 		assert_int_equal(p.op, OP_RW);
@@ -719,14 +519,14 @@ static void test_backlog_until_rx(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 1);
-	tx(e, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
+	vd_post_rx(&e->d, 1);
+	vd_tx(&e->d, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
 	id = e->last_id;
 	expect(e, &p, OP_RESPONSE, 5000, 1234);
-	assert_int_equal(vsock_host_send(e->dev, id, "queued", 6), 6);
-	tx(e, OP_REQUEST, 1, 7, NULL, 0, 0, 0, 0); /* accepted, RESPONSE waits */
-	assert_false(rx(e, &p));
-	post_rx(e, 4);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "queued", 6), 6);
+	vd_tx(&e->d, OP_REQUEST, 1, 7, NULL, 0, 0, 0, 0); /* accepted, RESPONSE waits */
+	assert_false(vd_rx(&e->d, &p));
+	vd_post_rx(&e->d, 4);
 	expect(e, &p, OP_RW, 5000, 1234);
 	assert_memory_equal(p.data, "queued", 6);
 	expect(e, &p, OP_RESPONSE, 7, 1);
@@ -740,16 +540,16 @@ static void test_malformed(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	post_rx(e, 32);
+	vd_post_rx(&e->d, 32);
 	/* Short header: dropped. */
-	encode(&q, b);
-	tx_raw(e, b, 20, NULL, 0);
-	assert_false(rx(e, &p));
+	vd_encode(&q, b);
+	vd_tx_raw(&e->d, b, 20, NULL, 0);
+	assert_false(vd_rx(&e->d, &p));
 	id = open_conn(e, 1234, 65536);
 	/* len larger than the chain: RST, and the connection dies. */
 	q.len = 100;
-	encode(&q, b);
-	tx_raw(e, b, HDR, (const uint8_t *)"abc", 3);
+	vd_encode(&q, b);
+	vd_tx_raw(&e->d, b, HDR, (const uint8_t *)"abc", 3);
 	expect(e, &p, OP_RST, 5000, 1234);
 	assert_int_equal(e->closed, 1);
 	assert_int_equal(e->closed_id, id);
@@ -757,47 +557,47 @@ static void test_malformed(void **state)
 	/* Huge len. */
 	id = open_conn(e, 1234, 65536);
 	q.len = 0xffffffff;
-	encode(&q, b);
-	tx_raw(e, b, HDR, (const uint8_t *)"abc", 3);
+	vd_encode(&q, b);
+	vd_tx_raw(&e->d, b, HDR, (const uint8_t *)"abc", 3);
 	expect(e, &p, OP_RST, 5000, 1234);
 	/* Wrong source CID: dropped. */
 	q.len = 0;
 	q.src_cid = 99;
-	encode(&q, b);
-	tx_raw(e, b, HDR, NULL, 0);
-	assert_false(rx(e, &p));
+	vd_encode(&q, b);
+	vd_tx_raw(&e->d, b, HDR, NULL, 0);
+	assert_false(vd_rx(&e->d, &p));
 	/* Bad type, bad ops: RST each. */
 	q.src_cid = GUEST_CID;
 	q.op = OP_REQUEST;
 	q.type = 2;
-	encode(&q, b);
-	tx_raw(e, b, HDR, NULL, 0);
+	vd_encode(&q, b);
+	vd_tx_raw(&e->d, b, HDR, NULL, 0);
 	expect(e, &p, OP_RST, 5000, 1234);
 	q.type = 1;
 	q.op = 0;
-	encode(&q, b);
-	tx_raw(e, b, HDR, NULL, 0);
+	vd_encode(&q, b);
+	vd_tx_raw(&e->d, b, HDR, NULL, 0);
 	expect(e, &p, OP_RST, 5000, 1234);
 	q.op = 99;
-	encode(&q, b);
-	tx_raw(e, b, HDR, NULL, 0);
+	vd_encode(&q, b);
+	vd_tx_raw(&e->d, b, HDR, NULL, 0);
 	expect(e, &p, OP_RST, 5000, 1234);
 	assert_int_equal(e->connects, 2);
 	/* REQUEST on a live connection kills it. */
 	id = open_conn(e, 1234, 65536);
-	tx(e, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
+	vd_tx(&e->d, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
 	expect(e, &p, OP_RST, 5000, 1234);
 	assert_int_equal(e->closed_id, id);
-	assert_false(rx(e, &p));
-	assert_false(vsock_mmio(e->dev)->broken);
+	assert_false(vd_rx(&e->d, &p));
+	assert_false(vsock_mmio(e->d.dev)->broken);
 	/* The device still works. */
 	id = open_conn(e, 4321, 65536);
-	tx(e, OP_RW, 4321, 5000, "ok", 2, 0, 65536, 0);
+	vd_tx(&e->d, OP_RW, 4321, 5000, "ok", 2, 0, 65536, 0);
 	assert_int_equal(e->got_id, id);
 	assert_memory_equal(e->got, "ok", 2);
 }
 
-/* RSTs addressed from CID 2 (wrong destination) fail rx()'s CID check, so
+/* RSTs addressed from CID 2 (wrong destination) fail vd_rx()'s CID check, so
  * read the used ring by hand. */
 static void test_wrong_dst_cid(void **state)
 {
@@ -807,12 +607,12 @@ static void test_wrong_dst_cid(void **state)
 	uint16_t used_idx;
 	struct pkt p;
 
-	post_rx(e, 4);
-	encode(&q, b);
-	tx_raw(e, b, HDR, NULL, 0);
-	assert_int_equal(guestmem_read(&e->gm, USED(0) + 2, &used_idx, 2), 0);
+	vd_post_rx(&e->d, 4);
+	vd_encode(&q, b);
+	vd_tx_raw(&e->d, b, HDR, NULL, 0);
+	assert_int_equal(guestmem_read(&e->d.gm, USED(0) + 2, &used_idx, 2), 0);
 	assert_int_equal(used_idx, 1);
-	decode(guestmem_ptr(&e->gm, RXBUF, HDR), &p);
+	vd_decode(guestmem_ptr(&e->d.gm, RXBUF, HDR), &p);
 	assert_int_equal(p.op, OP_RST);
 	assert_int_equal(p.src_cid, 2);
 	assert_int_equal(p.dst_port, 1234);
@@ -826,20 +626,20 @@ static void test_table_full(void **state)
 	struct pkt p;
 
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
-		post_rx(e, 1);
+		vd_post_rx(&e->d, 1);
 		last = open_conn(e, 10000 + i, 65536);
 	}
-	post_rx(e, 1);
-	tx(e, OP_REQUEST, 1, 5000, NULL, 0, 0, 65536, 0);
+	vd_post_rx(&e->d, 1);
+	vd_tx(&e->d, OP_REQUEST, 1, 5000, NULL, 0, 0, 65536, 0);
 	expect(e, &p, OP_RST, 5000, 1);
 	assert_int_equal(e->connects, VSOCK_MAX_CONNS);
-	assert_int_equal(vsock_host_connect(e->dev, 1, 2, &last), -ENOSPC);
+	assert_int_equal(vsock_host_connect(e->d.dev, 1, 2, &last), -ENOSPC);
 	/* A connection the host let go is reclaimed for a new one. */
-	assert_int_equal(vsock_host_close(e->dev, e->last_id), 0);
-	post_rx(e, 1);
+	assert_int_equal(vsock_host_close(e->d.dev, e->last_id), 0);
+	vd_post_rx(&e->d, 1);
 	expect(e, &p, OP_SHUTDOWN, 5000, 10000 + VSOCK_MAX_CONNS - 1);
-	post_rx(e, 2);
-	tx(e, OP_REQUEST, 1, 5000, NULL, 0, 0, 65536, 0);
+	vd_post_rx(&e->d, 2);
+	vd_tx(&e->d, OP_REQUEST, 1, 5000, NULL, 0, 0, 65536, 0);
 	expect(e, &p, OP_RST, 5000, 10000 + VSOCK_MAX_CONNS - 1);
 	expect(e, &p, OP_RESPONSE, 5000, 1);
 }
@@ -848,13 +648,13 @@ static void test_guest_reset(void **state)
 {
 	struct env *e = *state;
 
-	post_rx(e, 8);
+	vd_post_rx(&e->d, 8);
 	open_conn(e, 1, 65536);
 	open_conn(e, 2, 65536);
-	tx(e, OP_REQUEST, 3, 9000, NULL, 0, 0, 65536, 0);
-	driver_init(e); /* writes 0 to Status first */
+	vd_tx(&e->d, OP_REQUEST, 3, 9000, NULL, 0, 0, 65536, 0);
+	vd_init(&e->d); /* writes 0 to Status first */
 	assert_int_equal(e->closed, 2);
-	post_rx(e, 8);
+	vd_post_rx(&e->d, 8);
 	open_conn(e, 1, 65536);
 }
 
@@ -865,22 +665,22 @@ static void test_bad_rx_buffers(void **state)
 
 	/* A buffer too small for a header is returned empty; the next one is
 	 * used. Then a header split over two descriptors. */
-	put_desc(e, 0, 0, RXBUF, 10, F_WRITE, 0);
-	post(e, 0, 0);
-	put_desc(e, 0, 1, RXBUF + RXSZ, 20, F_WRITE | F_NEXT, 2);
-	put_desc(e, 0, 2, RXBUF + RXSZ + 20, RXSZ - 20, F_WRITE, 0);
-	post(e, 0, 1);
-	e->posted_rx = 3;
-	tx(e, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
+	vd_put_desc(&e->d, 0, 0, RXBUF, 10, F_WRITE, 0);
+	vd_post(&e->d, 0, 0);
+	vd_put_desc(&e->d, 0, 1, RXBUF + RXSZ, 20, F_WRITE | F_NEXT, 2);
+	vd_put_desc(&e->d, 0, 2, RXBUF + RXSZ + 20, RXSZ - 20, F_WRITE, 0);
+	vd_post(&e->d, 0, 1);
+	e->d.posted_rx = 3;
+	vd_tx(&e->d, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
 	skip_empty(e, 0);
-	assert_true(rx(e, &p));
+	assert_true(vd_rx(&e->d, &p));
 	assert_int_equal(p.op, OP_RESPONSE);
 	assert_int_equal(p.dst_port, 1234);
 	/* A broken rx ring fails the device instead of crashing. */
-	put_desc(e, 0, 3, 0xfffffffff000ull, 64, F_WRITE, 0);
-	post(e, 0, 3);
-	assert_int_equal(vsock_host_send(e->dev, e->last_id, "x", 1), 1);
-	assert_true(vsock_mmio(e->dev)->broken);
+	vd_put_desc(&e->d, 0, 3, 0xfffffffff000ull, 64, F_WRITE, 0);
+	vd_post(&e->d, 0, 3);
+	assert_int_equal(vsock_host_send(e->d.dev, e->last_id, "x", 1), 1);
+	assert_true(vsock_mmio(e->d.dev)->broken);
 }
 
 int main(void)
