@@ -141,13 +141,21 @@ check "no files of b left" sh -c "! ls /run/nectl/$sid_b.* 2>/dev/null"
 
 # Faults: c's app exits with 3, d's kernel panics.
 start=$(date +%s)
-launch c --eif-path /exit3.eif --debug-mode
+launch c --eif-path /exit3.eif --attach-console
 launch d --eif-path /panic.eif --debug-mode
 launch e --eif-path /hello.eif --forward-into-enclave tcp:127.0.0.1:5100=5000
 wait_launch c d e
 (echo "hello, sample"; sleep 8) | timeout 30 nc 127.0.0.1 5100 >$T/hello.out 2>&1
 has $T/hello.out "^hello, sample" && ok "the sample app echoes a line through a TCP forward" ||
 	bad "the sample app's echo: $(cat $T/hello.out)"
+id_e=$(field $T/e.json EnclaveID)
+$N terminate-enclave --enclave-id "$id_e" >$T/te.json 2>&1 && has $T/te.json "\"EnclaveID\": \"$id_e\"" &&
+	ok "terminate-enclave --enclave-id" || bad "terminate-enclave --enclave-id: $(cat $T/te.json)"
+# --attach-console: the JSON, then the console until the enclave ended.
+has $T/c.json '"EnclaveName": "exit3"' && has $T/c.json "Successfully connected to the console." &&
+	has $T/c.json "nectl-init: app exited with status 3" &&
+	ok "--attach-console streams the console after the JSON until the end" ||
+	bad "--attach-console: $(tail -c 300 $T/c.json)"
 $N describe-enclaves >$T/describe2.json
 grep -A12 '"Exit"' $T/describe2.json
 has $T/describe2.json '"AppExitStatus": 3' && ok "app exit status 3 recorded" || bad "app exit status 3 recorded"
