@@ -188,31 +188,54 @@ int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *e
 	return 0;
 }
 
+static int control_open_log(const char *dir, const char *sid, int *fd, struct nectl_err *err)
+{
+	char path[PATH_MAX];
+
+	rundir_file(dir, sid, ".log", path, sizeof(path));
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return nectl_err_sys(err, 44, errno, "%s: cannot open the console log", path);
+	return 0;
+}
+
+/* The enclave may have ended between the listing and the request: then its
+ * log is what there is. */
+static bool control_ended_now(const char *dir, const char *sid)
+{
+	char path[PATH_MAX];
+	json_t *now;
+	bool ended;
+
+	rundir_file(dir, sid, ".json", path, sizeof(path));
+	now = json_load_file(path, 0, NULL);
+	ended = control_exited(now);
+	json_decref(now);
+	return ended;
+}
+
 int enclave_console_open(const json_t *record, int *fd, struct nectl_err *err)
 {
-	char dir[PATH_MAX], sid[24], path[PATH_MAX];
+	char dir[PATH_MAX], sid[24];
 	const char *flags = json_string_value(json_object_get(record, "Flags"));
 	json_t *reply;
+	int rc;
 
 	if (!flags || strcmp(flags, "DEBUG_MODE") != 0)
 		return nectl_err_set(err, 44, "The enclave was not started with the debug flag set, "
 					      "include '--debug-mode' in the run-enclave command");
 	if (enclave_run_dir(dir, sizeof(dir), err) < 0 || !*record_sid(record, sid))
 		return -1;
-	if (control_exited(record)) {
-		rundir_file(dir, sid, ".log", path, sizeof(path));
-		*fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (*fd < 0)
-			return nectl_err_sys(err, 44, errno, "%s: cannot open the console log", path);
-		return 0;
-	}
-	if (control_ask(dir, sid, "console", fd, &reply, err) < 0)
+	if (control_exited(record))
+		return control_open_log(dir, sid, fd, err);
+	if (control_ask(dir, sid, "console", fd, &reply, err) < 0) {
+		if (control_ended_now(dir, sid))
+			return control_open_log(dir, sid, fd, err);
 		return nectl_err_set(err, 44, "Enclave console connection failure: %s", err->msg);
-	if (control_reply_error(reply, err) < 0) {
-		json_decref(reply);
-		close(*fd);
-		return -1;
 	}
+	rc = control_reply_error(reply, err);
 	json_decref(reply);
-	return 0;
+	if (rc < 0)
+		close(*fd);
+	return rc;
 }
