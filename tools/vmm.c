@@ -37,7 +37,7 @@ int main(int argc, char **argv)
 	struct nectl_err err = {0};
 	struct machine *m;
 	enum machine_exit why;
-	char detail[160] = "";
+	char detail[256] = "";
 
 	if (argc != 4) {
 		fprintf(stderr, "usage: nectl-vmm EIF MEM_MIB CPUS\n");

@@ -54,8 +54,10 @@ static void console_scan(struct console *c, const uint8_t *buf, size_t len)
 
 		if (ch == '\n' || ch == '\r') {
 			c->line[c->line_len] = 0;
-			if (c->line_len)
+			if (c->line_len) {
 				console_scan_line(c, c->line);
+				snprintf(c->last_line, sizeof(c->last_line), "%s", c->line);
+			}
 			c->line_len = 0;
 		} else if (c->line_len < sizeof(c->line) - 1) {
 			/* NULs would hide the rest of the line from strstr. */

@@ -63,6 +63,7 @@ struct console {
 	uint64_t logged;
 	char line[512];
 	size_t line_len;
+	char last_line[200]; /* the last complete non-empty line */
 	bool panic;
 	char panic_line[200];
 	enum console_app app;

@@ -34,7 +34,7 @@ struct sup {
 	atomic_bool heartbeat_seen, exited;
 	bool booted; /* heartbeat handled */
 	enum machine_exit why;
-	char detail[160];
+	char detail[256];
 	enum sup_stop stop;
 	uint64_t t0, t_loaded, t_entry, t_heartbeat, panic_deadline;
 	const char *state;

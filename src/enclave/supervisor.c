@@ -249,9 +249,9 @@ static void sup_on_exit(struct sup *s)
 		else
 			snprintf(msg, sizeof(msg),
 				 "E36 Enclave boot failure: the enclave stopped before its boot "
-				 "heartbeat (%s%s%s)",
+				 "heartbeat (%s%s%s); its last console line: \"%s\"",
 				 json_string_value(json_object_get(e, "Reason")), detail ? ": " : "",
-				 detail ? detail : "");
+				 detail ? detail : "", s->cons.last_line);
 		sup_fail(s, msg);
 	}
 	sup_finish(s, s->stop != SUP_STOP_TERMINATE);

@@ -86,7 +86,7 @@ static void vcpu_mmio(struct kvm_vcpu *c)
 static bool vcpu_exit(struct kvm_vcpu *c)
 {
 	struct kvm_run *run = c->run;
-	char detail[160];
+	char detail[256];
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
@@ -97,10 +97,22 @@ static bool vcpu_exit(struct kvm_vcpu *c)
 		return true;
 	case KVM_EXIT_INTR:
 		return true;
-	case KVM_EXIT_SHUTDOWN:
-		snprintf(detail, sizeof(detail), "vCPU %u: triple fault", c->id);
+	case KVM_EXIT_SHUTDOWN: {
+		struct kvm_regs regs = {0};
+		struct kvm_sregs sregs = {0};
+
+		/* Where it died says which stage of the boot it was. */
+		ioctl(c->fd, KVM_GET_REGS, &regs);
+		ioctl(c->fd, KVM_GET_SREGS, &sregs);
+		snprintf(detail, sizeof(detail),
+			 "vCPU %u: triple fault at rip 0x%llx (rsp 0x%llx cr0 0x%llx cr3 0x%llx "
+			 "cr4 0x%llx)",
+			 c->id, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+			 (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
+			 (unsigned long long)sregs.cr4);
 		vcpu_record_stop(c->vm, KVM_STOP_SHUTDOWN, detail);
 		return false;
+	}
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(detail, sizeof(detail), "vCPU %u: VM entry failed (reason 0x%llx)", c->id,
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);

@@ -31,7 +31,7 @@ struct kvm_vm {
 	pthread_mutex_t lock;	  /* the stop state below */
 	pthread_cond_t stopped;
 	enum kvm_stop why;
-	char detail[160];
+	char detail[256];
 	unsigned running;
 };
 
