@@ -52,6 +52,8 @@ bench: all
 	$(BUILD)/nectl kernel fetch >/dev/null
 	python3 bench/eif-measure $(BUILD)/nectl
 	python3 bench/build $(BUILD)/nectl
+	python3 bench/boot $(BUILD)/nectl
+	python3 bench/vsock $(BUILD)/nectl
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -101,12 +101,13 @@ static bool vcpu_exit(struct kvm_vcpu *c)
 		struct kvm_regs regs = {0};
 		struct kvm_sregs sregs = {0};
 
-		/* Where it died says which stage of the boot it was. */
+		/* Where it died says which stage of the boot it was (on Intel; AMD's
+		 * KVM resets the vCPU before reporting, so there it reads 0xfff0). */
 		ioctl(c->fd, KVM_GET_REGS, &regs);
 		ioctl(c->fd, KVM_GET_SREGS, &sregs);
 		snprintf(detail, sizeof(detail),
-			 "vCPU %u: triple fault at rip 0x%llx (rsp 0x%llx cr0 0x%llx cr3 0x%llx "
-			 "cr4 0x%llx)",
+			 "vCPU %u: triple fault (KVM's registers after it: rip 0x%llx rsp 0x%llx "
+			 "cr0 0x%llx cr3 0x%llx cr4 0x%llx)",
 			 c->id, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
 			 (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
 			 (unsigned long long)sregs.cr4);
