@@ -30,6 +30,9 @@ struct machine_spec {
 	 * the heartbeat is answered either way). Ops run under the bus lock. */
 	const struct vsock_host_ops *vsock_ops;
 	void *vsock_ctx;
+	/* A device met a malformed queue and stopped until the guest resets it
+	 * (called once per breakage, under the bus lock; must not block). */
+	void (*device_broken)(void *ctx, const char *device);
 };
 
 enum machine_exit {

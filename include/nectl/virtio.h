@@ -80,6 +80,9 @@ struct virtio_mmio {
 	uint32_t interrupt_status;
 	uint32_t config_generation;
 	bool broken; /* set once a malformed access or queue was seen */
+	/* Told once per breakage (under the bus lock; must not block). */
+	void (*on_broken)(void *ctx);
+	void *broken_ctx;
 	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES];
 };
 

@@ -139,6 +139,8 @@ void virtio_mmio_fail(struct virtio_mmio *m)
 		return;
 	m->broken = true;
 	m->status |= STATUS_DEVICE_NEEDS_RESET;
+	if (m->on_broken)
+		m->on_broken(m->broken_ctx);
 	if (m->status & STATUS_DRIVER_OK)
 		virtio_mmio_interrupt(m, INT_CONFIG);
 }

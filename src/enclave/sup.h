@@ -32,6 +32,8 @@ struct sup {
 	pthread_t waiter;
 	bool waiter_started;
 	atomic_bool heartbeat_seen, exited;
+	atomic_uint device_breaks; /* seen by the vCPUs ... */
+	unsigned device_breaks_saved; /* ... and in the record */
 	bool booted; /* heartbeat handled */
 	enum machine_exit why;
 	char detail[256];

@@ -52,6 +52,23 @@ static void sup_heartbeat(void *ctx)
 	sup_wake(s);
 }
 
+/* A hostile or buggy guest broke a device: said once in the console log and
+ * counted in the record; the enclave runs on. */
+static void sup_device_broken(void *ctx, const char *device)
+{
+	struct sup *s = ctx;
+	char line[128];
+	int n = snprintf(line, sizeof(line),
+			 "\r\n[nectl: %s: malformed virtqueue; device stopped until the guest "
+			 "resets it]\r\n",
+			 device);
+
+	if (n > 0)
+		console_feed(&s->cons, (const uint8_t *)line, (size_t)n);
+	atomic_fetch_add(&s->device_breaks, 1);
+	sup_wake(s);
+}
+
 static void *sup_waiter(void *arg)
 {
 	struct sup *s = arg;
@@ -127,6 +144,8 @@ static json_t *sup_record(const struct sup *s)
 	json_object_set_new(r, "Mode", json_string("emulated"));
 	json_object_set_new(r, "EifPath", json_string(p->eif_path));
 	json_object_set_new(r, "Timings", sup_timings(s));
+	if (s->device_breaks_saved)
+		json_object_set_new(r, "DeviceErrors", json_integer(s->device_breaks_saved));
 	if (s->exit_info)
 		json_object_set(r, "Exit", s->exit_info);
 	return r;
@@ -340,6 +359,10 @@ _Noreturn static void sup_loop(struct sup *s)
 		if (atomic_load(&s->heartbeat_seen))
 			sup_on_heartbeat(s);
 		sup_check_time(s);
+		if (atomic_load(&s->device_breaks) != s->device_breaks_saved) {
+			s->device_breaks_saved = atomic_load(&s->device_breaks);
+			sup_save(s);
+		}
 		if (s->stop != SUP_STOP_NONE || atomic_load(&s->exited))
 			sup_on_exit(s);
 		if (pfd[2].revents)
@@ -436,7 +459,8 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 						  .console = sup_console,
 						  .ctx = s,
 						  .vsock_ops = fwd_ops(),
-						  .vsock_ctx = s->fwd},
+						  .vsock_ctx = s->fwd,
+						  .device_broken = sup_device_broken},
 			   err) < 0 ||
 	    sup_check_signature(s, err) < 0)
 		return -1;

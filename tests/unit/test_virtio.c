@@ -548,16 +548,27 @@ static void test_queue_regs_locked(void **state)
 	assert_int_equal(e->m.vq[1].size, 32);
 }
 
+static void count_broken(void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
 static void test_fail_after_driver_ok(void **state)
 {
 	struct env *e = *state;
+	int broken = 0;
 
+	e->m.on_broken = count_broken;
+	e->m.broken_ctx = &broken;
 	driver_init(e, 8);
 	put_desc(e, DESC(0), 0, 0x50000, 4, 0, 0); /* in the hole */
 	post(e, AVAIL(0), 8, 0);
 	wr(e, 0x050, 0);
 	assert_int_equal(e->last_pop, -1);
 	assert_true(e->m.broken);
+	/* Told once, however often the guest kicks the broken queue. */
+	wr(e, 0x050, 0);
+	assert_int_equal(broken, 1);
 	assert_int_equal(rd(e, 0x070), 0xf | S_NEEDS_RESET);
 	assert_int_equal(rd(e, 0x060), 2);
 	assert_int_equal(e->irq_level, 1);

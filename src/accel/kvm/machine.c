@@ -247,6 +247,14 @@ static void machine_reset(void *ctx)
 	kvm_vm_stop(m->vm, KVM_STOP_REQUESTED);
 }
 
+static void machine_vsock_broken(void *ctx)
+{
+	struct machine *m = ctx;
+
+	if (m->spec.device_broken)
+		m->spec.device_broken(m->spec.ctx, "virtio-vsock");
+}
+
 static int machine_vsock_create(struct machine *m, struct nectl_err *err)
 {
 	const struct vsock_host_ops *ops = m->spec.vsock_ops ? m->spec.vsock_ops : &machine_vsock_none;
@@ -255,6 +263,8 @@ static int machine_vsock_create(struct machine *m, struct nectl_err *err)
 	if (!m->vsock)
 		return nectl_err_sys(err, NECTL_E_INVALID_ARG, errno, "enclave CID %llu",
 				     (unsigned long long)m->spec.cid);
+	vsock_mmio(m->vsock)->on_broken = machine_vsock_broken;
+	vsock_mmio(m->vsock)->broken_ctx = m;
 	return 0;
 }
 
