@@ -22,3 +22,13 @@ echo "== nectl describe-eif"
 echo "== nectl pcr --signing-certificate"
 "$NECTL" pcr --signing-certificate "$W/cert.pem"
 echo "demo: signed enclave image at $W/hello.eif, PCRs in $W/pcrs.json"
+
+# Then it runs, emulated. This machine's kind of /dev/kvm cannot boot Linux,
+# so nectl runs inside the TCG shell VM, whose /dev/kvm can (docs/shellvm.md).
+echo "== the image runs emulated, inside the shell VM (about a minute)"
+set --
+for lib in $(ldd "$NECTL" | grep -o '/[^ ]*'); do
+	set -- "$@" --file "$(readlink -f "$lib"):$lib"
+done
+scripts/shellvm.sh --timeout 600 --mem 2G "$@" --file "$NECTL:/nectl" \
+	--file "$W/hello.eif:/hello.eif" --file scripts/demo-enclave.sh:/demo.sh -- sh /demo.sh
