@@ -252,6 +252,8 @@ static int run_enclave_run(const struct args *a, struct nectl_err *err)
 	const char *to_host[ENCLAVE_MAX_FORWARDS], *into[ENCLAVE_MAX_FORWARDS], *v;
 	int ids[ENCLAVE_MAX_CPUS];
 	json_t *cfg = NULL, *rec = NULL;
+	const char *id;
+	bool attach;
 	char *cpus;
 	uint64_t u;
 	int rc = -1;
@@ -297,12 +299,16 @@ static int run_enclave_run(const struct args *a, struct nectl_err *err)
 			"Enclave memory: %s; loaded in %.1f ms, kernel entry at %.1f ms, heartbeat "
 			"at %.1f ms\n",
 			l.memory_kind, l.load_ms, l.entry_ms, l.heartbeat_ms);
-	rec = json_incref(l.run);
+	id = json_string_value(json_object_get(l.run, "EnclaveID"));
+	attach = args_has(a, "attach-console") || json_is_true(json_object_get(cfg, "attach_console"));
+	/* The whole record (flags and all), before the enclave may end. */
+	if (attach && enclave_find(id, NULL, &rec, err) < 0) {
+		json_decref(l.run);
+		goto out;
+	}
 	if (cli_print_json(l.run, err) < 0)
 		goto out;
-	rc = 0;
-	if (args_has(a, "attach-console") || json_is_true(json_object_get(cfg, "attach_console")))
-		rc = run_console_stream(rec, 0, err);
+	rc = attach ? run_console_stream(rec, 0, err) : 0;
 out:
 	json_decref(rec);
 	json_decref(cfg);

@@ -73,7 +73,7 @@ bytes=$((4 << 20))
 # --- Unix sockets: a sink-listen, then serve's three services ------------
 "$XFER" sink-listen "unix:$T/sink.sock" --count 2 >"$T/sl.log" 2>&1 &
 sl=$!
-pids+=($sl)
+pids+=("$sl")
 wait_for "$T/sl.log" "xfer: listening" && ok "sink-listen says it listens" || bad "sink-listen says it listens"
 expect_out "send to sink-listen over unix" "^send ok $bytes [0-9a-f]{8} [0-9.]+ MB/s$" -- \
 	"$XFER" send "unix:$T/sink.sock" $mib
