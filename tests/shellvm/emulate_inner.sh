@@ -25,6 +25,14 @@ rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$1/status; }
 gone() { # the process is gone (or a zombie nobody reaped)
 	[ ! -e /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status
 }
+wait_console() { # wait_console NAME TEXT: run-enclave returns at the heartbeat,
+	# before the app listens; its console says when it does (up to 120 s).
+	for i in $(seq 60); do
+		$N console --enclave-name "$1" --disconnect-timeout 2 2>/dev/null | grep -q "$2" &&
+			return 0
+	done
+	return 1
+}
 hp_free() { sed -n 's/^HugePages_Free: *//p' /proc/meminfo; }
 
 # 256 MiB of hugepages: the first enclave gets them, the others fall back.
@@ -99,6 +107,7 @@ has $T/describe.json '"MemoryBacking": "hugepages"' && ok "one enclave runs on h
 	bad "one enclave runs on hugepages"
 
 # vsock through the forwards
+check "the app in $name_a serves" wait_console "$name_a" "xfer: serving"
 check "echo through the TCP forward" $X echo tcp:127.0.0.1:5000 64K 1
 check "echo through the Unix forward" $X echo unix:$T/echo.sock 64K 1
 check "64 MiB host->guest, checksummed, half-close" $X send unix:$T/sink.sock 64M
@@ -164,8 +173,9 @@ launch c --eif-path /exit3.eif --attach-console
 wait_launch c
 launch d --eif-path /panic.eif --debug-mode
 wait_launch d
-launch e --eif-path /hello.eif --forward-into-enclave tcp:127.0.0.1:5100=5000
+launch e --eif-path /hello.eif --debug-mode --forward-into-enclave tcp:127.0.0.1:5100=5000
 wait_launch e
+check "the sample app listens" wait_console hello "listening on vsock port 5000"
 (echo "hello, sample"; sleep 8) | timeout 30 nc 127.0.0.1 5100 >$T/hello.out 2>&1
 has $T/hello.out "^hello, sample" && ok "the sample app echoes a line through a TCP forward" ||
 	bad "the sample app's echo: $(cat $T/hello.out)"
