@@ -27,8 +27,9 @@ echo "demo: signed enclave image at $W/hello.eif, PCRs in $W/pcrs.json"
 # so nectl runs inside the TCG shell VM, whose /dev/kvm can (docs/shellvm.md).
 echo "== the image runs emulated, inside the shell VM (about a minute)"
 set --
-for lib in $(ldd "$NECTL" | grep -o '/[^ ]*'); do
+real=$(readlink -f "$NECTL")
+for lib in $(ldd "$real" | grep -o '/[^ ]*'); do
 	set -- "$@" --file "$(readlink -f "$lib"):$lib"
 done
-scripts/shellvm.sh --timeout 600 --mem 2G "$@" --file "$NECTL:/nectl" \
+scripts/shellvm.sh --timeout 600 --mem 2G "$@" --file "$real:/nectl" \
 	--file "$W/hello.eif:/hello.eif" --file scripts/demo-enclave.sh:/demo.sh -- sh /demo.sh
