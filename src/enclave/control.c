@@ -142,20 +142,8 @@ static bool control_exited(const json_t *rec)
  * after. Wait for that, so "no process left" holds when terminate returns. */
 static void control_wait_gone(pid_t pid)
 {
-	for (int i = 0; i < 500 && pid > 0 && kill(pid, 0) == 0; i++) {
-		char path[64], buf[256], *p;
-		FILE *f;
-		bool zombie = false;
-
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		if ((f = fopen(path, "re"))) {
-			zombie = fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[2] == 'Z';
-			fclose(f);
-		}
-		if (zombie)
-			return;
+	for (int i = 0; i < 500 && !rundir_pid_gone(pid); i++)
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
-	}
 }
 
 int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *err)

@@ -41,6 +41,8 @@ void rundir_remove(const char *dir, const char *sid);
 int rundir_write_record(const char *dir, const char *sid, json_t *rec, struct nectl_err *err);
 /* The sid of a record ("" when it has no usable EnclaveID). */
 const char *record_sid(const json_t *rec, char out[24]);
+/* The process is gone, or a zombie nobody has reaped yet. */
+bool rundir_pid_gone(pid_t pid);
 /* Connects to sid's control socket; -1 with errno when nobody listens. */
 int rundir_connect(const char *dir, const char *sid);
 

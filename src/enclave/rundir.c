@@ -138,7 +138,7 @@ int rundir_write_record(const char *dir, const char *sid, json_t *rec, struct ne
 /* Dead: nobody listens on the socket and the process is gone (or a zombie
  * nobody has reaped yet). A live supervisor creates its socket before its
  * first record, so a listener exists whenever a running record does. */
-static bool rundir_pid_gone(pid_t pid)
+bool rundir_pid_gone(pid_t pid)
 {
 	char path[64], buf[256], *p;
 	FILE *f;
