@@ -5,11 +5,17 @@ N=/nectl
 echo "== nectl run-enclave --emulate (the signature is checked; waits for the heartbeat)"
 $N run-enclave --emulate --eif-path /hello.eif --memory 256 --cpu-count 1 --debug-mode \
 	--verbose --forward-into-enclave tcp:127.0.0.1:5000=5000 || exit 1
-echo "== echo over vsock: nc 127.0.0.1 5000"
-(echo "hello through vsock"; sleep 5) | timeout 20 nc 127.0.0.1 5000
 echo "== nectl describe-enclaves"
 $N describe-enclaves
-echo "== nectl console (3 s)"
-$N console --enclave-name hello --disconnect-timeout 3 | grep -a -v '^\[ '
+# run-enclave returns at the boot heartbeat; the app starts listening a little
+# later, and says so on its console.
+echo "== nectl console (until the app listens)"
+for i in $(seq 60); do
+	$N console --enclave-name hello --disconnect-timeout 2 >/tmp/console.txt 2>&1
+	grep -q "listening on vsock port" /tmp/console.txt && break
+done
+grep -a -v '^\[ ' /tmp/console.txt
+echo "== echo over vsock: nc 127.0.0.1 5000"
+(echo "hello through vsock"; sleep 5) | timeout 20 nc 127.0.0.1 5000
 echo "== nectl terminate-enclave"
 $N terminate-enclave --enclave-name hello
