@@ -26,22 +26,22 @@
 struct enclave_opts {
 	const char *eif_path;
 	uint64_t memory_mib;
-	unsigned cpu_count;		  /* or: */
-	const int *cpu_ids;		  /* host CPUs the vCPUs are pinned to */
+	unsigned cpu_count; /* or: */
+	const int *cpu_ids; /* host CPUs the vCPUs are pinned to */
 	unsigned ncpu_ids;
-	uint64_t cid;			  /* 0: the lowest free CID from 16 */
+	uint64_t cid; /* 0: the lowest free CID from 16 */
 	bool debug;
-	const char *name;		  /* NULL: the EIF's file name without ".eif" */
-	const char *const *to_host;	  /* "PORT=unix:PATH", "PORT=tcp:HOST:HOSTPORT" */
+	const char *name;	    /* NULL: the EIF's file name without ".eif" */
+	const char *const *to_host; /* "PORT=unix:PATH", "PORT=tcp:HOST:HOSTPORT" */
 	size_t nto_host;
-	const char *const *into_enclave;  /* "tcp:HOST:LPORT=PORT", "unix:PATH=PORT" */
+	const char *const *into_enclave; /* "tcp:HOST:LPORT=PORT", "unix:PATH=PORT" */
 	size_t ninto_enclave;
-	unsigned heartbeat_timeout_s;	  /* 0: nitro-cli's rule (at least 180 s) */
+	unsigned heartbeat_timeout_s; /* 0: nitro-cli's rule (at least 180 s) */
 };
 
 struct enclave_launched {
-	json_t *run;		  /* run-enclave's JSON, nitro-cli's keys */
-	char memory_kind[32];	  /* "hugepages" or "anonymous memory" */
+	json_t *run;				/* run-enclave's JSON, nitro-cli's keys */
+	char memory_kind[32];			/* "hugepages" or "anonymous memory" */
 	double load_ms, entry_ms, heartbeat_ms; /* since the supervisor started */
 };
 

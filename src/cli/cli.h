@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -78,6 +79,9 @@ void cli_progress_done(struct cli_progress *cp);
 
 extern const struct cli_cmd cli_cmd_describe_eif;
 extern const struct cli_cmd cli_cmd_pcr;
+/* A debug-mode enclave's console to stdout (nitro-cli's banner first) until
+ * it ends or timeout_s (0: no timeout) passes. */
+int cli_console_stream(const json_t *record, uint64_t timeout_s, struct nectl_err *err);
 extern const struct cli_cmd cli_cmd_run_enclave;
 extern const struct cli_cmd cli_cmd_describe_enclaves;
 extern const struct cli_cmd cli_cmd_terminate_enclave;

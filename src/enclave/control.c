@@ -36,7 +36,8 @@ int enclave_describe_all(bool metadata, json_t **array, struct nectl_err *err)
 
 	if (control_records(dir, sizeof(dir), &recs, err) < 0)
 		return -1;
-	json_array_foreach(recs, i, out) {
+	json_array_foreach(recs, i, out)
+	{
 		if (n == sizeof(v) / sizeof(v[0]))
 			break;
 		v[n++] = out;
@@ -67,8 +68,10 @@ int enclave_find(const char *id, const char *name, json_t **record, struct nectl
 
 	if (control_records(dir, sizeof(dir), &recs, err) < 0)
 		return -1;
-	json_array_foreach(recs, i, r) {
-		const char *key = json_string_value(json_object_get(r, id ? "EnclaveID" : "EnclaveName"));
+	json_array_foreach(recs, i, r)
+	{
+		const char *key =
+		    json_string_value(json_object_get(r, id ? "EnclaveID" : "EnclaveName"));
 
 		if (key && strcmp(key, id ? id : name) == 0) {
 			hit = r;
@@ -82,8 +85,9 @@ int enclave_find(const char *id, const char *name, json_t **record, struct nectl
 		return 0;
 	if (id)
 		return nectl_err_set(err, 11, "No enclave with ID '%s' is running here", id);
-	return nectl_err_set(err, 58, hits ? "Conflicting enclave names have been found."
-					   : "No enclave matched the given name.");
+	return nectl_err_set(err, 58,
+			     hits ? "Conflicting enclave names have been found."
+				  : "No enclave matched the given name.");
 }
 
 /* One request line; the reply line is read a byte at a time so that a
@@ -161,7 +165,8 @@ int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *e
 		json_decref(reply);
 		close(fd);
 		if (rc == 0)
-			control_wait_gone((pid_t)json_integer_value(json_object_get(record, "ProcessID")));
+			control_wait_gone(
+			    (pid_t)json_integer_value(json_object_get(record, "ProcessID")));
 	} else {
 		/* Gone between listing and asking: nothing is left to stop. */
 		rundir_remove(dir, sid);
@@ -210,8 +215,9 @@ int enclave_console_open(const json_t *record, int *fd, struct nectl_err *err)
 	int rc;
 
 	if (!flags || strcmp(flags, "DEBUG_MODE") != 0)
-		return nectl_err_set(err, 44, "The enclave was not started with the debug flag set, "
-					      "include '--debug-mode' in the run-enclave command");
+		return nectl_err_set(err, 44,
+				     "The enclave was not started with the debug flag set, "
+				     "include '--debug-mode' in the run-enclave command");
 	if (enclave_run_dir(dir, sizeof(dir), err) < 0 || !*record_sid(record, sid))
 		return -1;
 	if (control_exited(record))

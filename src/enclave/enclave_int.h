@@ -52,7 +52,7 @@ int rundir_connect(const char *dir, const char *sid);
 _Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int lock_fd);
 
 /* console.c: capture from vCPU threads, readers in the supervisor loop. */
-#define CONSOLE_RING (1u << 20)
+#define CONSOLE_RING	(1u << 20)
 #define CONSOLE_LOG_MAX (64ull << 20)
 
 enum console_app { CONSOLE_APP_NONE, CONSOLE_APP_EXITED, CONSOLE_APP_SIGNALED };

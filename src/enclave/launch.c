@@ -54,8 +54,7 @@ static int launch_memory(struct enclave_plan *p, const struct enclave_opts *o,
 }
 
 /* The host CPUs this process may run on stand in for the NE CPU pool. */
-static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o,
-		       struct nectl_err *err)
+static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o, struct nectl_err *err)
 {
 	cpu_set_t pool;
 	int avail;
@@ -65,7 +64,8 @@ static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o,
 	avail = CPU_COUNT(&pool);
 	if (o->ncpu_ids) {
 		if (o->ncpu_ids > ENCLAVE_MAX_CPUS)
-			return nectl_err_set(err, 22, "at most %d CPUs per enclave", ENCLAVE_MAX_CPUS);
+			return nectl_err_set(err, 22, "at most %d CPUs per enclave",
+					     ENCLAVE_MAX_CPUS);
 		for (unsigned i = 0; i < o->ncpu_ids; i++) {
 			int id = o->cpu_ids[i];
 
@@ -73,7 +73,8 @@ static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o,
 				if (o->cpu_ids[j] == id)
 					return nectl_err_set(err, 20, "CPU %d is given twice", id);
 			if (id < 0 || id >= CPU_SETSIZE || !CPU_ISSET(id, &pool))
-				return nectl_err_set(err, 21, "CPU %d is not available on this host", id);
+				return nectl_err_set(err, 21,
+						     "CPU %d is not available on this host", id);
 			p->cpu_ids[i] = id;
 		}
 		p->ncpus = o->ncpu_ids;
@@ -83,9 +84,9 @@ static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o,
 	if (o->cpu_count == 0)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG, "`cpu-count` must be at least 1");
 	if (o->cpu_count > (unsigned)avail || o->cpu_count > ENCLAVE_MAX_CPUS)
-		return nectl_err_set(err, 22,
-				     "Insufficient CPUs: %u requested, this host offers %d (at most %d)",
-				     o->cpu_count, avail, ENCLAVE_MAX_CPUS);
+		return nectl_err_set(
+		    err, 22, "Insufficient CPUs: %u requested, this host offers %d (at most %d)",
+		    o->cpu_count, avail, ENCLAVE_MAX_CPUS);
 	p->ncpus = o->cpu_count;
 	return 0;
 }
@@ -137,7 +138,8 @@ static bool launch_name_taken(const json_t *recs, const char *name)
 	size_t i;
 	json_t *r;
 
-	json_array_foreach(recs, i, r) {
+	json_array_foreach(recs, i, r)
+	{
 		const char *n = json_string_value(json_object_get(r, "EnclaveName"));
 
 		if (n && strcmp(n, name) == 0)
@@ -151,7 +153,8 @@ static bool launch_cid_taken(const json_t *recs, uint64_t cid)
 	size_t i;
 	json_t *r;
 
-	json_array_foreach(recs, i, r) {
+	json_array_foreach(recs, i, r)
+	{
 		const char *st = json_string_value(json_object_get(r, "State"));
 
 		/* An exited enclave's CID is free again. */
@@ -163,8 +166,8 @@ static bool launch_cid_taken(const json_t *recs, uint64_t cid)
 }
 
 /* nitro-cli's naming rule: a taken name gets _1, _2, ... */
-static int launch_pick(struct enclave_plan *p, const struct enclave_opts *o,
-		       const json_t *recs, struct nectl_err *err)
+static int launch_pick(struct enclave_plan *p, const struct enclave_opts *o, const json_t *recs,
+		       struct nectl_err *err)
 {
 	char base[200];
 
@@ -262,8 +265,8 @@ static json_t *launch_result(const struct enclave_plan *p, struct enclave_launch
 {
 	char path[PATH_MAX];
 	json_t *rec, *run = json_object(), *t;
-	static const char *const keys[] = {"EnclaveName", "EnclaveID",	"ProcessID", "EnclaveCID",
-					   "NumberOfCPUs", "CPUIDs", "MemoryMiB"};
+	static const char *const keys[] = {"EnclaveName",  "EnclaveID", "ProcessID", "EnclaveCID",
+					   "NumberOfCPUs", "CPUIDs",	"MemoryMiB"};
 
 	rundir_file(p->run_dir, p->sid, ".json", path, sizeof(path));
 	rec = json_load_file(path, 0, NULL);

@@ -38,7 +38,8 @@ int enclave_run_dir(char *out, size_t len, struct nectl_err *err)
 		*slash = 0;
 		if (mkdir(out, 0755) < 0 && errno != EEXIST) {
 			*slash = '/';
-			return nectl_err_sys(err, 7, errno, "%s: cannot create the run directory", out);
+			return nectl_err_sys(err, 7, errno, "%s: cannot create the run directory",
+					     out);
 		}
 		*slash = '/';
 	}
@@ -127,7 +128,8 @@ int rundir_write_record(const char *dir, const char *sid, json_t *rec, struct ne
 		return nectl_err_set(err, NECTL_E_SERDE, "cannot encode the enclave record");
 	rundir_file(dir, sid, ".json", path, sizeof(path));
 	if (out_file_open(&f, path, err) == 0) {
-		if (out_file_pwrite(&f, text, strlen(text), 0, err) == 0 && out_file_commit(&f, err) == 0)
+		if (out_file_pwrite(&f, text, strlen(text), 0, err) == 0 &&
+		    out_file_commit(&f, err) == 0)
 			rc = 0;
 		out_file_abort(&f); /* frees; after a commit it removes nothing */
 	}

@@ -32,9 +32,9 @@ struct sup {
 	pthread_t waiter;
 	bool waiter_started;
 	atomic_bool heartbeat_seen, exited;
-	atomic_uint device_breaks; /* seen by the vCPUs ... */
+	atomic_uint device_breaks;    /* seen by the vCPUs ... */
 	unsigned device_breaks_saved; /* ... and in the record */
-	bool booted; /* heartbeat handled */
+	bool booted;		      /* heartbeat handled */
 	enum machine_exit why;
 	char detail[256];
 	enum sup_stop stop;
@@ -45,6 +45,13 @@ struct sup {
 };
 
 uint64_t sup_now_ns(void);
+/* Milliseconds from the supervisor's start to t (0 when t is unset). */
+double sup_ms(const struct sup *s, uint64_t t);
+
+/* sup_record.c: the record (new reference), and the Exit object of an
+ * enclave that stopped. */
+json_t *sup_record(const struct sup *s);
+json_t *sup_classify(struct sup *s);
 /* Rewrites the record from the current state. */
 void sup_save(struct sup *s);
 /* Stops the VM and waits for its threads (idempotent). */

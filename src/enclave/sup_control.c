@@ -76,9 +76,10 @@ static void sup_request(struct sup *s, struct sup_client *c)
 		sup_reply(c, sup_error(14, "bad request: expected {\"op\": ...}"));
 	} else if (strcmp(op, "console") == 0) {
 		if (!s->p->debug) {
-			sup_reply(c, sup_error(44, "The enclave was not started with the debug flag "
-						   "set, include '--debug-mode' in the run-enclave "
-						   "command"));
+			sup_reply(c,
+				  sup_error(44, "The enclave was not started with the debug flag "
+						"set, include '--debug-mode' in the run-enclave "
+						"command"));
 		} else {
 			sup_reply(c, json_pack("{s:b}", "Ok", 1));
 			c->console = true;
@@ -165,7 +166,8 @@ void sup_console_pump(struct sup *s)
 		 * back the guest. */
 		while (c->fd >= 0 && c->console) {
 			if (c->out_len == 0) {
-				c->out_len = console_read(&s->cons, &c->pos, c->out, sizeof(c->out));
+				c->out_len =
+				    console_read(&s->cons, &c->pos, c->out, sizeof(c->out));
 				c->out_off = 0;
 				if (c->out_len == 0)
 					break;

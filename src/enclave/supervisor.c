@@ -101,56 +101,6 @@ static void sup_report(struct sup *s, const char *fmt, ...)
 	}
 }
 
-static double sup_ms(const struct sup *s, uint64_t t)
-{
-	return t ? (double)(t - s->t0) / 1e6 : 0;
-}
-
-static json_t *sup_timings(const struct sup *s)
-{
-	json_t *t = json_object();
-
-	json_object_set_new(t, "LoadMs", json_real(sup_ms(s, s->t_loaded)));
-	json_object_set_new(t, "KernelEntryMs", json_real(sup_ms(s, s->t_entry)));
-	json_object_set_new(t, "HeartbeatMs", json_real(sup_ms(s, s->t_heartbeat)));
-	return t;
-}
-
-/* nitro-cli's describe-enclaves keys first, then nectl's. */
-static json_t *sup_record(const struct sup *s)
-{
-	const struct enclave_plan *p = s->p;
-	json_t *r = json_object(), *cpus = json_array();
-
-	for (unsigned i = 0; i < p->ncpus; i++)
-		json_array_append_new(cpus, json_integer(p->pinned ? p->cpu_ids[i] : (int)i));
-	json_object_set_new(r, "EnclaveName", json_string(p->name));
-	json_object_set_new(r, "EnclaveID", json_string(p->id));
-	json_object_set_new(r, "ProcessID", json_integer(getpid()));
-	json_object_set_new(r, "EnclaveCID", json_integer((json_int_t)p->cid));
-	json_object_set_new(r, "NumberOfCPUs", json_integer(p->ncpus));
-	json_object_set_new(r, "CPUIDs", cpus);
-	json_object_set_new(r, "MemoryMiB", json_integer((json_int_t)p->memory_mib));
-	json_object_set_new(r, "State", json_string(s->state));
-	json_object_set_new(r, "Flags", json_string(p->debug ? "DEBUG_MODE" : "NONE"));
-	if (s->m) {
-		const struct eif_image *img = machine_image(s->m);
-
-		json_object_set_new(r, "Measurements", eif_measurements_json(&img->pcrs));
-		if (img->metadata)
-			eif_metadata_describe(img, r, NULL);
-		json_object_set_new(r, "MemoryBacking", json_string(machine_memory_kind(s->m)));
-	}
-	json_object_set_new(r, "Mode", json_string("emulated"));
-	json_object_set_new(r, "EifPath", json_string(p->eif_path));
-	json_object_set_new(r, "Timings", sup_timings(s));
-	if (s->device_breaks_saved)
-		json_object_set_new(r, "DeviceErrors", json_integer(s->device_breaks_saved));
-	if (s->exit_info)
-		json_object_set(r, "Exit", s->exit_info);
-	return r;
-}
-
 void sup_save(struct sup *s)
 {
 	json_t *r = sup_record(s);
@@ -211,44 +161,6 @@ _Noreturn static void sup_fail(struct sup *s, const char *msg)
 	_exit(1);
 }
 
-/* How the enclave ended, from the VM's stop reason, the supervisor's own
- * reason for stopping it, and what init and the kernel printed. */
-static json_t *sup_classify(struct sup *s)
-{
-	json_t *e = json_object();
-	const char *reason;
-
-	pthread_mutex_lock(&s->cons.mu);
-	if (s->why == MACHINE_EXIT_TRIPLE_FAULT)
-		reason = "triple-fault";
-	else if (s->why == MACHINE_EXIT_KVM_ERROR)
-		reason = "kvm-error";
-	else if (s->cons.panic)
-		reason = "kernel-panic";
-	else if (s->stop == SUP_STOP_TERMINATE)
-		reason = "terminated";
-	else if (s->stop == SUP_STOP_NO_HEARTBEAT)
-		reason = "no-heartbeat";
-	else if (s->cons.app == CONSOLE_APP_EXITED)
-		reason = "app-exited";
-	else if (s->cons.app == CONSOLE_APP_SIGNALED)
-		reason = "app-killed";
-	else
-		reason = "reboot";
-	json_object_set_new(e, "Reason", json_string(reason));
-	if (s->cons.app == CONSOLE_APP_EXITED)
-		json_object_set_new(e, "AppExitStatus", json_integer(s->cons.app_value));
-	else if (s->cons.app == CONSOLE_APP_SIGNALED)
-		json_object_set_new(e, "AppSignal", json_integer(s->cons.app_value));
-	if (s->cons.panic)
-		json_object_set_new(e, "Detail", json_string(s->cons.panic_line));
-	else if (s->why == MACHINE_EXIT_TRIPLE_FAULT || s->why == MACHINE_EXIT_KVM_ERROR)
-		json_object_set_new(e, "Detail", json_string(s->detail));
-	pthread_mutex_unlock(&s->cons.mu);
-	json_object_set_new(e, "UptimeMs", json_real(sup_ms(s, sup_now_ns())));
-	return e;
-}
-
 static void sup_on_exit(struct sup *s)
 {
 	json_t *e;
@@ -261,16 +173,17 @@ static void sup_on_exit(struct sup *s)
 		char msg[NECTL_ERR_MSG_MAX];
 
 		if (s->stop == SUP_STOP_NO_HEARTBEAT)
-			snprintf(msg, sizeof(msg),
-				 "E36 Enclave boot failure: no heartbeat from the enclave within %u s; "
-				 "the enclave was terminated",
-				 s->p->hb_timeout_s);
+			snprintf(
+			    msg, sizeof(msg),
+			    "E36 Enclave boot failure: no heartbeat from the enclave within %u s; "
+			    "the enclave was terminated",
+			    s->p->hb_timeout_s);
 		else
 			snprintf(msg, sizeof(msg),
 				 "E36 Enclave boot failure: the enclave stopped before its boot "
 				 "heartbeat (%s%s%s); its last console line: \"%s\"",
-				 json_string_value(json_object_get(e, "Reason")), detail ? ": " : "",
-				 detail ? detail : "", s->cons.last_line);
+				 json_string_value(json_object_get(e, "Reason")),
+				 detail ? ": " : "", detail ? detail : "", s->cons.last_line);
 		sup_fail(s, msg);
 	}
 	sup_finish(s, s->stop != SUP_STOP_TERMINATE);
@@ -346,8 +259,8 @@ _Noreturn static void sup_loop(struct sup *s)
 				continue;
 			who[n] = c;
 			pfd[n++] = (struct pollfd){
-				.fd = c->fd,
-				.events = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0))};
+			    .fd = c->fd,
+			    .events = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0))};
 		}
 		if (poll(pfd, n, sup_poll_timeout(s)) < 0 && errno != EINTR)
 			sup_halt(s, SUP_STOP_TERMINATE);
@@ -419,7 +332,8 @@ static int sup_setup_fds(struct sup *s, struct nectl_err *err)
 	s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->sig_fd < 0 || s->wake_fd < 0)
-		return nectl_err_sys(err, 12, errno, "cannot create the supervisor's event sources");
+		return nectl_err_sys(err, 12, errno,
+				     "cannot create the supervisor's event sources");
 	return 0;
 }
 
@@ -432,8 +346,8 @@ static int sup_check_signature(struct sup *s, struct nectl_err *err)
 
 	if (!img->signature)
 		return 0;
-	if (eif_signature_verify(img->signature, img->signature_len, img->pcrs.pcr0, &check,
-				 err) < 0)
+	if (eif_signature_verify(img->signature, img->signature_len, img->pcrs.pcr0, &check, err) <
+	    0)
 		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: %s", s->p->eif_path, err->msg);
 	if (!check.cose_valid || !check.payload_matches || !check.cert_time_valid)
 		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: signature check failed: %s",

@@ -250,10 +250,13 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_console_scan),   cmocka_unit_test(test_console_hostile_lines),
-		cmocka_unit_test(test_console_ring_and_log), cmocka_unit_test(test_rundir_records),
-		cmocka_unit_test(test_record_sid),     cmocka_unit_test(test_cid_rules),
-		cmocka_unit_test(test_launch_checks),
+	    cmocka_unit_test(test_console_scan),
+	    cmocka_unit_test(test_console_hostile_lines),
+	    cmocka_unit_test(test_console_ring_and_log),
+	    cmocka_unit_test(test_rundir_records),
+	    cmocka_unit_test(test_record_sid),
+	    cmocka_unit_test(test_cid_rules),
+	    cmocka_unit_test(test_launch_checks),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,93 @@
+/* What the supervisor records: the describe-enclaves object, and how the
+ * enclave ended. */
+#include <unistd.h>
+
+#include "enclave/sup.h"
+
+double sup_ms(const struct sup *s, uint64_t t)
+{
+	return t ? (double)(t - s->t0) / 1e6 : 0;
+}
+
+static json_t *sup_timings(const struct sup *s)
+{
+	json_t *t = json_object();
+
+	json_object_set_new(t, "LoadMs", json_real(sup_ms(s, s->t_loaded)));
+	json_object_set_new(t, "KernelEntryMs", json_real(sup_ms(s, s->t_entry)));
+	json_object_set_new(t, "HeartbeatMs", json_real(sup_ms(s, s->t_heartbeat)));
+	return t;
+}
+
+/* nitro-cli's describe-enclaves keys first, then nectl's. */
+json_t *sup_record(const struct sup *s)
+{
+	const struct enclave_plan *p = s->p;
+	json_t *r = json_object(), *cpus = json_array();
+
+	for (unsigned i = 0; i < p->ncpus; i++)
+		json_array_append_new(cpus, json_integer(p->pinned ? p->cpu_ids[i] : (int)i));
+	json_object_set_new(r, "EnclaveName", json_string(p->name));
+	json_object_set_new(r, "EnclaveID", json_string(p->id));
+	json_object_set_new(r, "ProcessID", json_integer(getpid()));
+	json_object_set_new(r, "EnclaveCID", json_integer((json_int_t)p->cid));
+	json_object_set_new(r, "NumberOfCPUs", json_integer(p->ncpus));
+	json_object_set_new(r, "CPUIDs", cpus);
+	json_object_set_new(r, "MemoryMiB", json_integer((json_int_t)p->memory_mib));
+	json_object_set_new(r, "State", json_string(s->state));
+	json_object_set_new(r, "Flags", json_string(p->debug ? "DEBUG_MODE" : "NONE"));
+	if (s->m) {
+		const struct eif_image *img = machine_image(s->m);
+
+		json_object_set_new(r, "Measurements", eif_measurements_json(&img->pcrs));
+		if (img->metadata)
+			eif_metadata_describe(img, r, NULL);
+		json_object_set_new(r, "MemoryBacking", json_string(machine_memory_kind(s->m)));
+	}
+	json_object_set_new(r, "Mode", json_string("emulated"));
+	json_object_set_new(r, "EifPath", json_string(p->eif_path));
+	json_object_set_new(r, "Timings", sup_timings(s));
+	if (s->device_breaks_saved)
+		json_object_set_new(r, "DeviceErrors", json_integer(s->device_breaks_saved));
+	if (s->exit_info)
+		json_object_set(r, "Exit", s->exit_info);
+	return r;
+}
+
+/* How the enclave ended, from the VM's stop reason, the supervisor's own
+ * reason for stopping it, and what init and the kernel printed. */
+json_t *sup_classify(struct sup *s)
+{
+	json_t *e = json_object();
+	const char *reason;
+
+	pthread_mutex_lock(&s->cons.mu);
+	if (s->why == MACHINE_EXIT_TRIPLE_FAULT)
+		reason = "triple-fault";
+	else if (s->why == MACHINE_EXIT_KVM_ERROR)
+		reason = "kvm-error";
+	else if (s->cons.panic)
+		reason = "kernel-panic";
+	else if (s->stop == SUP_STOP_TERMINATE)
+		reason = "terminated";
+	else if (s->stop == SUP_STOP_NO_HEARTBEAT)
+		reason = "no-heartbeat";
+	else if (s->cons.app == CONSOLE_APP_EXITED)
+		reason = "app-exited";
+	else if (s->cons.app == CONSOLE_APP_SIGNALED)
+		reason = "app-killed";
+	else
+		reason = "reboot";
+	json_object_set_new(e, "Reason", json_string(reason));
+	if (s->cons.app == CONSOLE_APP_EXITED)
+		json_object_set_new(e, "AppExitStatus", json_integer(s->cons.app_value));
+	else if (s->cons.app == CONSOLE_APP_SIGNALED)
+		json_object_set_new(e, "AppSignal", json_integer(s->cons.app_value));
+	if (s->cons.panic)
+		json_object_set_new(e, "Detail", json_string(s->cons.panic_line));
+	else if (s->why == MACHINE_EXIT_TRIPLE_FAULT || s->why == MACHINE_EXIT_KVM_ERROR)
+		json_object_set_new(e, "Detail", json_string(s->detail));
+	pthread_mutex_unlock(&s->cons.mu);
+	json_object_set_new(e, "UptimeMs", json_real(sup_ms(s, sup_now_ns())));
+	return e;
+}
