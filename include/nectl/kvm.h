@@ -43,19 +43,13 @@ int kvm_vm_start(struct kvm_vm *vm, const struct x86_boot_regs *regs, struct nec
 int kvm_vm_irq(struct kvm_vm *vm, unsigned gsi, int level);
 /* Asks every vCPU to stop (safe from any thread, including bus callbacks). */
 void kvm_vm_stop(struct kvm_vm *vm, enum kvm_stop why);
-/* Waits until the VM stops and every vCPU thread has left its loop; why it
- * stopped, with KVM's detail for errors. */
+/* Waits until the VM stops; why it stopped, with KVM's detail for errors. */
 enum kvm_stop kvm_vm_wait(struct kvm_vm *vm, char *detail, size_t len);
 void kvm_vm_destroy(struct kvm_vm *vm);
 /* The lock every device access runs under (vCPU exits take it): host threads
  * that drive a device take it too. Not recursive. */
 void kvm_vm_bus_lock(struct kvm_vm *vm);
 void kvm_vm_bus_unlock(struct kvm_vm *vm);
-/* A guest write of `value` (len bytes) at gpa signals eventfd fd inside the
- * kernel instead of exiting to the bus: the vCPU goes straight back to the
- * guest and another thread does the work. */
-int kvm_vm_ioeventfd(struct kvm_vm *vm, uint64_t gpa, unsigned len, uint64_t value, int fd,
-		     struct nectl_err *err);
 /* Before kvm_vm_start: vCPU i runs on host CPU host_cpus[i] (-1: anywhere).
  * -EINVAL unless n is the VM's vCPU count. */
 int kvm_vm_pin(struct kvm_vm *vm, const int *host_cpus, unsigned n);

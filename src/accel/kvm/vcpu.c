@@ -260,9 +260,7 @@ enum kvm_stop kvm_vm_wait(struct kvm_vm *vm, char *detail, size_t len)
 	enum kvm_stop why;
 
 	pthread_mutex_lock(&vm->lock);
-	/* Until every vCPU is out of KVM_RUN and off the bus too: after this,
-	 * no device callback runs and the caller may free what they call. */
-	while (vm->why == KVM_STOP_NONE || vm->running > 0)
+	while (vm->why == KVM_STOP_NONE)
 		pthread_cond_wait(&vm->stopped, &vm->lock);
 	why = vm->why;
 	if (detail && len)
