@@ -43,7 +43,8 @@ int kvm_vm_start(struct kvm_vm *vm, const struct x86_boot_regs *regs, struct nec
 int kvm_vm_irq(struct kvm_vm *vm, unsigned gsi, int level);
 /* Asks every vCPU to stop (safe from any thread, including bus callbacks). */
 void kvm_vm_stop(struct kvm_vm *vm, enum kvm_stop why);
-/* Waits until the VM stops; why it stopped, with KVM's detail for errors. */
+/* Waits until the VM stops and every vCPU thread has left its loop; why it
+ * stopped, with KVM's detail for errors. */
 enum kvm_stop kvm_vm_wait(struct kvm_vm *vm, char *detail, size_t len);
 void kvm_vm_destroy(struct kvm_vm *vm);
 /* The lock every device access runs under (vCPU exits take it): host threads

@@ -260,7 +260,9 @@ enum kvm_stop kvm_vm_wait(struct kvm_vm *vm, char *detail, size_t len)
 	enum kvm_stop why;
 
 	pthread_mutex_lock(&vm->lock);
-	while (vm->why == KVM_STOP_NONE)
+	/* Until every vCPU is out of KVM_RUN and off the bus too: after this,
+	 * no device callback runs and the caller may free what they call. */
+	while (vm->why == KVM_STOP_NONE || vm->running > 0)
 		pthread_cond_wait(&vm->stopped, &vm->lock);
 	why = vm->why;
 	if (detail && len)
