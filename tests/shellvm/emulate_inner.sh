@@ -53,12 +53,12 @@ launch() { # launch TAG ARGS...: in the background, status in $T/TAG.rc
 	shift
 	# TCG runs the guests about 50x slower than hardware: generous timeout.
 	# A triple fault before the heartbeat is the emulator's (docs/shellvm.md):
-	# up to two more tries, said in the output; anything else counts at once.
-	(for try in 1 2 3; do
+	# up to four more tries, said in the output; anything else counts at once.
+	(for try in 1 2 3 4 5; do
 		$N run-enclave --emulate --memory 256 --cpu-count 1 --heartbeat-timeout 600 "$@" \
 			>$T/$tag.json 2>$T/$tag.err
 		rc=$?
-		[ $rc = 36 ] && grep -q "triple-fault" $T/$tag.err && [ $try != 3 ] || break
+		[ $rc = 36 ] && grep -q "triple-fault" $T/$tag.err && [ $try != 5 ] || break
 		echo "run-enclave $tag: retried after: $(cat $T/$tag.err | tail -1)" >>$T/retries
 	done
 	echo $rc >$T/$tag.rc) &
