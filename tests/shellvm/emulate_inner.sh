@@ -189,7 +189,13 @@ has $T/c.json '"EnclaveName": "exit3"' && has $T/c.json "Successfully connected 
 	has $T/c.json "nectl-init: app exited with status 3" &&
 	ok "--attach-console streams the console after the JSON until the end" ||
 	bad "--attach-console: $(tail -c 300 $T/c.json)"
-$N describe-enclaves >$T/describe2.json
+# c's app exits and d's kernel panics after their heartbeats: wait for the
+# records to say so (TCG is slow to get there), up to 120 s.
+for i in $(seq 120); do
+	$N describe-enclaves >$T/describe2.json 2>&1
+	has $T/describe2.json '"AppExitStatus": 3' && has $T/describe2.json '"kernel-panic"' && break
+	sleep 1
+done
 grep -A12 '"Exit"' $T/describe2.json
 has $T/describe2.json '"AppExitStatus": 3' && ok "app exit status 3 recorded" || bad "app exit status 3 recorded"
 has $T/describe2.json '"Reason": "kernel-panic"' && ok "kernel panic recorded" || bad "kernel panic recorded"
