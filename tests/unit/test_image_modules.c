@@ -15,6 +15,8 @@
 #include <archive_entry.h>
 #include <cmocka.h>
 
+#include "util/le.h"
+
 #include "nectl/image.h"
 
 /* An unpacked Debian cloud kernel; NECTL_TEST_MODULES_DIR names another. */
@@ -29,24 +31,6 @@ struct ko {
 	uint8_t *buf;
 	size_t len;
 };
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* Layout: ELF header, .shstrtab, .modinfo, pad to 8, then three section
  * headers (null, .shstrtab, .modinfo). section_name names the third one. */
@@ -66,26 +50,26 @@ static struct ko make_ko_named(const char *modinfo, size_t mi_len, uint32_t sect
 	k.buf = calloc(1, k.len);
 	assert_non_null(k.buf);
 	memcpy(k.buf, "\177ELF\2\1\1", 7);
-	put16(k.buf + 0x10, 1);	 /* ET_REL */
-	put16(k.buf + 0x12, 62); /* EM_X86_64 */
-	put32(k.buf + 0x14, 1);
-	put64(k.buf + 0x28, shoff);
-	put16(k.buf + 0x34, 64);
-	put16(k.buf + 0x3a, 64);
-	put16(k.buf + 0x3c, 3);
-	put16(k.buf + 0x3e, 1);
+	le16_put(k.buf + 0x10, 1);	 /* ET_REL */
+	le16_put(k.buf + 0x12, 62); /* EM_X86_64 */
+	le32_put(k.buf + 0x14, 1);
+	le64_put(k.buf + 0x28, shoff);
+	le16_put(k.buf + 0x34, 64);
+	le16_put(k.buf + 0x3a, 64);
+	le16_put(k.buf + 0x3c, 3);
+	le16_put(k.buf + 0x3e, 1);
 	memcpy(k.buf + 64, SHSTRTAB, SHSTRTAB_LEN);
 	memcpy(k.buf + mi_off, modinfo, mi_len);
 	sh = k.buf + shoff + 64;
-	put32(sh, NAME_SHSTRTAB);
-	put32(sh + 4, 3); /* SHT_STRTAB */
-	put64(sh + 0x18, 64);
-	put64(sh + 0x20, SHSTRTAB_LEN);
+	le32_put(sh, NAME_SHSTRTAB);
+	le32_put(sh + 4, 3); /* SHT_STRTAB */
+	le64_put(sh + 0x18, 64);
+	le64_put(sh + 0x20, SHSTRTAB_LEN);
 	sh += 64;
-	put32(sh, section_name);
-	put32(sh + 4, 1); /* SHT_PROGBITS */
-	put64(sh + 0x18, mi_off);
-	put64(sh + 0x20, mi_len);
+	le32_put(sh, section_name);
+	le32_put(sh + 4, 1); /* SHT_PROGBITS */
+	le64_put(sh + 0x18, mi_off);
+	le64_put(sh + 0x20, mi_len);
 	return k;
 }
 
@@ -401,24 +385,24 @@ static void test_hostile_headers(void **state)
 	} while (0)
 	MUTATE(k.buf[4] = 1, "not a well-formed");			   /* ELFCLASS32 */
 	MUTATE(k.buf[5] = 2, "not a well-formed");			   /* big-endian */
-	MUTATE(put64(k.buf + 0x28, k.len), "not a well-formed");	   /* shoff at EOF */
-	MUTATE(put64(k.buf + 0x28, UINT64_MAX - 10), "not a well-formed"); /* shoff wraps */
-	MUTATE(put16(k.buf + 0x3c, 0xffff), "not a well-formed");	   /* shnum past EOF */
-	MUTATE(put16(k.buf + 0x3c, 0), "not a well-formed");		   /* no sections */
-	MUTATE(put16(k.buf + 0x3a, 40), "not a well-formed");		   /* shentsize */
-	MUTATE(put16(k.buf + 0x3e, 3), "not a well-formed");		   /* shstrndx */
+	MUTATE(le64_put(k.buf + 0x28, k.len), "not a well-formed");	   /* shoff at EOF */
+	MUTATE(le64_put(k.buf + 0x28, UINT64_MAX - 10), "not a well-formed"); /* shoff wraps */
+	MUTATE(le16_put(k.buf + 0x3c, 0xffff), "not a well-formed");	   /* shnum past EOF */
+	MUTATE(le16_put(k.buf + 0x3c, 0), "not a well-formed");		   /* no sections */
+	MUTATE(le16_put(k.buf + 0x3a, 40), "not a well-formed");		   /* shentsize */
+	MUTATE(le16_put(k.buf + 0x3e, 3), "not a well-formed");		   /* shstrndx */
 	/* .modinfo's offset or size past EOF, or wrapping around. */
-	MUTATE(put64(k.buf + k.len - 64 + 0x18, k.len + 1), "not a well-formed");
-	MUTATE(put64(k.buf + k.len - 64 + 0x20, k.len), "not a well-formed");
-	MUTATE(put64(k.buf + k.len - 64 + 0x18, UINT64_MAX), "not a well-formed");
-	MUTATE(put64(k.buf + k.len - 64 + 0x20, UINT64_MAX), "not a well-formed");
+	MUTATE(le64_put(k.buf + k.len - 64 + 0x18, k.len + 1), "not a well-formed");
+	MUTATE(le64_put(k.buf + k.len - 64 + 0x20, k.len), "not a well-formed");
+	MUTATE(le64_put(k.buf + k.len - 64 + 0x18, UINT64_MAX), "not a well-formed");
+	MUTATE(le64_put(k.buf + k.len - 64 + 0x20, UINT64_MAX), "not a well-formed");
 	/* .shstrtab past EOF. */
-	MUTATE(put64(k.buf + k.len - 128 + 0x20, 1u << 30), "not a well-formed");
+	MUTATE(le64_put(k.buf + k.len - 128 + 0x20, 1u << 30), "not a well-formed");
 	/* Section names out of the string table: no .modinfo to be found. */
-	MUTATE(put32(k.buf + k.len - 64, 0x7fffffff), "no .modinfo section");
-	MUTATE(put32(k.buf + k.len - 64, (uint32_t)SHSTRTAB_LEN), "no .modinfo section");
+	MUTATE(le32_put(k.buf + k.len - 64, 0x7fffffff), "no .modinfo section");
+	MUTATE(le32_put(k.buf + k.len - 64, (uint32_t)SHSTRTAB_LEN), "no .modinfo section");
 	/* ".modinfo" cut by the end of the string table. */
-	MUTATE(put64(k.buf + k.len - 128 + 0x20, NAME_MODINFO + 5), "no .modinfo section");
+	MUTATE(le64_put(k.buf + k.len - 128 + 0x20, NAME_MODINFO + 5), "no .modinfo section");
 #undef MUTATE
 	k = make_ko_named("depends=\0name=evil", 18, NAME_OTHER);
 	expect_bad_module(k.buf, k.len, "no .modinfo section");
@@ -436,14 +420,14 @@ static void test_modinfo_edges(void **state)
 	size_t n;
 
 	k = make_ko_named("\0\0\0name=edge\0\0depends=leaf", 26, NAME_MODINFO);
-	put64(k.buf + k.len - 192 + 0x18, UINT64_MAX); /* the null section */
-	put64(k.buf + k.len - 192 + 0x20, UINT64_MAX);
+	le64_put(k.buf + k.len - 192 + 0x18, UINT64_MAX); /* the null section */
+	le64_put(k.buf + k.len - 192 + 0x20, UINT64_MAX);
 	add_raw(root, "kernel/edge.ko", k.buf, k.len);
 	free(k.buf);
 	add_module(root, "m", "leaf", "leaf", "", PLAIN);
 	k = make_ko_named("depends=leaf", 12, NAME_MODINFO);
-	put32(k.buf + k.len - 64 + 4, 8); /* SHT_NOBITS: no bytes, so no depends */
-	put64(k.buf + k.len - 64 + 0x18, UINT64_MAX);
+	le32_put(k.buf + k.len - 64 + 4, 8); /* SHT_NOBITS: no bytes, so no depends */
+	le64_put(k.buf + k.len - 64 + 0x18, UINT64_MAX);
 	add_raw(root, "kernel/nobits.ko", k.buf, k.len);
 	free(k.buf);
 	n = resolve_ok(root, wanted, 2, &mods);

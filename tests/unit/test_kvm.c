@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "util/le.h"
+
 #include "nectl/kvm.h"
 
 #define MEM (128u << 20)
@@ -31,18 +33,6 @@ struct probe {
 	uint32_t exit_value;
 	unsigned pio_reads;
 };
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
 
 /* A bzImage whose 64-bit entry (pm offset 0x200) writes "OK" to COM1, reads
  * port 0x60 once, then writes its boot_params pointer (rsi) to EXIT_PORT. */
@@ -61,18 +51,18 @@ static void make_image(uint8_t *k)
 
 	memset(k, 0, IMG_LEN);
 	k[0x1f1] = SETUP_SECTS;
-	put16(k + 0x1fe, 0xaa55);
+	le16_put(k + 0x1fe, 0xaa55);
 	k[0x201] = 0x66;
 	memcpy(k + 0x202, "HdrS", 4);
-	put16(k + 0x206, 0x020f);
+	le16_put(k + 0x206, 0x020f);
 	k[0x211] = 0x01;
-	put32(k + 0x22c, 0x7fffffff);
-	put32(k + 0x230, 0x200000);
+	le32_put(k + 0x22c, 0x7fffffff);
+	le32_put(k + 0x230, 0x200000);
 	k[0x234] = 1;
-	put16(k + 0x236, 0x3);
-	put32(k + 0x238, 2047);
-	put32(k + 0x258, 0x1000000);
-	put32(k + 0x260, 0x1000000);
+	le16_put(k + 0x236, 0x3);
+	le32_put(k + 0x238, 2047);
+	le32_put(k + 0x258, 0x1000000);
+	le32_put(k + 0x260, 0x1000000);
 	memcpy(k + PM_OFF + 0x200, code, sizeof(code));
 }
 

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "util/le.h"
+
 #include "nectl/x86boot.h"
 
 #define MIB (1024ull * 1024)
@@ -35,39 +37,6 @@ static const struct x86_mmio_dev nitro_devs[] = {
 	{ NITRO_NSM_MMIO, VIRTIO_MMIO_WINDOW, NITRO_NSM_IRQ },
 };
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static uint8_t *gpa(struct fixture *f, uint64_t addr, uint64_t len)
 {
 	uint8_t *p = guestmem_ptr(&f->gm, addr, len);
@@ -82,19 +51,19 @@ static void make_image(uint8_t *k)
 {
 	memset(k, 0, IMG_LEN);
 	k[0x1f1] = SETUP_SECTS;
-	put16(k + 0x1fe, 0xaa55);
+	le16_put(k + 0x1fe, 0xaa55);
 	k[0x200] = 0xeb;
 	k[0x201] = 0x66; /* header ends at 0x268 */
 	memcpy(k + 0x202, "HdrS", 4);
-	put16(k + 0x206, 0x020f);
+	le16_put(k + 0x206, 0x020f);
 	k[0x211] = 0x01;
-	put32(k + 0x22c, 0x7fffffff);
-	put32(k + 0x230, 0x200000);
+	le32_put(k + 0x22c, 0x7fffffff);
+	le32_put(k + 0x230, 0x200000);
 	k[0x234] = 1;
-	put16(k + 0x236, 0x3);
-	put32(k + 0x238, 2047);
-	put64(k + 0x258, 0x1000000);
-	put32(k + 0x260, 0x2000000);
+	le16_put(k + 0x236, 0x3);
+	le32_put(k + 0x238, 2047);
+	le64_put(k + 0x258, 0x1000000);
+	le32_put(k + 0x260, 0x2000000);
 	for (size_t i = 0; i < PM_LEN; i++)
 		k[(SETUP_SECTS + 1) * 512 + i] = (uint8_t)(i * 7 + 3);
 }
@@ -144,9 +113,9 @@ static void check_e820(const uint8_t *bp, const uint64_t (*want)[3], unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *e = bp + 0x2d0 + 20 * i;
 
-		assert_int_equal(get64(e), want[i][0]);
-		assert_int_equal(get64(e + 8), want[i][1]);
-		assert_int_equal(get32(e + 16), want[i][2]);
+		assert_int_equal(le64_get(e), want[i][0]);
+		assert_int_equal(le64_get(e + 8), want[i][1]);
+		assert_int_equal(le32_get(e + 16), want[i][2]);
 	}
 }
 
@@ -166,17 +135,17 @@ static void test_zero_page(void **state)
 	/* The setup header is the image's, from 0x1f1 to its end at 0x268. */
 	assert_memory_equal(bp + 0x1f1, f->img + 0x1f1, 0x210 - 0x1f1);
 	assert_memory_equal(bp + 0x202, "HdrS", 4);
-	assert_int_equal(get16(bp + 0x206), 0x020f);
-	assert_int_equal(get32(bp + 0x260), 0x2000000);
+	assert_int_equal(le16_get(bp + 0x206), 0x020f);
+	assert_int_equal(le32_get(bp + 0x260), 0x2000000);
 	assert_int_equal(bp[0x1ef], 0); /* sentinel */
 	assert_int_equal(bp[0x210], 0xff);
-	assert_int_equal(get32(bp + 0x218), 64 * MIB);
-	assert_int_equal(get32(bp + 0x21c), MIB);
-	assert_int_equal(get32(bp + 0x0c0), 0);
-	assert_int_equal(get32(bp + 0x0c4), 0);
-	assert_int_equal(get32(bp + 0x228), X86_CMDLINE_GPA);
-	assert_int_equal(get32(bp + 0x0c8), 0);
-	assert_int_equal(get64(bp + 0x070), X86_ACPI_GPA);
+	assert_int_equal(le32_get(bp + 0x218), 64 * MIB);
+	assert_int_equal(le32_get(bp + 0x21c), MIB);
+	assert_int_equal(le32_get(bp + 0x0c0), 0);
+	assert_int_equal(le32_get(bp + 0x0c4), 0);
+	assert_int_equal(le32_get(bp + 0x228), X86_CMDLINE_GPA);
+	assert_int_equal(le32_get(bp + 0x0c8), 0);
+	assert_int_equal(le64_get(bp + 0x070), X86_ACPI_GPA);
 	check_e820(bp, e820, sizeof(e820) / sizeof(e820[0]));
 	/* The protected-mode kernel at 1 MiB, the cmdline NUL-terminated. */
 	assert_memory_equal(gpa(f, X86_KERNEL_GPA, PM_LEN), f->img + (SETUP_SECTS + 1) * 512,
@@ -205,22 +174,22 @@ static void test_gdt_pt_regs(void **state)
 	assert_int_equal(r->cs_sel, 0x10);
 	assert_int_equal(r->ds_sel, 0x18);
 	g = gpa(f, X86_GDT_GPA, 32);
-	assert_int_equal(get64(g), 0);
-	assert_int_equal(get64(g + 8), 0);
-	assert_int_equal(get64(g + r->cs_sel), 0x00af9b000000ffffull); /* L=1, D=0 */
-	assert_int_equal(get64(g + r->ds_sel), 0x00cf93000000ffffull);
+	assert_int_equal(le64_get(g), 0);
+	assert_int_equal(le64_get(g + 8), 0);
+	assert_int_equal(le64_get(g + r->cs_sel), 0x00af9b000000ffffull); /* L=1, D=0 */
+	assert_int_equal(le64_get(g + r->ds_sel), 0x00cf93000000ffffull);
 	pml4 = gpa(f, X86_PML4_GPA, 4096);
 	pdpt = gpa(f, X86_PML4_GPA + 0x1000, 4096);
-	assert_int_equal(get64(pml4), 0xa003);
+	assert_int_equal(le64_get(pml4), 0xa003);
 	for (unsigned i = 1; i < 512; i++)
-		assert_int_equal(get64(pml4 + 8 * i), 0);
+		assert_int_equal(le64_get(pml4 + 8 * i), 0);
 	for (unsigned i = 0; i < 4; i++) {
-		assert_int_equal(get64(pdpt + 8 * i), (0xb000 + 0x1000 * i) | 3);
+		assert_int_equal(le64_get(pdpt + 8 * i), (0xb000 + 0x1000 * i) | 3);
 		pd = gpa(f, 0xb000 + 0x1000 * i, 4096);
 		for (unsigned j = 0; j < 512; j++)
-			assert_int_equal(get64(pd + 8 * j), (i * GIB + j * 2 * MIB) | 0x83);
+			assert_int_equal(le64_get(pd + 8 * j), (i * GIB + j * 2 * MIB) | 0x83);
 	}
-	assert_int_equal(get64(pdpt + 8 * 4), 0);
+	assert_int_equal(le64_get(pdpt + 8 * 4), 0);
 	fixture_free(f);
 }
 
@@ -234,15 +203,15 @@ static void test_two_regions(void **state)
 	f->spec.cmdline = NULL;
 	assert_int_equal(setup(f), 0);
 	bp = gpa(f, X86_BOOT_PARAMS_GPA, 4096);
-	assert_int_equal(get32(bp + 0x218), 0x1000);
-	assert_int_equal(get32(bp + 0x0c0), 1);
-	assert_int_equal(get32(bp + 0x21c), 2 * MIB);
+	assert_int_equal(le32_get(bp + 0x218), 0x1000);
+	assert_int_equal(le32_get(bp + 0x0c0), 1);
+	assert_int_equal(le32_get(bp + 0x21c), 2 * MIB);
 	assert_int_equal(bp[0x1e8], 9);
-	assert_int_equal(get64(bp + 0x2d0 + 20 * 7), 0x100000);
-	assert_int_equal(get64(bp + 0x2d0 + 20 * 7 + 8), 63 * MIB);
-	assert_int_equal(get64(bp + 0x2d0 + 20 * 8), 4 * GIB);
-	assert_int_equal(get64(bp + 0x2d0 + 20 * 8 + 8), 16 * MIB);
-	assert_int_equal(get32(bp + 0x2d0 + 20 * 8 + 16), 1);
+	assert_int_equal(le64_get(bp + 0x2d0 + 20 * 7), 0x100000);
+	assert_int_equal(le64_get(bp + 0x2d0 + 20 * 7 + 8), 63 * MIB);
+	assert_int_equal(le64_get(bp + 0x2d0 + 20 * 8), 4 * GIB);
+	assert_int_equal(le64_get(bp + 0x2d0 + 20 * 8 + 8), 16 * MIB);
+	assert_int_equal(le32_get(bp + 0x2d0 + 20 * 8 + 16), 1);
 	assert_int_equal(*gpa(f, X86_CMDLINE_GPA, 1), 0);
 	fixture_free(f);
 }
@@ -261,7 +230,7 @@ static void bad_short(struct fixture *f)
 
 static void bad_flag(struct fixture *f)
 {
-	put16(f->img + 0x1fe, 0x55aa);
+	le16_put(f->img + 0x1fe, 0x55aa);
 }
 
 static void bad_magic(struct fixture *f)
@@ -271,12 +240,12 @@ static void bad_magic(struct fixture *f)
 
 static void bad_version(struct fixture *f)
 {
-	put16(f->img + 0x206, 0x020b);
+	le16_put(f->img + 0x206, 0x020b);
 }
 
 static void bad_xlf(struct fixture *f)
 {
-	put16(f->img + 0x236, 0x2);
+	le16_put(f->img + 0x236, 0x2);
 }
 
 static void bad_loadflags(struct fixture *f)
@@ -296,38 +265,38 @@ static void bad_hdr_end(struct fixture *f)
 
 static void bad_init_size(struct fixture *f)
 {
-	put32(f->img + 0x260, 0xf0000000);
+	le32_put(f->img + 0x260, 0xf0000000);
 }
 
 static void bad_init_size_mem(struct fixture *f)
 {
-	put32(f->img + 0x260, 0x20000000); /* 16 MiB + 512 MiB > 256 MiB of RAM */
+	le32_put(f->img + 0x260, 0x20000000); /* 16 MiB + 512 MiB > 256 MiB of RAM */
 }
 
 static void bad_init_size_zero(struct fixture *f)
 {
-	put32(f->img + 0x260, 0);
+	le32_put(f->img + 0x260, 0);
 }
 
 static void bad_alignment(struct fixture *f)
 {
-	put32(f->img + 0x230, 0x300000);
+	le32_put(f->img + 0x230, 0x300000);
 }
 
 static void bad_pref(struct fixture *f)
 {
 	f->img[0x234] = 0;
-	put64(f->img + 0x258, 0x80000);
+	le64_put(f->img + 0x258, 0x80000);
 }
 
 static void bad_pref_high(struct fixture *f)
 {
-	put64(f->img + 0x258, 0xffffffffffff0000ull);
+	le64_put(f->img + 0x258, 0xffffffffffff0000ull);
 }
 
 static void bad_cmdline_size(struct fixture *f)
 {
-	put32(f->img + 0x238, 5);
+	le32_put(f->img + 0x238, 5);
 }
 
 static void bad_cmdline_max(struct fixture *f)
@@ -335,7 +304,7 @@ static void bad_cmdline_max(struct fixture *f)
 	static char big[X86_CMDLINE_MAX + 1];
 
 	memset(big, 'a', X86_CMDLINE_MAX);
-	put32(f->img + 0x238, 0xffffffff);
+	le32_put(f->img + 0x238, 0xffffffff);
 	f->spec.cmdline = big;
 }
 
@@ -358,8 +327,8 @@ static void bad_initrd_wrap(struct fixture *f)
 
 static void bad_initrd_max(struct fixture *f)
 {
-	put16(f->img + 0x236, 0x1);
-	put32(f->img + 0x22c, 64 * MIB + 0xfff); /* the initrd is [64 MiB, 65 MiB) */
+	le16_put(f->img + 0x236, 0x1);
+	le32_put(f->img + 0x22c, 64 * MIB + 0xfff); /* the initrd is [64 MiB, 65 MiB) */
 }
 
 static void bad_ncpus(struct fixture *f)
@@ -415,7 +384,7 @@ static void test_malformed(void **state)
 			fail_msg("case %zu (%s): code %d, \"%s\"", i, bad_cases[i].what,
 				 f->err.code, f->err.msg);
 		/* Nothing is written before every check passed. */
-		assert_int_equal(get32(gpa(f, X86_KERNEL_GPA, 4)), 0);
+		assert_int_equal(le32_get(gpa(f, X86_KERNEL_GPA, 4)), 0);
 		assert_int_equal(*gpa(f, X86_ACPI_GPA, 1), 0);
 		fixture_free(f);
 	}
@@ -426,7 +395,7 @@ static void test_malformed(void **state)
 static void check_table(const uint8_t *t, const char *sig, uint32_t min_len)
 {
 	uint8_t sum = 0;
-	uint32_t len = get32(t + 4);
+	uint32_t len = le32_get(t + 4);
 
 	assert_memory_equal(t, sig, 4);
 	assert_true(len >= min_len);
@@ -471,29 +440,29 @@ static void acpi_walk(struct fixture *f, struct acpi_view *v)
 
 	assert_memory_equal(rsdp, "RSD PTR ", 8);
 	assert_int_equal(rsdp[15], 2);
-	assert_int_equal(get32(rsdp + 20), 36);
+	assert_int_equal(le32_get(rsdp + 20), 36);
 	for (int i = 0; i < 20; i++)
 		sum = (uint8_t)(sum + rsdp[i]);
 	assert_int_equal(sum, 0);
 	for (int i = 20; i < 36; i++)
 		sum = (uint8_t)(sum + rsdp[i]);
 	assert_int_equal(sum, 0);
-	v->xsdt = gpa(f, get64(rsdp + 24), 36);
+	v->xsdt = gpa(f, le64_get(rsdp + 24), 36);
 	check_table(v->xsdt, "XSDT", 52);
-	assert_int_equal(get32(v->xsdt + 4), 52);
-	v->fadt = gpa(f, get64(v->xsdt + 36), 276);
-	v->madt = gpa(f, get64(v->xsdt + 44), 44);
+	assert_int_equal(le32_get(v->xsdt + 4), 52);
+	v->fadt = gpa(f, le64_get(v->xsdt + 36), 276);
+	v->madt = gpa(f, le64_get(v->xsdt + 44), 44);
 	check_table(v->fadt, "FACP", 276);
 	check_table(v->madt, "APIC", 44);
-	assert_int_equal(get32(v->fadt + 4), 276);
+	assert_int_equal(le32_get(v->fadt + 4), 276);
 	assert_int_equal(v->fadt[8], 6);
-	assert_int_equal(get32(v->fadt + 112), 1u << 20);
-	assert_int_equal(get16(v->fadt + 109), 0);
-	assert_int_equal(get32(v->fadt + 40), 0);
-	v->dsdt = gpa(f, get64(v->fadt + 140), 36);
+	assert_int_equal(le32_get(v->fadt + 112), 1u << 20);
+	assert_int_equal(le16_get(v->fadt + 109), 0);
+	assert_int_equal(le32_get(v->fadt + 40), 0);
+	v->dsdt = gpa(f, le64_get(v->fadt + 140), 36);
 	check_table(v->dsdt, "DSDT", 36);
 	/* All tables inside the reserved ACPI area. */
-	assert_true(get64(v->fadt + 140) + get32(v->dsdt + 4) <= X86_ACPI_GPA + X86_ACPI_MAX);
+	assert_true(le64_get(v->fadt + 140) + le32_get(v->dsdt + 4) <= X86_ACPI_GPA + X86_ACPI_MAX);
 }
 
 static void test_acpi_tables(void **state)
@@ -508,33 +477,33 @@ static void test_acpi_tables(void **state)
 	assert_int_equal(setup(f), 0);
 	acpi_walk(f, &v);
 	/* MADT: four enabled local APICs, then the I/O APIC with id 4. */
-	assert_int_equal(get32(v.madt + 4), 44 + 4 * 8 + 12);
-	assert_int_equal(get32(v.madt + 36), X86_LAPIC_BASE);
-	assert_int_equal(get32(v.madt + 40), 0);
+	assert_int_equal(le32_get(v.madt + 4), 44 + 4 * 8 + 12);
+	assert_int_equal(le32_get(v.madt + 36), X86_LAPIC_BASE);
+	assert_int_equal(le32_get(v.madt + 40), 0);
 	for (unsigned i = 0; i < 4; i++) {
 		e = v.madt + 44 + 8 * i;
 		assert_int_equal(e[0], 0);
 		assert_int_equal(e[1], 8);
 		assert_int_equal(e[2], i);
 		assert_int_equal(e[3], i);
-		assert_int_equal(get32(e + 4), 1);
+		assert_int_equal(le32_get(e + 4), 1);
 	}
 	e = v.madt + 44 + 32;
 	assert_int_equal(e[0], 1);
 	assert_int_equal(e[1], 12);
 	assert_int_equal(e[2], 4);
-	assert_int_equal(get32(e + 4), X86_IOAPIC_BASE);
-	assert_int_equal(get32(e + 8), 0);
+	assert_int_equal(le32_get(e + 4), X86_IOAPIC_BASE);
+	assert_int_equal(le32_get(e + 8), 0);
 	/* DSDT: two LNRO0005 devices with their windows and IRQs, and COM1. */
-	dlen = get32(v.dsdt + 4);
+	dlen = le32_get(v.dsdt + 4);
 	aml = v.dsdt + 36;
 	assert_int_equal(count(aml, dlen - 36, "LNRO0005", 8), 2);
 	for (unsigned i = 0; i < 2; i++) {
 		uint8_t mem[12] = { 0x86, 0x09, 0x00, 0x01 }, irq[9] = { 0x89, 0x06, 0x00, 0x01, 0x01 };
 
-		put32(mem + 4, (uint32_t)nitro_devs[i].base);
-		put32(mem + 8, nitro_devs[i].size);
-		put32(irq + 5, nitro_devs[i].irq);
+		le32_put(mem + 4, (uint32_t)nitro_devs[i].base);
+		le32_put(mem + 8, nitro_devs[i].size);
+		le32_put(irq + 5, nitro_devs[i].irq);
 		assert_int_equal(count(aml, dlen - 36, mem, sizeof(mem)), 1);
 		assert_int_equal(count(aml, dlen - 36, irq, sizeof(irq)), 1);
 	}
@@ -585,7 +554,7 @@ static void test_dsdt_bytes(void **state)
 	assert_int_equal(x86_acpi_build(&f->gm, &f->spec, &f->err), 0);
 	acpi_walk(f, &v);
 	assert_int_equal(sizeof(dsdt_one_dev_com1), 113);
-	assert_int_equal(get32(v.dsdt + 4), 36 + sizeof(dsdt_one_dev_com1));
+	assert_int_equal(le32_get(v.dsdt + 4), 36 + sizeof(dsdt_one_dev_com1));
 	assert_int_equal(v.dsdt[8], 2);
 	assert_memory_equal(v.dsdt + 36, dsdt_one_dev_com1, sizeof(dsdt_one_dev_com1));
 	fixture_free(f);
@@ -608,9 +577,9 @@ static void test_acpi_many(void **state)
 	f->spec.ncpus = 240;
 	assert_int_equal(x86_acpi_build(&f->gm, &f->spec, &f->err), 0);
 	acpi_walk(f, &v);
-	assert_int_equal(get32(v.madt + 4), 44 + 240 * 8 + 12);
+	assert_int_equal(le32_get(v.madt + 4), 44 + 240 * 8 + 12);
 	assert_int_equal(v.madt[44 + 240 * 8 + 2], 240);
-	len = get32(v.dsdt + 4);
+	len = le32_get(v.dsdt + 4);
 	assert_int_equal(v.dsdt[36], 0x10);
 	/* The scope's PkgLength covers everything after its opcode. */
 	assert_int_equal(pkglen(v.dsdt + 37, &n), len - 37);
@@ -667,18 +636,18 @@ static void test_debian_kernel(void **state)
 		fail_msg("%s", f->err.msg);
 	bp = gpa(f, X86_BOOT_PARAMS_GPA, 4096);
 	assert_memory_equal(bp + 0x202, "HdrS", 4);
-	assert_true(get16(bp + 0x206) >= 0x020f);
-	assert_true(get16(bp + 0x236) & 1);
+	assert_true(le16_get(bp + 0x206) >= 0x020f);
+	assert_true(le16_get(bp + 0x236) & 1);
 	assert_int_equal(bp[0x234], 1);
 	setup_len = ((bp[0x1f1] ? bp[0x1f1] : 4) + 1) * 512;
-	init_size = get32(bp + 0x260);
+	init_size = le32_get(bp + 0x260);
 	assert_true(init_size >= len - setup_len);
-	assert_true(get64(bp + 0x258) + init_size < 256 * MIB);
+	assert_true(le64_get(bp + 0x258) + init_size < 256 * MIB);
 	assert_memory_equal(gpa(f, X86_KERNEL_GPA, len - setup_len), k + setup_len,
 			    len - setup_len);
 	print_message("debian: protocol %x, setup %u, pm %zu, init_size 0x%x, pref 0x%llx\n",
-		      get16(bp + 0x206), setup_len, len - setup_len, init_size,
-		      (unsigned long long)get64(bp + 0x258));
+		      le16_get(bp + 0x206), setup_len, len - setup_len, init_size,
+		      (unsigned long long)le64_get(bp + 0x258));
 	fixture_free(f);
 	free(k);
 }
