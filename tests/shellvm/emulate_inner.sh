@@ -15,7 +15,10 @@ bad() { echo "FAIL - $1"; }
 check() { # check NAME COMMAND...: the command's status decides
 	name=$1
 	shift
-	if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi
+	if "$@" >$T/check.out 2>&1; then ok "$name"; else
+		bad "$name"
+		tail -n 3 $T/check.out | sed 's/^/  /'
+	fi
 }
 has() { grep -q -- "$2" "$1"; }
 field() { # field FILE KEY: the first scalar value of KEY in pretty-printed JSON
@@ -108,14 +111,31 @@ pcr0=$(field $T/describe.json PCR0)
 has $T/describe.json '"MemoryBacking": "hugepages"' && ok "one enclave runs on hugepages" ||
 	bad "one enclave runs on hugepages"
 
+$N console --enclave-name "$name_b" >$T/c.out 2>$T/c.err
+[ $? = 44 ] && has $T/c.err "debug flag" && ok "console without --debug-mode: E44" ||
+	bad "console without --debug-mode: $(cat $T/c.err)"
+
+# b goes before data moves: the shell VM's emulated SVM sometimes corrupts a
+# nested guest while another one runs (docs/shellvm.md), and b has served
+# its purpose (the concurrent launch) once it is described.
+# SIGKILL the supervisor of b: the VM dies with it; the stale entry is cleaned.
+kill -9 "$pid_b"
+sleep 1
+check "SIGKILLed supervisor: its process is gone" gone "$pid_b"
+$N describe-enclaves >$T/describe3.json
+has $T/describe3.json "\"EnclaveName\": \"$name_b\"" && bad "stale entry of b still described" ||
+	ok "stale entry of the killed supervisor removed"
+sid_b=$(field $T/b.json EnclaveID | sed 's/.*-enc//')
+check "no files of b left" sh -c "! ls /run/nectl/$sid_b.* 2>/dev/null"
+
 # vsock through the forwards
 check "the app in $name_a serves" wait_console "$name_a" "xfer: serving"
 check "echo through the TCP forward" $X echo tcp:127.0.0.1:5000 64K 1
 check "echo through the Unix forward" $X echo unix:$T/echo.sock 64K 1
 check "64 MiB host->guest, checksummed, half-close" $X send unix:$T/sink.sock 64M
-$X send unix:$T/sink.sock 64M
+tail -n 1 $T/check.out
 check "64 MiB guest->host, checksummed" $X recv unix:$T/src.sock 64M
-$X recv unix:$T/src.sock 64M
+tail -n 1 $T/check.out
 check "16 concurrent connections" $X echo unix:$T/echo.sock 1M 16
 # A stalled host reader: the guest must stop, the supervisor must not buffer.
 rss0=$(rss_kib $pid_a)
@@ -130,8 +150,13 @@ for i in 1 2 3 4 5 6 7; do
 done
 wait $stall && ok "the stalled reader gets all 64 MiB afterwards" || bad "stalled reader: $(cat $T/stall.out)"
 echo "supervisor RSS: $rss0 KiB before, at most $max KiB while the reader stalled"
-[ $((max - rss0)) -lt 8192 ] && ok "supervisor memory stays bounded (+$((max - rss0)) KiB)" ||
+[ "$rss0" -gt 0 ] && [ $((max - rss0)) -lt 8192 ] && ok "supervisor memory stays bounded (+$((max - rss0)) KiB)" ||
 	bad "supervisor memory grew by $((max - rss0)) KiB"
+if gone "$pid_a"; then # say why, for the log
+	echo "enclave $name_a ended early:"
+	$N describe-enclaves | grep -A12 '"Exit"' | sed 's/^/  /'
+	$N console --enclave-name "$name_a" 2>&1 | tail -n 40 | sed 's/^/  | /'
+fi
 # The sink exits after its one connection (--count 1); the guest checks
 # the sink's count and CRC reply ("send ok 4194304 ..." on the console).
 gone $sink_pid && ok "guest->CID 3:7000 forwarded to a Unix socket" ||
@@ -143,19 +168,6 @@ has $T/console.txt "Successfully connected to the console." && has $T/console.tx
 	ok "console streams what was captured" || bad "console: $(head -c 300 $T/console.txt)"
 has $T/console.txt "send ok 4194304" && ok "the guest's push was acknowledged" ||
 	bad "the guest's push was acknowledged"
-$N console --enclave-name "$name_b" >$T/c.out 2>$T/c.err
-[ $? = 44 ] && has $T/c.err "debug flag" && ok "console without --debug-mode: E44" ||
-	bad "console without --debug-mode: $(cat $T/c.err)"
-
-# SIGKILL the supervisor of b: the VM dies with it; the stale entry is cleaned.
-kill -9 "$pid_b"
-sleep 1
-check "SIGKILLed supervisor: its process is gone" gone "$pid_b"
-$N describe-enclaves >$T/describe3.json
-has $T/describe3.json "\"EnclaveName\": \"$name_b\"" && bad "stale entry of b still described" ||
-	ok "stale entry of the killed supervisor removed"
-sid_b=$(field $T/b.json EnclaveID | sed 's/.*-enc//')
-check "no files of b left" sh -c "! ls /run/nectl/$sid_b.* 2>/dev/null"
 
 # terminate-enclave leaves no process, socket or file behind.
 $N terminate-enclave --enclave-name "$name_a" >$T/t.json 2>$T/t.err
