@@ -65,6 +65,7 @@ struct fwd_stats {
 	uint64_t conns_open;	   /* not yet ended */
 	uint64_t bytes_to_guest;   /* taken by vsock_host_send */
 	uint64_t bytes_from_guest; /* handed over by the `data` op */
+	uint64_t bytes_direct;	   /* of those, sent by the op itself */
 	uint64_t buffered;	   /* held by the forwarder now, both directions */
 };
 

@@ -867,6 +867,8 @@ static void relay_both_ways(struct env *e, struct gconn *c, int fd)
 	assert_int_equal(stats(e).bytes_from_guest - st0.bytes_from_guest, total);
 	assert_int_equal(stats(e).bytes_to_guest - st0.bytes_to_guest, total);
 	assert_int_equal(stats(e).buffered, 0);
+	/* A reading peer: most bytes go straight from the op to the socket. */
+	assert_true(stats(e).bytes_direct - st0.bytes_direct > total / 2);
 }
 
 static void test_to_host_unix(void **state)
@@ -1133,6 +1135,9 @@ static void test_stalled_reader(void **state)
 	g_stall(e, c, 3, &off);
 	assert_true(off < total);
 	assert_int_equal(stats(e).bytes_from_guest, off);
+	/* The full socket made the op keep the rest. */
+	assert_true(stats(e).bytes_direct < off);
+	assert_true(stats(e).buffered > 0);
 	/* The reader catches up; the guest finishes. */
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	while (got < total) {
