@@ -54,6 +54,11 @@ int64_t virtq_chain_read(const struct virtq_chain *c, const struct guestmem *gm,
 			 void *dst, uint64_t len);
 int64_t virtq_chain_write(const struct virtq_chain *c, const struct guestmem *gm, uint64_t off,
 			  const void *src, uint64_t len);
+/* The `len` readable bytes at `off`, in place in guest memory, when one
+ * buffer holds them all; NULL otherwise (copy them with virtq_chain_read).
+ * The guest may change them meanwhile: read each byte once. */
+const uint8_t *virtq_chain_span(const struct virtq_chain *c, const struct guestmem *gm,
+				uint64_t off, uint64_t len);
 
 /* What a device plugs into the transport. */
 struct virtio_dev_ops {

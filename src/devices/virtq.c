@@ -227,3 +227,24 @@ int64_t virtq_chain_write(const struct virtq_chain *c, const struct guestmem *gm
 	/* chain_copy only reads from `host` when copying to the guest. */
 	return chain_copy(c, gm, off, (uint8_t *)(uintptr_t)src, len, true);
 }
+
+const uint8_t *virtq_chain_span(const struct virtq_chain *c, const struct guestmem *gm,
+				uint64_t off, uint64_t len)
+{
+	for (unsigned i = 0; i < c->n && i < VIRTQ_MAX_CHAIN; i++) {
+		const struct virtq_buf *b = &c->buf[i];
+		uint8_t *p;
+
+		if (b->writable)
+			continue;
+		if (off >= b->len) {
+			off -= b->len;
+			continue;
+		}
+		if (len > b->len - off)
+			return NULL;
+		p = guestmem_ptr(gm, b->gpa, b->len);
+		return p ? p + off : NULL;
+	}
+	return NULL;
+}

@@ -228,6 +228,7 @@ static void refuse(struct vsock_dev *dev, const struct vsock_hdr *h)
 static int handle_tx(struct vsock_dev *dev, const struct virtq_chain *ch)
 {
 	uint8_t raw[VSOCK_HDR_SIZE];
+	const uint8_t *payload;
 	struct vsock_hdr h;
 	int r;
 
@@ -243,9 +244,15 @@ static int handle_tx(struct vsock_dev *dev, const struct virtq_chain *ch)
 		refuse(dev, &h);
 		return 0;
 	}
-	if (h.len && virtq_chain_read(ch, dev->gm, VSOCK_HDR_SIZE, dev->pkt, h.len) != h.len)
-		return -1;
-	vsock_conn_recv(dev, &h, dev->pkt);
+	/* Payloads are passed on, never parsed, so they need no private copy
+	 * when they lie in one buffer (Linux's usually do). */
+	payload = h.len ? virtq_chain_span(ch, dev->gm, VSOCK_HDR_SIZE, h.len) : NULL;
+	if (h.len && !payload) {
+		if (virtq_chain_read(ch, dev->gm, VSOCK_HDR_SIZE, dev->pkt, h.len) != h.len)
+			return -1;
+		payload = dev->pkt;
+	}
+	vsock_conn_recv(dev, &h, payload);
 	return 0;
 }
 

@@ -633,6 +633,14 @@ static void test_pop_chain_layout(void **state)
 	assert_int_equal(gr(e, REGION_SIZE - 2, 2), 'X' | 'Y' << 8);
 	assert_int_equal(virtq_chain_write(&c, &e->gm, 100, "W", 1), 0);
 
+	/* In place only within one readable buffer; never the writable part. */
+	assert_memory_equal(virtq_chain_span(&c, &e->gm, 1, 3), "bcd", 3);
+	assert_memory_equal(virtq_chain_span(&c, &e->gm, 4, 3), "efg", 3);
+	assert_null(virtq_chain_span(&c, &e->gm, 2, 3)); /* crosses into "efg" */
+	assert_null(virtq_chain_span(&c, &e->gm, 5, 3)); /* past the readable part */
+	assert_null(virtq_chain_span(&c, &e->gm, 7, 1));
+	assert_null(virtq_chain_span(&c, &e->gm, 0, UINT64_MAX));
+
 	assert_int_equal(virtq_push(&q, &e->gm, c.head, 3), 0);
 	assert_int_equal(gr(e, USED(0) + 2, 2), 1);
 	assert_int_equal(virtq_push(&q, &e->gm, 8, 0), -1); /* head >= size */
