@@ -51,6 +51,11 @@ void kvm_vm_destroy(struct kvm_vm *vm);
  * that drive a device take it too. Not recursive. */
 void kvm_vm_bus_lock(struct kvm_vm *vm);
 void kvm_vm_bus_unlock(struct kvm_vm *vm);
+/* A guest write of `value` (len bytes) at gpa signals eventfd fd inside the
+ * kernel instead of exiting to the bus: the vCPU goes straight back to the
+ * guest and another thread does the work. */
+int kvm_vm_ioeventfd(struct kvm_vm *vm, uint64_t gpa, unsigned len, uint64_t value, int fd,
+		     struct nectl_err *err);
 /* Before kvm_vm_start: vCPU i runs on host CPU host_cpus[i] (-1: anywhere).
  * -EINVAL unless n is the VM's vCPU count. */
 int kvm_vm_pin(struct kvm_vm *vm, const int *host_cpus, unsigned n);

@@ -13,6 +13,7 @@
 #define VIRTQ_MAX_SIZE 1024  /* queue sizes accepted from the guest */
 #define VIRTQ_MAX_CHAIN 64   /* descriptors in one chain */
 #define VIRTIO_MMIO_MAX_QUEUES 4
+#define VIRTIO_MMIO_QUEUE_NOTIFY 0x050 /* the register a queue kick writes */
 
 struct virtq {
 	uint16_t size; /* guest-chosen, power of two, <= the device's max */

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +32,10 @@ struct machine {
 	struct eif_image img;
 	bool have_img;
 	bool reset;
+	/* vsock queue notifies (rx, tx) by ioeventfd, and the thread serving them */
+	int notify_fd[2], stop_fd;
+	pthread_t io;
+	bool io_started;
 };
 
 static int machine_alloc(struct machine *m, struct nectl_err *err)
@@ -268,6 +275,63 @@ static int machine_vsock_create(struct machine *m, struct nectl_err *err)
 	return 0;
 }
 
+/* The virtio-vsock rx and tx notifies bypass the bus: the kernel signals an
+ * eventfd and the vCPU runs on at once, as with vhost; this thread then runs
+ * the queue under the bus lock, where a bus exit would have run it. */
+static void *machine_io_thread(void *arg)
+{
+	struct machine *m = arg;
+
+	for (;;) {
+		struct pollfd p[3] = {{.fd = m->notify_fd[0], .events = POLLIN},
+				      {.fd = m->notify_fd[1], .events = POLLIN},
+				      {.fd = m->stop_fd, .events = POLLIN}};
+		uint64_t v;
+
+		if (poll(p, 3, -1) < 0)
+			continue;
+		if (p[2].revents)
+			return NULL;
+		for (uint32_t q = 0; q < 2; q++) {
+			if (!p[q].revents || read(m->notify_fd[q], &v, sizeof(v)) != sizeof(v))
+				continue;
+			kvm_vm_bus_lock(m->vm);
+			virtio_mmio_write(vsock_mmio(m->vsock), VIRTIO_MMIO_QUEUE_NOTIFY, &q,
+					  sizeof(q));
+			kvm_vm_bus_unlock(m->vm);
+		}
+	}
+}
+
+/* Once the VM stopped: afterwards no device code runs, as the owner of the
+ * vsock host side expects once machine_wait returned. */
+static void machine_io_stop(struct machine *m)
+{
+	uint64_t one = 1;
+
+	if (!m->io_started)
+		return;
+	if (write(m->stop_fd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(m->io, NULL);
+	m->io_started = false;
+}
+
+static int machine_io_setup(struct machine *m, struct nectl_err *err)
+{
+	for (uint32_t q = 0; q < 2; q++) {
+		m->notify_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (m->notify_fd[q] < 0)
+			return nectl_err_sys(err, NECTL_E_FILE, errno, "eventfd");
+		if (kvm_vm_ioeventfd(m->vm, NITRO_VSOCK_MMIO + VIRTIO_MMIO_QUEUE_NOTIFY, 4, q,
+				     m->notify_fd[q], err) < 0)
+			return -1;
+	}
+	m->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->stop_fd < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "eventfd");
+	return 0;
+}
+
 int machine_create(struct machine **out, const struct machine_spec *spec, struct nectl_err *err)
 {
 	struct machine *m = calloc(1, sizeof(*m));
@@ -276,12 +340,14 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 	if (!m)
 		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
 	m->spec = *spec;
+	m->notify_fd[0] = m->notify_fd[1] = m->stop_fd = -1;
 	bus = (struct kvm_bus){.pio = machine_pio, .mmio = machine_mmio, .ctx = m};
 	uart_init(&m->uart, machine_console, machine_uart_irq, m);
 	i8042_init(&m->kbd, machine_reset, m);
 	if (machine_alloc(m, err) < 0 || machine_vsock_create(m, err) < 0 ||
 	    machine_boot_setup(m, err) < 0 ||
-	    kvm_vm_create(&m->vm, &m->gm, spec->ncpus, &bus, err) < 0) {
+	    kvm_vm_create(&m->vm, &m->gm, spec->ncpus, &bus, err) < 0 ||
+	    machine_io_setup(m, err) < 0) {
 		machine_destroy(m);
 		return -1;
 	}
@@ -318,6 +384,9 @@ void machine_bus_unlock(void *m)
 
 int machine_start(struct machine *m, struct nectl_err *err)
 {
+	if (pthread_create(&m->io, NULL, machine_io_thread, m) != 0)
+		return nectl_err_set(err, NECTL_E_FILE, "cannot start the device I/O thread");
+	m->io_started = true;
 	return kvm_vm_start(m->vm, &m->regs, err);
 }
 
@@ -333,6 +402,8 @@ int machine_run(struct machine *m, enum machine_exit *why, char *detail, size_t 
 void machine_wait(struct machine *m, enum machine_exit *why, char *detail, size_t len)
 {
 	enum kvm_stop stop = kvm_vm_wait(m->vm, detail, len);
+
+	machine_io_stop(m);
 
 	if (stop == KVM_STOP_SHUTDOWN)
 		*why = MACHINE_EXIT_TRIPLE_FAULT;
@@ -351,7 +422,14 @@ void machine_destroy(struct machine *m)
 {
 	if (!m)
 		return;
+	machine_io_stop(m);
 	kvm_vm_destroy(m->vm);
+	for (int i = 0; i < 3; i++) {
+		int fd = i < 2 ? m->notify_fd[i] : m->stop_fd;
+
+		if (fd >= 0)
+			close(fd);
+	}
 	if (m->vsock)
 		vsock_free(m->vsock);
 	if (m->have_img)

@@ -174,3 +174,17 @@ int kvm_vm_create(struct kvm_vm **out, const struct guestmem *gm, unsigned ncpus
 	*out = vm;
 	return 0;
 }
+
+int kvm_vm_ioeventfd(struct kvm_vm *vm, uint64_t gpa, unsigned len, uint64_t value, int fd,
+		     struct nectl_err *err)
+{
+	struct kvm_ioeventfd io = {.datamatch = value,
+				   .addr = gpa,
+				   .len = len,
+				   .fd = fd,
+				   .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
+
+	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+		return vm_ioctl_fail(err, "KVM_IOEVENTFD");
+	return 0;
+}
