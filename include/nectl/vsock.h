@@ -33,6 +33,7 @@
 
 #define VSOCK_DEVICE_ID	     19
 #define VSOCK_PARENT_CID     3
+#define VSOCK_TXQ	     1 /* the guest's transmit queue (virtio 1.2, 5.10.2) */
 #define VSOCK_HEARTBEAT_PORT 9000
 #define VSOCK_HEARTBEAT_BYTE 0xB7
 #define VSOCK_MAX_CONNS	     1024

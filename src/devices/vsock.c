@@ -27,7 +27,7 @@
 #include "devices/vsock_conn.h"
 
 #define RXQ	 0
-#define TXQ	 1
+#define TXQ	 VSOCK_TXQ
 #define INT_USED 1u
 /* Chains taken per kick, so one notify cannot keep the vCPU forever. */
 #define TX_BUDGET (4 * VIRTQ_MAX_SIZE)

@@ -32,8 +32,8 @@ struct machine {
 	struct eif_image img;
 	bool have_img;
 	bool reset;
-	/* vsock queue notifies (rx, tx) by ioeventfd, and the thread serving them */
-	int notify_fd[2], stop_fd;
+	/* the vsock TX notify by ioeventfd, and the thread serving it */
+	int tx_fd, stop_fd;
 	pthread_t io;
 	bool io_started;
 };
@@ -275,31 +275,30 @@ static int machine_vsock_create(struct machine *m, struct nectl_err *err)
 	return 0;
 }
 
-/* The virtio-vsock rx and tx notifies bypass the bus: the kernel signals an
- * eventfd and the vCPU runs on at once, as with vhost; this thread then runs
- * the queue under the bus lock, where a bus exit would have run it. */
+/* The virtio-vsock TX notify bypasses the bus: the kernel signals an eventfd
+ * and the vCPU runs on at once, as with vhost, while this thread runs the
+ * queue under the bus lock. RX notifies stay bus exits: the guest gives
+ * buffers back, and filling them at once on its own vCPU is quicker than a
+ * hand-over (host -> guest measured 0.84 of vhost with both, 0.99 without). */
 static void *machine_io_thread(void *arg)
 {
 	struct machine *m = arg;
+	const uint32_t q = VSOCK_TXQ;
 
 	for (;;) {
-		struct pollfd p[3] = {{.fd = m->notify_fd[0], .events = POLLIN},
-				      {.fd = m->notify_fd[1], .events = POLLIN},
+		struct pollfd p[2] = {{.fd = m->tx_fd, .events = POLLIN},
 				      {.fd = m->stop_fd, .events = POLLIN}};
 		uint64_t v;
 
-		if (poll(p, 3, -1) < 0)
+		if (poll(p, 2, -1) < 0)
 			continue;
-		if (p[2].revents)
+		if (p[1].revents)
 			return NULL;
-		for (uint32_t q = 0; q < 2; q++) {
-			if (!p[q].revents || read(m->notify_fd[q], &v, sizeof(v)) != sizeof(v))
-				continue;
-			kvm_vm_bus_lock(m->vm);
-			virtio_mmio_write(vsock_mmio(m->vsock), VIRTIO_MMIO_QUEUE_NOTIFY, &q,
-					  sizeof(q));
-			kvm_vm_bus_unlock(m->vm);
-		}
+		if (!p[0].revents || read(m->tx_fd, &v, sizeof(v)) != sizeof(v))
+			continue;
+		kvm_vm_bus_lock(m->vm);
+		virtio_mmio_write(vsock_mmio(m->vsock), VIRTIO_MMIO_QUEUE_NOTIFY, &q, sizeof(q));
+		kvm_vm_bus_unlock(m->vm);
 	}
 }
 
@@ -318,18 +317,12 @@ static void machine_io_stop(struct machine *m)
 
 static int machine_io_setup(struct machine *m, struct nectl_err *err)
 {
-	for (uint32_t q = 0; q < 2; q++) {
-		m->notify_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (m->notify_fd[q] < 0)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "eventfd");
-		if (kvm_vm_ioeventfd(m->vm, NITRO_VSOCK_MMIO + VIRTIO_MMIO_QUEUE_NOTIFY, 4, q,
-				     m->notify_fd[q], err) < 0)
-			return -1;
-	}
+	m->tx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (m->stop_fd < 0)
+	if (m->tx_fd < 0 || m->stop_fd < 0)
 		return nectl_err_sys(err, NECTL_E_FILE, errno, "eventfd");
-	return 0;
+	return kvm_vm_ioeventfd(m->vm, NITRO_VSOCK_MMIO + VIRTIO_MMIO_QUEUE_NOTIFY, 4, VSOCK_TXQ,
+				m->tx_fd, err);
 }
 
 int machine_create(struct machine **out, const struct machine_spec *spec, struct nectl_err *err)
@@ -340,7 +333,7 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 	if (!m)
 		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
 	m->spec = *spec;
-	m->notify_fd[0] = m->notify_fd[1] = m->stop_fd = -1;
+	m->tx_fd = m->stop_fd = -1;
 	bus = (struct kvm_bus){.pio = machine_pio, .mmio = machine_mmio, .ctx = m};
 	uart_init(&m->uart, machine_console, machine_uart_irq, m);
 	i8042_init(&m->kbd, machine_reset, m);
@@ -424,12 +417,10 @@ void machine_destroy(struct machine *m)
 		return;
 	machine_io_stop(m);
 	kvm_vm_destroy(m->vm);
-	for (int i = 0; i < 3; i++) {
-		int fd = i < 2 ? m->notify_fd[i] : m->stop_fd;
-
-		if (fd >= 0)
-			close(fd);
-	}
+	if (m->tx_fd >= 0)
+		close(m->tx_fd);
+	if (m->stop_fd >= 0)
+		close(m->stop_fd);
 	if (m->vsock)
 		vsock_free(m->vsock);
 	if (m->have_img)
