@@ -10,9 +10,9 @@
 
 #include "nectl/guestmem.h"
 
-#define VIRTQ_MAX_SIZE 1024  /* queue sizes accepted from the guest */
-#define VIRTQ_MAX_CHAIN 64   /* descriptors in one chain */
-#define VIRTIO_MMIO_MAX_QUEUES 4
+#define VIRTQ_MAX_SIZE		 1024 /* queue sizes accepted from the guest */
+#define VIRTQ_MAX_CHAIN		 64   /* descriptors in one chain */
+#define VIRTIO_MMIO_MAX_QUEUES	 4
 #define VIRTIO_MMIO_QUEUE_NOTIFY 0x050 /* the register a queue kick writes */
 
 struct virtq {
@@ -63,14 +63,14 @@ const uint8_t *virtq_chain_span(const struct virtq_chain *c, const struct guestm
 
 /* What a device plugs into the transport. */
 struct virtio_dev_ops {
-	uint32_t device_id;	/* e.g. 19 vsock, 33 NSM */
-	uint64_t features;	/* device features; VIRTIO_F_VERSION_1 is added */
+	uint32_t device_id; /* e.g. 19 vsock, 33 NSM */
+	uint64_t features;  /* device features; VIRTIO_F_VERSION_1 is added */
 	unsigned num_queues;
 	uint16_t queue_max;
 	uint32_t config_len;
 	void (*config_read)(void *dev, uint32_t off, void *data, unsigned len);
 	void (*queue_notify)(void *dev, unsigned queue); /* the guest kicked a queue */
-	void (*reset)(void *dev);			  /* the guest reset the device */
+	void (*reset)(void *dev);			 /* the guest reset the device */
 };
 
 /* Not locked: whoever owns the bus serializes vCPU register accesses with the

@@ -3,8 +3,8 @@
  * Ops run under the bus lock and never block: they record what happened,
  * put the connection on the dirty list and wake the thread through an
  * eventfd. The one exception to "no I/O" is guest data for a socket with
- * nothing queued, which a non-blocking send passes on at once. The thread waits in epoll without the lock, then takes it and
- * services what epoll reported and what is dirty. */
+ * nothing queued, which a non-blocking send passes on at once. The thread waits in epoll without
+ * the lock, then takes it and services what epoll reported and what is dirty. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,8 +175,7 @@ static void op_connected(void *ctx, uint64_t id)
  * no hand-over to the forwarder thread, which is most of what guest->host
  * data costs. The send never blocks; an error is left for the relay, which
  * meets it again on the bytes that stay buffered. */
-static size_t op_data_direct(struct forwarder *f, struct fwd_conn *c, const uint8_t *p,
-			     size_t len)
+static size_t op_data_direct(struct forwarder *f, struct fwd_conn *c, const uint8_t *p, size_t len)
 {
 	ssize_t n;
 

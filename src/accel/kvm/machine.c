@@ -49,8 +49,8 @@ static int machine_alloc(struct machine *m, struct nectl_err *err)
 	m->mem = mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
 	m->huge = m->mem != MAP_FAILED;
 	if (!m->huge)
-		m->mem = mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE,
-			      -1, 0);
+		m->mem =
+		    mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, -1, 0);
 	if (m->mem == MAP_FAILED) {
 		m->mem = NULL;
 		return nectl_err_sys(err, 27, errno, "cannot allocate %llu MiB of enclave memory",
@@ -60,9 +60,8 @@ static int machine_alloc(struct machine *m, struct nectl_err *err)
 	m->gm.n = 1;
 	if (m->mem_size > X86_LOW_RAM_END) {
 		m->gm.r[0].size = X86_LOW_RAM_END;
-		m->gm.r[1] = (struct guestmem_region){X86_HIGH_RAM_START,
-						      m->mem_size - X86_LOW_RAM_END,
-						      m->mem + X86_LOW_RAM_END};
+		m->gm.r[1] = (struct guestmem_region){
+		    X86_HIGH_RAM_START, m->mem_size - X86_LOW_RAM_END, m->mem + X86_LOW_RAM_END};
 		m->gm.n = 2;
 	}
 	return 0;
@@ -109,8 +108,8 @@ out:
 /* The ramdisks, contiguous, at the top of low memory: the kernel unpacks them
  * as one initramfs. Copied before the kernel is placed, which may overwrite
  * the EIF they come from. */
-static int machine_place_initrd(struct machine *m, const struct eif_image *img,
-				uint64_t *gpa, uint64_t *len, struct nectl_err *err)
+static int machine_place_initrd(struct machine *m, const struct eif_image *img, uint64_t *gpa,
+				uint64_t *len, struct nectl_err *err)
 {
 	uint64_t total = 0, top = m->gm.r[0].size, dst;
 
@@ -118,7 +117,8 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img,
 		if (img->sections[i].type == EIF_SECTION_RAMDISK)
 			total += img->sections[i].size;
 	if (total + MACHINE_EIF_OFFSET + img->file_size > top)
-		return nectl_err_set(err, 26, "enclave memory (%llu MiB) is too small for the image",
+		return nectl_err_set(err, 26,
+				     "enclave memory (%llu MiB) is too small for the image",
 				     (unsigned long long)m->spec.mem_mib);
 	dst = (top - total) & ~0xfffull;
 	*gpa = dst;
@@ -132,7 +132,8 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img,
 		src = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET + s->offset + EIF_SECTION_HEADER_SIZE,
 				   s->size);
 		if (!src || guestmem_write(&m->gm, dst, src, s->size) < 0)
-			return nectl_err_set(err, NECTL_E_EIF, "ramdisk section %u is out of range", i);
+			return nectl_err_set(err, NECTL_E_EIF, "ramdisk section %u is out of range",
+					     i);
 		dst += s->size;
 	}
 	return 0;
@@ -154,26 +155,27 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 		return -1;
 	m->have_img = true;
 	if (img->arch != EIF_ARCH_X86_64)
-		return nectl_err_set(err, NECTL_E_EIF, "%s is an %s image; this hypervisor runs x86_64",
+		return nectl_err_set(err, NECTL_E_EIF,
+				     "%s is an %s image; this hypervisor runs x86_64",
 				     m->spec.eif_path, eif_arch_name(img->arch));
 	k = &img->sections[eif_image_find(img, EIF_SECTION_KERNEL)];
 	if (machine_place_initrd(m, img, &initrd, &initrd_len, err) < 0)
 		return -1;
-	return x86_boot_setup(&m->gm,
-			    &(struct x86_boot_spec){
-				    .bzimage = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET + k->offset +
-								       EIF_SECTION_HEADER_SIZE,
-							    k->size),
-				    .bzimage_len = k->size,
-				    .cmdline = img->cmdline,
-				    .initrd_gpa = initrd,
-				    .initrd_len = initrd_len,
-				    .ncpus = m->spec.ncpus,
-				    .devs = &(struct x86_mmio_dev){NITRO_VSOCK_MMIO, VIRTIO_MMIO_WINDOW,
-								   NITRO_VSOCK_IRQ},
-				    .ndevs = 1,
-				    .uart = true},
-			    &m->regs, err);
+	return x86_boot_setup(
+	    &m->gm,
+	    &(struct x86_boot_spec){
+		.bzimage = guestmem_ptr(
+		    &m->gm, MACHINE_EIF_OFFSET + k->offset + EIF_SECTION_HEADER_SIZE, k->size),
+		.bzimage_len = k->size,
+		.cmdline = img->cmdline,
+		.initrd_gpa = initrd,
+		.initrd_len = initrd_len,
+		.ncpus = m->spec.ncpus,
+		.devs =
+		    &(struct x86_mmio_dev){NITRO_VSOCK_MMIO, VIRTIO_MMIO_WINDOW, NITRO_VSOCK_IRQ},
+		.ndevs = 1,
+		.uart = true},
+	    &m->regs, err);
 }
 
 static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, unsigned len)
@@ -264,7 +266,8 @@ static void machine_vsock_broken(void *ctx)
 
 static int machine_vsock_create(struct machine *m, struct nectl_err *err)
 {
-	const struct vsock_host_ops *ops = m->spec.vsock_ops ? m->spec.vsock_ops : &machine_vsock_none;
+	const struct vsock_host_ops *ops =
+	    m->spec.vsock_ops ? m->spec.vsock_ops : &machine_vsock_none;
 
 	m->vsock = vsock_new(m->spec.cid, &m->gm, machine_vsock_irq, m, ops, m->spec.vsock_ctx);
 	if (!m->vsock)
