@@ -3,8 +3,21 @@
 # its console, and is terminated.
 N=/nectl
 echo "== nectl run-enclave --emulate (the signature is checked; waits for the heartbeat)"
-$N run-enclave --emulate --eif-path /hello.eif --memory 256 --cpu-count 1 --debug-mode \
-	--verbose --forward-into-enclave tcp:127.0.0.1:5000=5000 || exit 1
+run() {
+	$N run-enclave --emulate --eif-path /hello.eif --memory 256 --cpu-count 1 --debug-mode \
+		--verbose --forward-into-enclave tcp:127.0.0.1:5000=5000 2>/tmp/run.err
+}
+# The shell VM emulates SVM in software (QEMU TCG), and now and then it loses
+# a nested guest early in its boot (docs/shellvm.md): once more, said.
+run
+rc=$?
+if [ $rc != 0 ]; then
+	cat /tmp/run.err
+	[ $rc = 36 ] && grep -q "triple-fault\|no heartbeat" /tmp/run.err || exit 1
+	echo "== the shell VM's emulated SVM lost the guest (docs/shellvm.md): once more"
+	run || { cat /tmp/run.err; exit 1; }
+fi
+cat /tmp/run.err
 echo "== nectl describe-enclaves"
 $N describe-enclaves
 # run-enclave returns at the boot heartbeat; the app starts listening a little

@@ -56,12 +56,12 @@ FWD="--forward-into-enclave tcp:127.0.0.1:5000=5000 --forward-into-enclave unix:
 launch() { # launch TAG ARGS...: in the background, status in $T/TAG.rc
 	tag=$1
 	shift
-	# TCG runs the guests about 50x slower than hardware (boots take 20-70 s
-	# here): a generous timeout. A triple fault or a hang before the
-	# heartbeat is the emulator's (docs/shellvm.md): up to four more tries,
-	# said in the output; anything else counts at once.
+	# TCG runs the guests about 50x slower than hardware (boots take 20-80 s
+	# here): a generous timeout, nitro-cli's minimum. A triple fault or a hang
+	# before the heartbeat is the emulator's (docs/shellvm.md): up to four
+	# more tries, said in the output; anything else counts at once.
 	(for try in 1 2 3 4 5; do
-		$N run-enclave --emulate --memory 256 --heartbeat-timeout 300 "$@" \
+		$N run-enclave --emulate --memory 256 --heartbeat-timeout 180 "$@" \
 			>$T/$tag.json 2>$T/$tag.err
 		rc=$?
 		[ $rc = 36 ] && grep -q "triple-fault\|no heartbeat" $T/$tag.err && [ $try != 5 ] ||

@@ -46,7 +46,7 @@ for lib in $(ldd "$NECTL" | grep -o '/[^ ]*'); do
 done
 run_vm() {
 	start=$(date +%s)
-	"$ROOT/scripts/shellvm.sh" --timeout 900 --mem 3G "${files[@]}" --file "$NECTL:/nectl" \
+	"$ROOT/scripts/shellvm.sh" --timeout 1200 --mem 3G "${files[@]}" --file "$NECTL:/nectl" \
 		--file "$XFER:/xfer" --file "$T/app.eif:/app.eif" --file "$T/exit3.eif:/exit3.eif" \
 		--file "$T/panic.eif:/panic.eif" --file "$T/hello.eif:/hello.eif" \
 		--file "$T/app.pcr0:/app.pcr0" --file "$HERE/emulate_inner.sh:/inner.sh" \
