@@ -241,6 +241,7 @@ attempt() {
 	exec 3<"$tmp/serial"
 	t0=$(date +%s)
 	deadline=$((t0 + timeout))
+	vm_panic=
 	# A boot that hangs (TSC calibration, emulator faults) should be retried
 	# long before the command's own timeout.
 	boot_deadline=$((t0 + (boot_timeout < timeout ? boot_timeout : timeout)))
@@ -249,6 +250,14 @@ attempt() {
 		if [ "$state" = boot ] && [ "$now" -ge "$boot_deadline" ] ||
 		   [ "$now" -ge "$deadline" ]; then
 			timedout=1
+			kill "$qpid" 2>/dev/null
+			break
+		fi
+		# The kernel panicked while COMMAND ran and nothing but kernel
+		# lines followed for 30 s: the VM is dead (it does not always
+		# reboot or exit by itself), so do not wait for the timeout.
+		if [ -n "$vm_panic" ] && [ $((now - vm_panic)) -ge 30 ]; then
+			echo "$prog: the VM's kernel panicked while the command ran" >&2
 			kill "$qpid" 2>/dev/null
 			break
 		fi
@@ -294,12 +303,25 @@ attempt() {
 			esac ;;
 		run)
 			case $line in
+			*"SHELLVM-START $nonce"*)
+				# The kernel panicked while COMMAND ran and the VM
+				# rebooted itself into a second run: the first one is
+				# lost, which is a dead VM (125), not a rerun.
+				echo "$prog: the VM rebooted itself while the command ran" >&2
+				kill "$qpid" 2>/dev/null
+				break ;;
 			*"SHELLVM-EXIT $nonce "*)
 				# Output without a final newline shares the marker's line.
 				printf '%s' "${line%%"SHELLVM-EXIT $nonce "*}"
 				printf '%s\n' "${line##*"SHELLVM-EXIT $nonce "}" >"$tmp/status"
 				state="done"; echo "done" >"$tmp/state" ;;
+			\[*"] Kernel panic - not syncing"*)
+				vm_panic=$now
+				printf '%s\n' "$line" ;;
+			\[*) # kernel lines, during a panic too
+				printf '%s\n' "$line" ;;
 			*)
+				vm_panic= # the command still talks: alive
 				printf '%s\n' "$line" ;;
 			esac ;;
 		esac

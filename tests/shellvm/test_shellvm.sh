@@ -55,5 +55,22 @@ a b|it's|\$HOME|"
 [ "$out" = "$want" ] && ok "output, quoting and --file" ||
 	ko "output, quoting and --file (got: $(printf '%s' "$out" | od -c | head -5))"
 
+# 3. The VM's kernel panics while COMMAND runs (it neither reboots nor exits
+# by itself here): 125 within a minute, not the timeout's 124, and no rerun.
+# A panic-like line in the command's own output, followed by more of it, is
+# not mistaken for one.
+t0=$(date +%s)
+out=$("$shellvm" --timeout 300 -- sh -c \
+	'echo "[ 1.0] Kernel panic - not syncing: quoted"; echo more; sleep 40; echo alive
+	 echo c >/proc/sysrq-trigger' \
+	2>"$tmp/err")
+rc=$?
+t=$(($(date +%s) - t0))
+[ "$rc" = 125 ] && [ "$t" -lt 200 ] && ok "a panic while the command runs: 125 after ${t} s" ||
+	ko "a panic while the command runs: 125 soon (got $rc after $t s)"
+[ "$(printf '%s\n' "$out" | grep -c '^alive$')" = 1 ] &&
+	ok "the command's own panic-like line did not end it; no rerun" ||
+	ko "the command's own panic-like line did not end it; no rerun (output: $out)"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
