@@ -867,8 +867,6 @@ static void relay_both_ways(struct env *e, struct gconn *c, int fd)
 	assert_int_equal(stats(e).bytes_from_guest - st0.bytes_from_guest, total);
 	assert_int_equal(stats(e).bytes_to_guest - st0.bytes_to_guest, total);
 	assert_int_equal(stats(e).buffered, 0);
-	/* A reading peer: most bytes go straight from the op to the socket. */
-	assert_true(stats(e).bytes_direct - st0.bytes_direct > total / 2);
 }
 
 static void test_to_host_unix(void **state)
@@ -1111,7 +1109,10 @@ static void g_stall(struct env *e, struct gconn *c, uint8_t seed, uint64_t *off)
 		held = stats(e).buffered;
 		assert_true(held <= VSOCK_CONN_BUF);
 		assert_true(now_ms() < end);
-		if (!g_credit(c) && held == VSOCK_CONN_BUF && !g_wait_irq(e, 50))
+		/* Stalled: no credit and none coming. Bytes the op sent straight
+		 * to the socket may leave the forwarder holding less than a
+		 * window; never more. */
+		if (!g_credit(c) && !g_wait_irq(e, 50))
 			return;
 		if (!g_credit(c))
 			g_wait_irq(e, 20);
@@ -1132,6 +1133,10 @@ static void test_stalled_reader(void **state)
 	int lfd, fd;
 
 	c = start_open(e, &lfd, &fd);
+	/* An empty socket: the op sends the bytes itself, nothing is held. */
+	g_send_some(e, c, 3, &off, 4096);
+	assert_int_equal(stats(e).bytes_direct, 4096);
+	assert_int_equal(stats(e).buffered, 0);
 	g_stall(e, c, 3, &off);
 	assert_true(off < total);
 	assert_int_equal(stats(e).bytes_from_guest, off);
