@@ -28,12 +28,12 @@ static void vmm_heartbeat(void *ctx)
 	fprintf(stderr, "nectl-vmm: heartbeat answered\n");
 }
 
-static const struct vsock_host_ops vmm_vsock = {.connect = vmm_refuse,
-						.heartbeat = vmm_heartbeat};
+static const struct vsock_host_ops vmm_vsock = {.connect = vmm_refuse, .heartbeat = vmm_heartbeat};
 
 int main(int argc, char **argv)
 {
-	static const char *const names[] = {"reset", "stopped", "triple fault", "KVM error"};
+	static const char *const names[] = {"reset", "power-off", "stopped", "triple fault",
+					    "KVM error"};
 	struct nectl_err err = {0};
 	struct machine *m;
 	enum machine_exit why;
@@ -55,8 +55,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "[ E%02d ] %s\n", err.code, err.msg);
 		return err.code ? err.code : 1;
 	}
-	fprintf(stderr, "nectl-vmm: enclave memory: %s; guest stopped: %s (%s)\n", machine_memory_kind(m),
-		names[why], detail);
+	fprintf(stderr, "nectl-vmm: enclave memory: %s; guest stopped: %s (%s)\n",
+		machine_memory_kind(m), names[why], detail);
 	machine_destroy(m);
-	return why == MACHINE_EXIT_RESET ? 0 : 1;
+	return why == MACHINE_EXIT_RESET || why == MACHINE_EXIT_POWEROFF ? 0 : 1;
 }

@@ -22,7 +22,8 @@ struct machine_spec {
 	uint64_t mem_mib;
 	unsigned ncpus;
 	uint64_t cid; /* the enclave's vsock CID (>= 4) */
-	const int *host_cpus; /* ncpus entries: vCPU i runs on host CPU host_cpus[i]; NULL: anywhere */
+	const int
+	    *host_cpus; /* ncpus entries: vCPU i runs on host CPU host_cpus[i]; NULL: anywhere */
 	/* Called from vCPU threads with the bus lock held; must not block. */
 	void (*console)(void *ctx, const uint8_t *buf, size_t len);
 	void *ctx;
@@ -36,8 +37,9 @@ struct machine_spec {
 };
 
 enum machine_exit {
-	MACHINE_EXIT_RESET,	/* the guest rebooted (reboot=k): an enclave's normal end */
-	MACHINE_EXIT_STOPPED,	/* the host stopped it */
+	MACHINE_EXIT_RESET,    /* the guest rebooted (reboot=k): an enclave's normal end */
+	MACHINE_EXIT_POWEROFF, /* the guest powered off (ACPI S5) */
+	MACHINE_EXIT_STOPPED,  /* the host stopped it */
 	MACHINE_EXIT_TRIPLE_FAULT,
 	MACHINE_EXIT_KVM_ERROR,
 };

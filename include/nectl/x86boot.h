@@ -14,23 +14,28 @@
 
 /* Guest physical layout. RAM is [0, min(size, 3 GiB)) plus, above 4 GiB, the
  * rest; devices sit in the hole between, as on Nitro. */
-#define X86_LOW_RAM_END 0xc0000000ull
-#define X86_HIGH_RAM_START 0x100000000ull
-#define X86_IOAPIC_BASE 0xfec00000ull
-#define X86_LAPIC_BASE 0xfee00000ull
-#define X86_GDT_GPA 0x500ull
+#define X86_LOW_RAM_END	    0xc0000000ull
+#define X86_HIGH_RAM_START  0x100000000ull
+#define X86_IOAPIC_BASE	    0xfec00000ull
+#define X86_LAPIC_BASE	    0xfee00000ull
+#define X86_GDT_GPA	    0x500ull
 #define X86_BOOT_PARAMS_GPA 0x7000ull
-#define X86_PML4_GPA 0x9000ull /* then PDPT at 0xa000, PDs at 0xb000.. (4 x 4 KiB) */
-#define X86_CMDLINE_GPA 0x20000ull
-#define X86_CMDLINE_MAX 0x10000ull
-#define X86_ACPI_GPA 0xe0000ull /* RSDP first (found by the kernel via acpi_rsdp_addr) */
-#define X86_ACPI_MAX 0x10000ull
-#define X86_KERNEL_GPA 0x100000ull
+#define X86_PML4_GPA	    0x9000ull /* then PDPT at 0xa000, PDs at 0xb000.. (4 x 4 KiB) */
+#define X86_CMDLINE_GPA	    0x20000ull
+#define X86_CMDLINE_MAX	    0x10000ull
+#define X86_ACPI_GPA	    0xe0000ull /* RSDP first (found by the kernel via acpi_rsdp_addr) */
+#define X86_ACPI_MAX	    0x10000ull
+#define X86_KERNEL_GPA	    0x100000ull
+/* The hardware-reduced ACPI sleep control/status register (FADT), one I/O
+ * port: the guest powers off by writing SLP_EN with SLP_TYP = \_S5's 5. */
+#define X86_ACPI_SLEEP_PORT 0x600
+#define X86_ACPI_SLP_TYP_S5 5u
+#define X86_ACPI_SLP_EN	    0x20u
 /* Nitro's virtio-mmio devices. */
-#define NITRO_VSOCK_MMIO 0xd0000000ull
-#define NITRO_VSOCK_IRQ 5
-#define NITRO_NSM_MMIO 0xd0001000ull
-#define NITRO_NSM_IRQ 6
+#define NITRO_VSOCK_MMIO   0xd0000000ull
+#define NITRO_VSOCK_IRQ	   5
+#define NITRO_NSM_MMIO	   0xd0001000ull
+#define NITRO_NSM_IRQ	   6
 #define VIRTIO_MMIO_WINDOW 0x200
 
 struct x86_mmio_dev {
@@ -43,13 +48,13 @@ struct x86_boot_spec {
 	/* The bzImage, as found in guest memory (the EIF's kernel section): hostile. */
 	const uint8_t *bzimage;
 	size_t bzimage_len;
-	const char *cmdline;	/* NUL-terminated, < X86_CMDLINE_MAX */
-	uint64_t initrd_gpa;	/* already in guest memory, contiguous */
+	const char *cmdline; /* NUL-terminated, < X86_CMDLINE_MAX */
+	uint64_t initrd_gpa; /* already in guest memory, contiguous */
 	uint64_t initrd_len;
-	unsigned ncpus;		/* 1..240 */
+	unsigned ncpus;			 /* 1..240 */
 	const struct x86_mmio_dev *devs; /* described in the DSDT (LNRO0005, virtio-mmio) */
 	unsigned ndevs;
-	bool uart;		/* describe COM1 (PNP0501, 0x3f8, IRQ 4) */
+	bool uart; /* describe COM1 (PNP0501, 0x3f8, IRQ 4) */
 };
 
 /* What the first vCPU starts with (the accelerator loads these into KVM). */

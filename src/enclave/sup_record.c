@@ -76,6 +76,8 @@ json_t *sup_classify(struct sup *s)
 		reason = "app-exited";
 	else if (s->cons.app == CONSOLE_APP_SIGNALED)
 		reason = "app-killed";
+	else if (s->why == MACHINE_EXIT_POWEROFF)
+		reason = "poweroff";
 	else
 		reason = "reboot";
 	json_object_set_new(e, "Reason", json_string(reason));

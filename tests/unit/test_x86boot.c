@@ -459,6 +459,14 @@ static void acpi_walk(struct fixture *f, struct acpi_view *v)
 	assert_int_equal(le32_get(v->fadt + 112), 1u << 20);
 	assert_int_equal(le16_get(v->fadt + 109), 0);
 	assert_int_equal(le32_get(v->fadt + 40), 0);
+	/* Sleep control and status: one byte-wide I/O port each, for power-off. */
+	for (unsigned off = 244; off <= 256; off += 12) {
+		assert_int_equal(v->fadt[off], 1);
+		assert_int_equal(v->fadt[off + 1], 8);
+		assert_int_equal(v->fadt[off + 2], 0);
+		assert_int_equal(v->fadt[off + 3], 1);
+		assert_int_equal(le64_get(v->fadt + off + 4), X86_ACPI_SLEEP_PORT);
+	}
 	v->dsdt = gpa(f, le64_get(v->fadt + 140), 36);
 	check_table(v->dsdt, "DSDT", 36);
 	/* All tables inside the reserved ACPI area. */
@@ -526,8 +534,12 @@ static void test_acpi_tables(void **state)
  *   IRQNoFlags 22 1000 (3), End 79 00 (2): 22 bytes. Device = 5B 82 2B 'COM1'
  *   + 38 = 45 bytes.
  *   Scope: 10 <pkglen 112 = 2 + 5 + 60 + 45: two bytes, 0x40 | (112 & 15),
- *   112 >> 4> 5C '_SB_' = 113 bytes, after the 36-byte header: 149 in all. */
+ *   112 >> 4> 5C '_SB_' = 113 bytes.
+ * Before it, at the root: Name (_S5, Package (4) {5, 0, 0, 0}): 08 '_S5_'
+ *   12 <pkglen 7 = itself 1 + count 1 + 0A 05 (2) + 00 00 00 (3)> 04 ...
+ *   = 13 bytes. 126 after the 36-byte header: 162 in all. */
 static const uint8_t dsdt_one_dev_com1[] = {
+	0x08, '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0a, 0x05, 0x00, 0x00, 0x00,
 	0x10, 0x40, 0x07, 0x5c, '_', 'S', 'B', '_',
 	0x5b, 0x82, 0x3a, 'V', 'R', '0', '0',
 	0x08, '_', 'H', 'I', 'D', 0x0d, 'L', 'N', 'R', 'O', '0', '0', '0', '5', 0x00,
@@ -553,7 +565,7 @@ static void test_dsdt_bytes(void **state)
 	f->spec.ndevs = 1;
 	assert_int_equal(x86_acpi_build(&f->gm, &f->spec, &f->err), 0);
 	acpi_walk(f, &v);
-	assert_int_equal(sizeof(dsdt_one_dev_com1), 113);
+	assert_int_equal(sizeof(dsdt_one_dev_com1), 126);
 	assert_int_equal(le32_get(v.dsdt + 4), 36 + sizeof(dsdt_one_dev_com1));
 	assert_int_equal(v.dsdt[8], 2);
 	assert_memory_equal(v.dsdt + 36, dsdt_one_dev_com1, sizeof(dsdt_one_dev_com1));
@@ -580,9 +592,10 @@ static void test_acpi_many(void **state)
 	assert_int_equal(le32_get(v.madt + 4), 44 + 240 * 8 + 12);
 	assert_int_equal(v.madt[44 + 240 * 8 + 2], 240);
 	len = le32_get(v.dsdt + 4);
-	assert_int_equal(v.dsdt[36], 0x10);
+	assert_int_equal(v.dsdt[36], 0x08); /* _S5 first, 13 bytes */
+	assert_int_equal(v.dsdt[49], 0x10);
 	/* The scope's PkgLength covers everything after its opcode. */
-	assert_int_equal(pkglen(v.dsdt + 37, &n), len - 37);
+	assert_int_equal(pkglen(v.dsdt + 50, &n), len - 50);
 	assert_int_equal(n, 3);
 	assert_int_equal(count(v.dsdt + 36, len - 36, "LNRO0005", 8), 256);
 	assert_int_equal(count(v.dsdt + 36, len - 36, "VRFF", 4), 1);

@@ -21,6 +21,8 @@
 #define FADT_FLAGS	     112
 #define FADT_MINOR_OFF	     131
 #define FADT_HYPERVISOR_ID   268
+#define FADT_SLEEP_CONTROL   244 /* generic address structures, 12 bytes */
+#define FADT_SLEEP_STATUS    256
 #define FADT_HW_REDUCED_ACPI (1u << 20)
 #define MADT_REVISION	     5
 #define MADT_LAPIC_LEN	     8
@@ -87,12 +89,24 @@ static size_t acpi_xsdt(uint8_t *t, uint64_t fadt_gpa, uint64_t madt_gpa)
 
 /* Hardware-reduced: every fixed-hardware block stays zero, and so do the
  * IA-PC boot arch flags (Linux's reboot=k then still tries the 8042). */
+/* A generic address structure for one byte-wide I/O port. */
+static void acpi_gas_io8(uint8_t *g, uint16_t port)
+{
+	g[0] = 1; /* system I/O space */
+	g[1] = 8; /* register width in bits */
+	g[2] = 0; /* bit offset */
+	g[3] = 1; /* byte access */
+	le64_put(g + 4, port);
+}
+
 static size_t acpi_fadt(uint8_t *t, uint64_t dsdt_gpa)
 {
 	acpi_header(t, "FACP", FADT_REVISION);
 	le32_put(t + FADT_FLAGS, FADT_HW_REDUCED_ACPI);
 	t[FADT_MINOR_OFF] = FADT_MINOR;
 	le64_put(t + FADT_X_DSDT, dsdt_gpa);
+	acpi_gas_io8(t + FADT_SLEEP_CONTROL, X86_ACPI_SLEEP_PORT);
+	acpi_gas_io8(t + FADT_SLEEP_STATUS, X86_ACPI_SLEEP_PORT);
 	memcpy(t + FADT_HYPERVISOR_ID, "NECTLKVM", 8);
 	acpi_finish(t, FADT_LEN);
 	return FADT_LEN;
@@ -108,9 +122,9 @@ static size_t acpi_madt(uint8_t *t, unsigned ncpus)
 	for (unsigned i = 0; i < ncpus; i++, off += MADT_LAPIC_LEN) {
 		t[off] = 0; /* Processor Local APIC */
 		t[off + 1] = MADT_LAPIC_LEN;
-		t[off + 2] = (uint8_t)i; /* ACPI processor UID */
-		t[off + 3] = (uint8_t)i; /* APIC id */
-		le32_put(t + off + 4, 1);	 /* enabled */
+		t[off + 2] = (uint8_t)i;  /* ACPI processor UID */
+		t[off + 3] = (uint8_t)i;  /* APIC id */
+		le32_put(t + off + 4, 1); /* enabled */
 	}
 	t[off] = 1; /* I/O APIC */
 	t[off + 1] = MADT_IOAPIC_LEN;
@@ -162,6 +176,9 @@ static size_t acpi_dsdt(uint8_t *t, size_t cap, const struct x86_boot_spec *spec
 		return 0;
 	acpi_header(t, "DSDT", DSDT_REVISION);
 	aml_init(&a, t + ACPI_HDR_LEN, cap - ACPI_HDR_LEN);
+	/* S5 (soft off) is what lets Linux power off through the FADT's
+	 * sleep control register. */
+	aml_name_package(&a, "_S5_", (const uint64_t[]){X86_ACPI_SLP_TYP_S5, 0, 0, 0}, 4);
 	sb = aml_scope_begin(&a, "\\_SB_");
 	for (unsigned i = 0; i < spec->ndevs; i++)
 		dsdt_virtio(&a, i, &spec->devs[i]);

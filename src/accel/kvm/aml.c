@@ -13,6 +13,7 @@
 #define AML_QWORD_PREFIX  0x0e
 #define AML_SCOPE_OP	  0x10
 #define AML_BUFFER_OP	  0x11
+#define AML_PACKAGE_OP	  0x12
 #define AML_EXT_OP_PREFIX 0x5b
 #define AML_DEVICE_OP	  0x82
 #define AML_ROOT_CHAR	  0x5c
@@ -177,6 +178,20 @@ void aml_name_int(struct aml *a, const char *seg, uint64_t v)
 	aml_byte(a, AML_NAME_OP);
 	aml_nameseg(a, seg);
 	aml_integer(a, v);
+}
+
+void aml_name_package(struct aml *a, const char *seg, const uint64_t *v, unsigned n)
+{
+	size_t pkg;
+
+	aml_byte(a, AML_NAME_OP);
+	aml_nameseg(a, seg);
+	aml_byte(a, AML_PACKAGE_OP);
+	pkg = aml_pkg_begin(a);
+	aml_byte(a, (uint8_t)n);
+	for (unsigned i = 0; i < n; i++)
+		aml_integer(a, v[i]);
+	aml_pkg_end(a, pkg);
 }
 
 static uint32_t hexval(char c)

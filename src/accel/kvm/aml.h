@@ -33,6 +33,8 @@ size_t aml_device_begin(struct aml *a, const char *seg);
 /* Name(seg, ...) with a string, an integer or an EisaId("PNP0501") value. */
 void aml_name_string(struct aml *a, const char *seg, const char *s);
 void aml_name_int(struct aml *a, const char *seg, uint64_t v);
+/* Name (SEG, Package (n) {v[0], ...}) with integer elements, n < 256. */
+void aml_name_package(struct aml *a, const char *seg, const uint64_t *v, unsigned n);
 void aml_name_eisaid(struct aml *a, const char *seg, const char *id);
 void aml_integer(struct aml *a, uint64_t v);
 /* EisaId() compression of a 7-character id such as "PNP0501". */

@@ -31,7 +31,7 @@ struct machine {
 	struct vsock_dev *vsock;
 	struct eif_image img;
 	bool have_img;
-	bool reset;
+	bool reset, poweroff;
 	/* the vsock TX notify by ioeventfd, and the thread serving it */
 	int tx_fd, stop_fd;
 	pthread_t io;
@@ -178,6 +178,16 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 	    &m->regs, err);
 }
 
+/* The ACPI sleep control register: S5 is a power-off, which ends the run;
+ * other sleep states are not offered (_S5 is the only one in the DSDT). */
+static void machine_sleep_write(struct machine *m, uint8_t v)
+{
+	if ((v & X86_ACPI_SLP_EN) && ((v >> 2) & 7) == X86_ACPI_SLP_TYP_S5) {
+		m->poweroff = true;
+		kvm_vm_stop(m->vm, KVM_STOP_REQUESTED);
+	}
+}
+
 static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, unsigned len)
 {
 	struct machine *m = ctx;
@@ -192,6 +202,11 @@ static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, 
 			i8042_write(&m->kbd, port, data[0]);
 		else
 			data[0] = i8042_read(&m->kbd, port);
+	} else if (port == X86_ACPI_SLEEP_PORT) {
+		if (is_write)
+			machine_sleep_write(m, data[0]);
+		else
+			data[0] = 0; /* sleep status: never woken */
 	} else if (!is_write) {
 		/* Nothing there: a floating bus reads all ones. */
 		memset(data, 0xff, len);
@@ -406,7 +421,9 @@ void machine_wait(struct machine *m, enum machine_exit *why, char *detail, size_
 	else if (stop == KVM_STOP_INTERNAL)
 		*why = MACHINE_EXIT_KVM_ERROR;
 	else
-		*why = m->reset ? MACHINE_EXIT_RESET : MACHINE_EXIT_STOPPED;
+		*why = m->poweroff ? MACHINE_EXIT_POWEROFF
+		       : m->reset  ? MACHINE_EXIT_RESET
+				   : MACHINE_EXIT_STOPPED;
 }
 
 void machine_stop(struct machine *m)
