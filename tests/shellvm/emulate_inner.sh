@@ -2,7 +2,8 @@
 # Prints "ok - ..." / "FAIL - ..." lines and "@@done" at the end; the host
 # side (test_emulate.sh) counts them. Files: /nectl (+ its libraries), /xfer,
 # /app.eif (xfer serve, pushes 4 MiB to CID 3 port 7000 first), /exit3.eif
-# (app exits with status 3), /panic.eif (app crashes the kernel), /hello.eif
+# (app exits with status 3), /panic.eif (app crashes the kernel), /off.eif
+# (app powers off), /hello.eif
 # (the sample app: echoes lines on vsock port 5000).
 N=/nectl
 X=/xfer
@@ -220,6 +221,8 @@ launch c --eif-path /exit3.eif --cpu-count 1 --attach-console
 wait_launch c
 launch d --eif-path /panic.eif --cpu-count 1 --debug-mode
 wait_launch d
+launch f --eif-path /off.eif --cpu-count 1
+wait_launch f
 launch e --eif-path /hello.eif --cpu-count 1 --debug-mode --forward-into-enclave tcp:127.0.0.1:5100=5000
 wait_launch e
 check "the sample app listens" wait_console hello "listening on vsock port 5000"
@@ -238,12 +241,15 @@ has $T/c.json '"EnclaveName": "exit3"' && has $T/c.json "Successfully connected 
 # records to say so (TCG is slow to get there), up to 120 s.
 for i in $(seq 120); do
 	$N describe-enclaves >$T/describe2.json 2>&1
-	has $T/describe2.json '"AppExitStatus": 3' && has $T/describe2.json '"kernel-panic"' && break
+	has $T/describe2.json '"AppExitStatus": 3' && has $T/describe2.json '"kernel-panic"' &&
+		has $T/describe2.json '"poweroff"' && break
 	sleep 1
 done
 grep -A12 '"Exit"' $T/describe2.json
 has $T/describe2.json '"AppExitStatus": 3' && ok "app exit status 3 recorded" || bad "app exit status 3 recorded"
 has $T/describe2.json '"Reason": "kernel-panic"' && ok "kernel panic recorded" || bad "kernel panic recorded"
+has $T/describe2.json '"Reason": "poweroff"' && ok "an app's poweroff -f recorded as a power-off" ||
+	bad "an app's poweroff -f recorded as a power-off"
 has $T/describe2.json '"State": "EXITED"' && ok "exited enclaves stay described" || bad "exited enclaves stay described"
 $N console --enclave-name exit3 >$T/c3.txt 2>&1
 has $T/c3.txt "app exited with status 3" && ok "console of an exited enclave prints its capture" ||

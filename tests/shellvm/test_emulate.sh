@@ -33,6 +33,7 @@ build exit3 '["/bin/busybox", "sh", "-c", "echo bye; exit 3"]' --cmdline "reboot
 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd \
 random.trust_cpu=on virtio_mmio.device=4K@0xd0000000:5"
 build panic '["/bin/busybox", "sh", "-c", "echo c > /proc/sysrq-trigger"]'
+build off '["/bin/busybox", "poweroff", "-f"]'
 json "$T/app.build.json" 'j["Measurements"]["PCR0"]' >"$T/app.pcr0"
 # The sample app (examples/hello) alone, as make demo builds it.
 mkdir -p "$T/hello/bin" && cp "$HELLO" "$T/hello/bin/hello"
@@ -48,6 +49,7 @@ run_vm() {
 	start=$(date +%s)
 	"$ROOT/scripts/shellvm.sh" --timeout 1200 --mem 3G "${files[@]}" --file "$NECTL:/nectl" \
 		--file "$XFER:/xfer" --file "$T/app.eif:/app.eif" --file "$T/exit3.eif:/exit3.eif" \
+		--file "$T/off.eif:/off.eif" \
 		--file "$T/panic.eif:/panic.eif" --file "$T/hello.eif:/hello.eif" \
 		--file "$T/app.pcr0:/app.pcr0" --file "$HERE/emulate_inner.sh:/inner.sh" \
 		-- sh /inner.sh >"$T/log" 2>"$T/err"
