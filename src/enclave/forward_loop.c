@@ -3,8 +3,9 @@
  * Ops run under the bus lock and never block: they record what happened,
  * put the connection on the dirty list and wake the thread through an
  * eventfd. The one exception to "no I/O" is guest data for a socket with
- * nothing queued, which a non-blocking send passes on at once. The thread waits in epoll without
- * the lock, then takes it and services what epoll reported and what is dirty. */
+ * nothing queued, which a non-blocking send passes on at once. The thread
+ * waits in epoll without the lock, then takes it and services what epoll
+ * reported and what is dirty. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
