@@ -15,6 +15,7 @@ ROOT=$(readlink -f "$HERE/../..")
 T=$(mktemp -d /tmp/nectl-emulate-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 . "$HERE/../cli/lib.sh"
+. "$HERE/rerun.sh"
 
 mkdir -p "$T/root/bin"
 cp "$XFER" "$T/root/bin/xfer"
@@ -57,14 +58,7 @@ run_vm() {
 	echo "shell VM run: status $rc after $(($(date +%s) - start)) s"
 }
 run_vm
-# 125: the shell VM itself died (its kernel, under QEMU's emulated SVM; see
-# docs/shellvm.md), not a check: say so and run again, up to twice more.
-for again in 1 2; do
-	[ "$rc" -eq 125 ] || break
-	grep -a 'Kernel panic\|RIP:' "$T/err" | head -3 | sed 's/^/  shellvm died: /'
-	echo "the shell VM died (status 125): running the checks again ($again of 2)"
-	run_vm
-done
+rerun_dead_vm "$T/err"
 cat "$T/log"
 [ "$rc" -ne 0 ] && tail -5 "$T/err" | sed 's/^/  shellvm: /'
 pass=$((pass + $(grep -c '^ok - ' "$T/log")))

@@ -15,6 +15,7 @@ ROOT=$(readlink -f "$HERE/../..")
 T=$(mktemp -d /tmp/nectl-vmmboot-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 . "$HERE/../cli/lib.sh"
+. "$HERE/rerun.sh"
 
 mkdir -p "$T/root/bin" && cp "$HELLO" "$T/root/bin/hello" && cp /bin/busybox "$T/root/bin/busybox"
 expect "build the EIF" 0 "" -- "$NECTL" build-enclave --rootfs "$T/root" \
@@ -37,14 +38,7 @@ run_vm() {
 	rc=$?
 }
 run_vm
-# 125: the shell VM itself died (its kernel, under QEMU's emulated SVM; see
-# docs/shellvm.md), not a check: say so and run again, up to twice more.
-for again in 1 2; do
-	[ "$rc" -eq 125 ] || break
-	grep -a 'Kernel panic\|RIP:' "$T/err.log" | head -3 | sed 's/^/  shellvm died: /'
-	echo "the shell VM died (status 125): booting again ($again of 2)"
-	run_vm
-done
+rerun_dead_vm "$T/err.log"
 echo "shell VM run: status $rc after $(($(date +%s) - start)) s"
 grep -E 'Hypervisor detected|Run /init|nectl-init|app says|reboot:|nectl-vmm:' "$T/console.log" | sed 's/^/  console: /'
 [ "$rc" -ne 0 ] && tail -5 "$T/err.log" | sed 's/^/  shellvm: /'
