@@ -173,6 +173,10 @@ int eif_kernel_config_info(const char *path, char os[64], char version[64],
  * 0 when it is neither, -1 on I/O errors. */
 int eif_kernel_detect_arch(const char *path, enum eif_arch *arch, struct nectl_err *err);
 
+/* The release ("6.12.95+deb12-cloud-amd64") an x86 bzImage names in its setup
+ * header, from the first len bytes of the image; false when there is none. */
+bool eif_kernel_release(const uint8_t *k, size_t len, char *out, size_t out_len);
+
 struct eif_signer;
 
 struct eif_build_spec {

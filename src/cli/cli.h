@@ -10,6 +10,7 @@
 
 #include "nectl/eif.h"
 #include "nectl/err.h"
+#include "nectl/kernel_check.h"
 
 #define ARGS_MAX 128
 
@@ -61,6 +62,10 @@ void cli_print_error(const struct nectl_err *err);
 const char *cli_explain(int code);
 /* nitro-cli's "Measurements" object. */
 json_t *cli_measurements_json(const struct eif_pcrs *pcrs);
+/* Warnings on stderr for a kernel that is not Nitro-ready (none when it is). */
+void cli_kernel_warn(const char *kernel, const char *config, const struct kernel_check *c);
+/* describe-eif's "Kernel": Release, Config, NitroReady (null: unknown), Problems. */
+json_t *cli_kernel_json(const struct kernel_check_eif *k);
 
 /* Progress on a terminal (stderr), nothing otherwise. */
 struct cli_progress {

@@ -80,6 +80,26 @@ static int describe_json(const char *path, const struct eif_image *img, json_t *
 	return 0;
 }
 
+/* The kernel's release and, when nectl knows its .config, whether it can find
+ * the devices the Nitro hypervisor announces. */
+static int describe_kernel(const char *path, const struct eif_image *img, json_t *out,
+			   struct nectl_err *err)
+{
+	struct kernel_check_eif k;
+
+	if (kernel_check_eif(path, img, &k, err) < 0)
+		return -1;
+	if (k.known) {
+		char what[256];
+
+		snprintf(what, sizeof(what), "%s in %s", k.release[0] ? k.release : "the kernel",
+			 path);
+		cli_kernel_warn(what, k.config, &k.check);
+	}
+	json_object_set_new(out, "Kernel", cli_kernel_json(&k));
+	return 0;
+}
+
 static int describe_run(const struct args *args, struct nectl_err *err)
 {
 	struct cli_progress cp;
@@ -103,6 +123,8 @@ static int describe_run(const struct args *args, struct nectl_err *err)
 			path, img.crc_stored, img.crc_computed);
 	out = json_object();
 	rc = describe_json(path, &img, out, err);
+	if (rc == 0)
+		rc = describe_kernel(path, &img, out, err);
 	eif_image_free(&img);
 	if (rc < 0) {
 		json_decref(out);
@@ -120,7 +142,13 @@ const struct cli_cmd cli_cmd_describe_eif = {
 		"\n"
 		"Validates the image (header, section table, CRC), recomputes PCR0, PCR1, PCR2\n"
 		"(and PCR8 when signed), verifies the signature and prints nitro-cli's JSON,\n"
-		"plus \"Arch\", \"HeaderFlags\" and \"Sections\" (type, offset, size of each).\n"
+		"plus \"Arch\", \"HeaderFlags\", \"Sections\" (type, offset, size of each) and\n"
+		"\"Kernel\": the release an x86 kernel names in its header and, when the kernel\n"
+		"is one whose configuration nectl has (its own builds and Debian's kernels in\n"
+		"the kernel cache, nitro-cli's blobs), whether it is Nitro-ready: it must take\n"
+		"the devices the Nitro hypervisor announces on the kernel command line. What\n"
+		"it lacks is listed in \"Problems\" and warned about on stderr; NitroReady is\n"
+		"null when the configuration is unknown.\n"
 		"\n"
 		"Example:\n"
 		"  nectl describe-eif --eif-path app.eif\n",

@@ -1,5 +1,6 @@
 /* build-enclave: nitro-cli's command, without Docker. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,35 @@ static int enclave_kernel(const struct args *args, struct enclave_opts *o, struc
 	return 0;
 }
 
+/* Warns, before anything is built, when the kernel cannot find the devices
+ * the Nitro hypervisor announces. Without a .config (given, or known for
+ * this very kernel file) there is nothing to check. */
+static void enclave_check_kernel(const struct enclave_opts *o, bool builtin_init)
+{
+	const struct kernel_check_image img = {
+	    .modules_loaded = o->spec.modules_dir && builtin_init,
+	    .nsm_module = o->spec.nsm_ko != NULL,
+	};
+	const char *config = o->spec.kernel_config;
+	char found[4096];
+	struct kernel_check c;
+	struct stat st;
+	int fd;
+
+	if (!config) {
+		fd = open(o->spec.kernel, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (fstat(fd, &st) == 0 &&
+		    kernel_check_find_config(fd, 0, (uint64_t)st.st_size, o->spec.arch, found,
+					     sizeof(found)) == 1)
+			config = found;
+		close(fd);
+	}
+	if (config && kernel_check_config(config, o->spec.arch, &img, &c, NULL) == 0)
+		cli_kernel_warn(o->spec.kernel, config, &c);
+}
+
 static enum eif_arch enclave_host_arch(void)
 {
 	struct utsname u;
@@ -248,6 +278,7 @@ static int enclave_parse(const struct args *args, struct enclave_opts *o, char *
 		return nectl_err_set(err, NECTL_E_INVALID_ARG,
 				     "this nectl carries no %s init (it was built without a cross compiler): give --init with a static %s init",
 				     eif_arch_name(o->spec.arch), eif_arch_name(o->spec.arch));
+	enclave_check_kernel(o, !init && !o->spec.init_path);
 	if (!o->spec.cmdline)
 		o->spec.cmdline = args_get(args, "cmdline");
 	if (!o->spec.cmdline)

@@ -62,3 +62,31 @@ int eif_kernel_detect_arch(const char *path, enum eif_arch *arch, struct nectl_e
 	}
 	return 0;
 }
+
+/* The boot protocol's kernel_version (0x20e): a pointer, less 0x200, to the
+ * release string in the setup code, which stays uncompressed. */
+bool eif_kernel_release(const uint8_t *k, size_t len, char *out, size_t out_len)
+{
+	size_t setup, at;
+	uint16_t ptr;
+
+	out[0] = '\0';
+	if (len < 0x210 || memcmp(k + 0x202, "HdrS", 4) != 0 || out_len == 0)
+		return false;
+	setup = ((size_t)(k[0x1f1] ? k[0x1f1] : 4) + 1) * 512;
+	ptr = (uint16_t)(k[0x20e] | k[0x20f] << 8);
+	at = (size_t)ptr + 0x200;
+	if (!ptr || at >= setup || at >= len)
+		return false;
+	for (size_t i = 0; i + 1 < out_len && at + i < len && at + i < setup; i++) {
+		unsigned char c = k[at + i];
+
+		if (c == '\0' || c == ' ')
+			break;
+		if (c < 0x21 || c > 0x7e)
+			return out[0] = '\0', false;
+		out[i] = (char)c;
+		out[i + 1] = '\0';
+	}
+	return out[0] != '\0';
+}

@@ -45,7 +45,10 @@ check_eq "build HashAlgorithm" "$(json "$T/build.json" "j['Measurements']['HashA
 expect "describe vector" 0 "" -- "$NECTL" describe-eif --eif-path "$T/v.eif"
 cp "$T/out" "$T/d.json"
 check_eq "describe keys" "$(json "$T/d.json" "','.join(j.keys())")" \
-	"EifVersion,Measurements,IsSigned,CheckCRC,ImageName,ImageVersion,Metadata,Arch,HeaderFlags,Sections"
+	"EifVersion,Measurements,IsSigned,CheckCRC,ImageName,ImageVersion,Metadata,Arch,HeaderFlags,Sections,Kernel"
+# The vector's 6-byte "kernel" is no bzImage and no kernel nectl knows.
+check_eq "describe kernel unknown" "$(json "$T/d.json" "j['Kernel']")" \
+	"{'Release': None, 'Config': None, 'NitroReady': None}"
 check_eq "describe PCRs = build PCRs" "$(json "$T/d.json" "j['Measurements']")" \
 	"$(json "$T/build.json" "j['Measurements']")"
 check_eq "describe CheckCRC" "$(json "$T/d.json" "j['CheckCRC']")" True
