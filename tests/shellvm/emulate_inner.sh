@@ -4,7 +4,8 @@
 # /app.eif (xfer serve, pushes 4 MiB to CID 3 port 7000 first), /exit3.eif
 # (app exits with status 3), /panic.eif (app crashes the kernel), /off.eif
 # (app powers off), /debian.eif (the sample app, which echoes lines on vsock
-# port 5000, on Debian's cloud kernel by name).
+# port 5000, on Debian's cloud kernel by name), /nitro-off.eif (app powers
+# off; a kernel that boots on Nitro's machine; only when one was given).
 #
 # Kernels. The images but debian.eif use build-enclave's default kernel,
 # Debian's cloud kernel today, which finds vsock only through ACPI: the
@@ -316,6 +317,25 @@ sed 's/^/  /' $T/g.err
 	bad "...at once: it took $secs s"
 [ "$(ls /run/nectl | wc -l)" = "$before" ] && ok "...and leaves nothing behind" ||
 	bad "...and leaves nothing behind: $(ls /run/nectl)"
+# Nitro's machine has no ACPI power-off: an app's poweroff -f halts the guest
+# (Linux 6.12 falls back to halt), and the enclave stays RUNNING until
+# terminate-enclave, which stops the halted guest. It needs a kernel that
+# boots on Nitro's machine: /nitro-off.eif, when the host side was given one.
+if [ -e /nitro-off.eif ]; then
+	launch h --eif-path /nitro-off.eif --cpu-count 1 --debug-mode
+	wait_launch h
+	check "Nitro's machine: poweroff -f halts the guest" wait_console nitro-off "System halted"
+	sleep 5
+	$N describe-enclaves >$T/describe-h.json 2>&1
+	sed -n '/"EnclaveName": "nitro-off"/,/"EnclaveName"/p' $T/describe-h.json >$T/h.rec
+	has $T/h.rec '"Machine": "nitro"' && has $T/h.rec '"State": "RUNNING"' &&
+		ok "...and the enclave stays RUNNING on \"Machine\": \"nitro\"" ||
+		bad "...and the enclave stays RUNNING on \"Machine\": \"nitro\": $(cat $T/h.rec)"
+	check "...until terminate-enclave stops it" $N terminate-enclave --enclave-name nitro-off
+else
+	echo "skip - Nitro's machine's poweroff -f (set NECTL_TEST_NITRO_KERNEL on the host side)"
+fi
+
 # A boot without heartbeat in time: E36, nothing left behind.
 $N run-enclave --emulate --eif-path /app.eif --memory 256 --cpu-count 1 --heartbeat-timeout 1 \
 	>$T/e.out 2>$T/e.err

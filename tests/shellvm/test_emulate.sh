@@ -49,6 +49,16 @@ expect "build debian.eif" 0 "" -- "$NECTL" build-enclave --rootfs "$T/hello" --c
 	--kernel-config "$(json "$T/kernel.json" "j['KernelConfig']")" \
 	--modules-dir "$(json "$T/kernel.json" "j['ModulesDir']")"
 
+# With a kernel that boots on Nitro's machine (until build-enclave's default
+# is one), the power-off EIF runs there too: NECTL_TEST_NITRO_KERNEL names its
+# bzImage, NECTL_TEST_NITRO_KERNEL_CONFIG its .config.
+nitro=()
+if [ -n "${NECTL_TEST_NITRO_KERNEL:-}" ]; then
+	build nitro-off '["/bin/busybox", "poweroff", "-f"]' --kernel "$NECTL_TEST_NITRO_KERNEL" \
+		--kernel-config "${NECTL_TEST_NITRO_KERNEL_CONFIG:?}"
+	nitro=(--file "$T/nitro-off.eif:/nitro-off.eif")
+fi
+
 # nectl is dynamically linked: its libraries go into the shell VM too.
 files=()
 for lib in $(ldd "$NECTL" | grep -o '/[^ ]*'); do
@@ -58,7 +68,7 @@ run_vm() {
 	start=$(date +%s)
 	"$ROOT/scripts/shellvm.sh" --timeout 1200 --mem 3G "${files[@]}" --file "$NECTL:/nectl" \
 		--file "$XFER:/xfer" --file "$T/app.eif:/app.eif" --file "$T/exit3.eif:/exit3.eif" \
-		--file "$T/off.eif:/off.eif" \
+		--file "$T/off.eif:/off.eif" "${nitro[@]}" \
 		--file "$T/panic.eif:/panic.eif" --file "$T/debian.eif:/debian.eif" \
 		--file "$T/app.pcr0:/app.pcr0" --file "$HERE/emulate_inner.sh:/inner.sh" \
 		-- sh /inner.sh >"$T/log" 2>"$T/err"
