@@ -1,8 +1,12 @@
-/* nectl-vmm EIF MEM_MIB CPUS: boots an EIF on nectl's hypervisor with the
- * console on stdout, until the guest resets. A development and test tool for
- * the hypervisor alone (run-enclave wraps the same machine with a supervisor). */
+/* nectl-vmm [--acpi] EIF MEM_MIB CPUS: boots an EIF on nectl's hypervisor
+ * with the console on stdout, until the guest resets. The machine is Nitro's
+ * (devices on the cmdline, MP table, no ACPI); --acpi adds ACPI tables. At the
+ * end it says what the guest's kernel did with the vsock device. A
+ * development and test tool for the hypervisor alone (run-enclave wraps the
+ * same machine with a supervisor). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "nectl/machine.h"
@@ -30,6 +34,16 @@ static void vmm_heartbeat(void *ctx)
 
 static const struct vsock_host_ops vmm_vsock = {.connect = vmm_refuse, .heartbeat = vmm_heartbeat};
 
+/* The machine's own record of the vsock device (not the guest's console). */
+static void vmm_report_vsock(struct machine *m)
+{
+	struct machine_probe p;
+
+	if (machine_device_probe(m, "vsock", &p) == 0)
+		fprintf(stderr, "nectl-vmm: vsock device (%s): %s, driver status 0x%x\n",
+			p.announced, virtio_probe_name(p.stage), p.status_seen);
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const names[] = {"reset", "power-off", "stopped", "triple fault",
@@ -38,9 +52,12 @@ int main(int argc, char **argv)
 	struct machine *m;
 	enum machine_exit why;
 	char detail[256] = "";
+	bool acpi = argc > 1 && strcmp(argv[1], "--acpi") == 0;
 
+	argv += acpi;
+	argc -= acpi;
 	if (argc != 4) {
-		fprintf(stderr, "usage: nectl-vmm EIF MEM_MIB CPUS\n");
+		fprintf(stderr, "usage: nectl-vmm [--acpi] EIF MEM_MIB CPUS\n");
 		return 2;
 	}
 	if (machine_create(&m,
@@ -49,14 +66,16 @@ int main(int argc, char **argv)
 						  .ncpus = (unsigned)atoi(argv[3]),
 						  .cid = 16,
 						  .console = vmm_console,
-						  .vsock_ops = &vmm_vsock},
+						  .vsock_ops = &vmm_vsock,
+						  .acpi = acpi},
 			   &err) < 0 ||
 	    machine_run(m, &why, detail, sizeof(detail), &err) < 0) {
 		fprintf(stderr, "[ E%02d ] %s\n", err.code, err.msg);
 		return err.code ? err.code : 1;
 	}
-	fprintf(stderr, "nectl-vmm: enclave memory: %s; guest stopped: %s (%s)\n",
-		machine_memory_kind(m), names[why], detail);
+	fprintf(stderr, "nectl-vmm: enclave memory: %s; machine: %s; guest stopped: %s (%s)\n",
+		machine_memory_kind(m), acpi ? "nitro+acpi" : "nitro", names[why], detail);
+	vmm_report_vsock(m);
 	machine_destroy(m);
 	return why == MACHINE_EXIT_RESET || why == MACHINE_EXIT_POWEROFF ? 0 : 1;
 }

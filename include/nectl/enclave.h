@@ -37,6 +37,9 @@ struct enclave_opts {
 	const char *const *into_enclave; /* "tcp:HOST:LPORT=PORT", "unix:PATH=PORT" */
 	size_t ninto_enclave;
 	unsigned heartbeat_timeout_s; /* 0: nitro-cli's rule (at least 180 s) */
+	/* Add ACPI tables to the machine (not Nitro's: for debugging kernels
+	 * that need them; such an image would not boot on Nitro). */
+	bool machine_acpi;
 };
 
 struct enclave_launched {

@@ -1,7 +1,9 @@
 /* An emulated enclave's machine: enclave memory with the EIF written at the
  * NE driver's load offset, the kernel booted from the EIF found there (parsed
  * again, never trusted), the UART console, the i8042 reset, on nectl's KVM
- * accelerator. */
+ * accelerator. By default it is Nitro's machine: the virtio-mmio devices
+ * announced by entries appended to the EIF's cmdline, CPUs and interrupt
+ * controllers in an MP table, no ACPI; ACPI tables are an option. */
 #ifndef NECTL_MACHINE_H
 #define NECTL_MACHINE_H
 
@@ -12,6 +14,7 @@
 #include "nectl/eif.h"
 #include "nectl/err.h"
 #include "nectl/kvm.h"
+#include "nectl/virtio.h"
 #include "nectl/vsock.h"
 
 /* Where the NE driver (and so nectl) writes the EIF in enclave memory. */
@@ -34,11 +37,23 @@ struct machine_spec {
 	/* A device met a malformed queue and stopped until the guest resets it
 	 * (called once per breakage, under the bus lock; must not block). */
 	void (*device_broken)(void *ctx, const char *device);
+	/* ACPI tables too (MADT, a DSDT describing the devices, S5 power-off):
+	 * not Nitro's machine, for debugging kernels that need them. An image
+	 * that boots only with them would not boot on Nitro. */
+	bool acpi;
+};
+
+/* What the guest's driver did with one of the machine's virtio-mmio devices,
+ * as the device itself saw it. */
+struct machine_probe {
+	enum virtio_probe stage;
+	uint32_t status_seen; /* every driver status bit the device accepted */
+	char announced[64];   /* its cmdline entry: "virtio_mmio.device=4K@0xd0000000:5" */
 };
 
 enum machine_exit {
 	MACHINE_EXIT_RESET,    /* the guest rebooted (reboot=k): an enclave's normal end */
-	MACHINE_EXIT_POWEROFF, /* the guest powered off (ACPI S5) */
+	MACHINE_EXIT_POWEROFF, /* the guest powered off (ACPI S5: only with spec.acpi) */
 	MACHINE_EXIT_STOPPED,  /* the host stopped it */
 	MACHINE_EXIT_TRIPLE_FAULT,
 	MACHINE_EXIT_KVM_ERROR,
@@ -54,6 +69,9 @@ const char *machine_memory_kind(const struct machine *m);
 const struct eif_image *machine_image(const struct machine *m);
 /* The vsock device, for the parent's side; call into it under the bus lock. */
 struct vsock_dev *machine_vsock(struct machine *m);
+/* How far the guest got with the virtio-mmio device `name` ("vsock"); -1 when
+ * the machine has none. Takes the bus lock. */
+int machine_device_probe(struct machine *m, const char *name, struct machine_probe *out);
 /* void * so they can be handed out as callbacks. */
 void machine_bus_lock(void *m);
 void machine_bus_unlock(void *m);

@@ -73,6 +73,16 @@ struct virtio_dev_ops {
 	void (*reset)(void *dev);			 /* the guest reset the device */
 };
 
+/* How far the guest's driver got with a device, never lowered (a reset does
+ * not undo it): the machine's own record of what the kernel did, which no
+ * text printed in the guest can fake. */
+enum virtio_probe {
+	VIRTIO_PROBE_NONE,	/* the window was never accessed */
+	VIRTIO_PROBE_TOUCHED,	/* accessed, but the magic value never read */
+	VIRTIO_PROBE_MAGIC,	/* a driver read the magic value: it probed the device */
+	VIRTIO_PROBE_DRIVER_OK, /* the device went live (DRIVER_OK accepted) */
+};
+
 /* Not locked: whoever owns the bus serializes vCPU register accesses with the
  * device's own virtio_mmio_interrupt/virtio_mmio_fail calls. */
 struct virtio_mmio {
@@ -86,6 +96,8 @@ struct virtio_mmio {
 	uint32_t interrupt_status;
 	uint32_t config_generation;
 	bool broken; /* set once a malformed access or queue was seen */
+	enum virtio_probe probe;
+	uint32_t status_seen; /* every driver status bit the device ever accepted */
 	/* Told once per breakage (under the bus lock; must not block). */
 	void (*on_broken)(void *ctx);
 	void *broken_ctx;
@@ -104,5 +116,9 @@ void virtio_mmio_write(struct virtio_mmio *m, uint64_t off, const void *data, un
 void virtio_mmio_interrupt(struct virtio_mmio *m, uint32_t bits);
 /* Marks the device broken (DEVICE_NEEDS_RESET) after a malformed queue. */
 void virtio_mmio_fail(struct virtio_mmio *m);
+/* How far the guest's driver got (see enum virtio_probe). */
+enum virtio_probe virtio_mmio_probe(const struct virtio_mmio *m);
+/* "never-probed", "touched", "probed" or "driver-ok". */
+const char *virtio_probe_name(enum virtio_probe p);
 
 #endif

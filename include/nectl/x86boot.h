@@ -1,7 +1,9 @@
 /* The emulated enclave's x86_64 machine: where things live in guest memory,
  * and the boot structures nectl's hypervisor writes there before the first
- * vCPU runs (Linux 64-bit boot protocol, ACPI tables). Pure data: nothing here
- * touches KVM, so all of it is unit-tested on fake guest memory. */
+ * vCPU runs (Linux 64-bit boot protocol, the cmdline with the devices
+ * appended as the Nitro hypervisor does, the MP table, ACPI tables only when
+ * asked for). Pure data: nothing here touches KVM, so all of it is
+ * unit-tested on fake guest memory. */
 #ifndef NECTL_X86BOOT_H
 #define NECTL_X86BOOT_H
 
@@ -26,17 +28,26 @@
 #define X86_ACPI_GPA	    0xe0000ull /* RSDP first (found by the kernel via acpi_rsdp_addr) */
 #define X86_ACPI_MAX	    0x10000ull
 #define X86_KERNEL_GPA	    0x100000ull
+/* The MP floating pointer in the last KiB of base memory (one of the places
+ * Linux scans when there is no ACPI), the configuration table right after it;
+ * with many vCPUs it runs on into the reserved legacy area above 640 KiB. */
+#define X86_MPTABLE_GPA 0x9fc00ull
+#define X86_MPTABLE_MAX 0x1400ull /* 16 + 44 + 240 x 20 + 8 + 8 + 24 x 8 + 2 x 8 = 5084 */
 /* The hardware-reduced ACPI sleep control/status register (FADT), one I/O
  * port: the guest powers off by writing SLP_EN with SLP_TYP = \_S5's 5. */
 #define X86_ACPI_SLEEP_PORT 0x600
 #define X86_ACPI_SLP_TYP_S5 5u
 #define X86_ACPI_SLP_EN	    0x20u
-/* Nitro's virtio-mmio devices. */
+/* Nitro's virtio-mmio devices: a 4 KiB slot each, as the Nitro hypervisor
+ * announces them; the registers fill the first VIRTIO_MMIO_WINDOW bytes. */
 #define NITRO_VSOCK_MMIO   0xd0000000ull
 #define NITRO_VSOCK_IRQ	   5
 #define NITRO_NSM_MMIO	   0xd0001000ull
 #define NITRO_NSM_IRQ	   6
+#define NITRO_MMIO_SLOT	   0x1000u
 #define VIRTIO_MMIO_WINDOW 0x200
+/* The I/O APIC's input pins; a device's IRQ must be one of them. */
+#define X86_IOAPIC_PINS 24
 
 struct x86_mmio_dev {
 	uint64_t base;
@@ -51,10 +62,17 @@ struct x86_boot_spec {
 	const char *cmdline; /* NUL-terminated, < X86_CMDLINE_MAX */
 	uint64_t initrd_gpa; /* already in guest memory, contiguous */
 	uint64_t initrd_len;
-	unsigned ncpus;			 /* 1..240 */
-	const struct x86_mmio_dev *devs; /* described in the DSDT (LNRO0005, virtio-mmio) */
+	unsigned ncpus; /* 1..240 */
+	/* The virtio-mmio devices, in the order the cmdline announces them
+	 * (virtio_mmio.device=, appended to the EIF's cmdline as the Nitro
+	 * hypervisor does); their IRQs are level-triggered in the MP table
+	 * and, with acpi, the DSDT describes them too (LNRO0005). */
+	const struct x86_mmio_dev *devs;
 	unsigned ndevs;
-	bool uart; /* describe COM1 (PNP0501, 0x3f8, IRQ 4) */
+	/* ACPI tables (RSDP, XSDT, FADT, MADT, DSDT): not on Nitro, for
+	 * debugging kernels that need them. Without, no RSDP exists. */
+	bool acpi;
+	bool uart; /* with acpi: describe COM1 (PNP0501, 0x3f8, IRQ 4) */
 };
 
 /* What the first vCPU starts with (the accelerator loads these into KVM). */
@@ -69,11 +87,24 @@ struct x86_boot_regs {
 /* Validates the bzImage's setup header (boot protocol >= 2.12, 64-bit entry,
  * relocatable or loadable at 1 MiB, sizes inside the image), copies the
  * protected-mode kernel to X86_KERNEL_GPA, writes boot_params (setup header,
- * e820 map of gm's RAM minus what the boot structures use, cmdline, initrd,
- * acpi_rsdp_addr), the GDT, identity page tables for the low 4 GiB, and the
- * ACPI tables; fills regs. NECTL_E_EIF on a malformed kernel, with the reason. */
+ * e820 map of gm's RAM minus what the boot structures use, cmdline with the
+ * devices appended, initrd, acpi_rsdp_addr when acpi), the GDT, identity page
+ * tables for the low 4 GiB, the MP table, and the ACPI tables when asked
+ * for (else their area is zeroed); fills regs. NECTL_E_EIF on a malformed
+ * kernel or a cmdline over its cmdline_size, with the reason. */
 int x86_boot_setup(const struct guestmem *gm, const struct x86_boot_spec *spec,
 		   struct x86_boot_regs *regs, struct nectl_err *err);
+
+/* One device's cmdline entry as the Nitro hypervisor writes it,
+ * "virtio_mmio.device=4K@0xd0000000:5"; returns snprintf's count. */
+int x86_mmio_dev_cmdline(const struct x86_mmio_dev *d, char *out, size_t len);
+
+/* The MP table alone (floating pointer and configuration table, MP spec 1.4)
+ * at X86_MPTABLE_GPA: a processor per vCPU, the ISA bus, the I/O APIC, ISA
+ * IRQs 0..23 on its pins 0..23 (the devices' level-triggered), ExtINT and NMI
+ * on LINT0/1. Checks first, then writes; used by x86_boot_setup. */
+int x86_mptable_build(const struct guestmem *gm, const struct x86_boot_spec *spec,
+		      struct nectl_err *err);
 
 /* The ACPI tables alone (RSDP, XSDT, FADT hardware-reduced, MADT, DSDT) at
  * X86_ACPI_GPA; used by x86_boot_setup, exposed for tests. */

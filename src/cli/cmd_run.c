@@ -132,6 +132,19 @@ static int run_json_strings(json_t *cfg, const char *key, const char **out, size
 	return 0;
 }
 
+static int run_json_bool(json_t *cfg, const char *key, bool *out, struct nectl_err *err)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return nectl_err_set(err, NECTL_E_SERDE, "--config: `%s` must be true or false",
+				     key);
+	*out = json_is_true(v);
+	return 0;
+}
+
 static int run_json_uint(json_t *cfg, const char *key, uint64_t *out, struct nectl_err *err)
 {
 	json_t *v = json_object_get(cfg, key);
@@ -146,8 +159,8 @@ static int run_json_uint(json_t *cfg, const char *key, uint64_t *out, struct nec
 }
 
 /* nitro-cli's --config keys (unknown keys ignored), plus forward_to_host and
- * forward_into_enclave arrays. The config owns the strings: *cfg_out lives as
- * long as o. */
+ * forward_into_enclave arrays and the machine_acpi boolean. The config owns
+ * the strings: *cfg_out lives as long as o. */
 static int run_from_config(const char *path, struct enclave_opts *o, int *ids, json_t **cfg_out,
 			   const char **to_host, const char **into, struct nectl_err *err)
 {
@@ -194,7 +207,8 @@ static int run_from_config(const char *path, struct enclave_opts *o, int *ids, j
 	o->debug = json_is_true(json_object_get(cfg, "debug_mode")) ||
 		   json_is_true(json_object_get(cfg, "attach_console"));
 	if (run_json_strings(cfg, "forward_to_host", to_host, &o->nto_host, err) < 0 ||
-	    run_json_strings(cfg, "forward_into_enclave", into, &o->ninto_enclave, err) < 0)
+	    run_json_strings(cfg, "forward_into_enclave", into, &o->ninto_enclave, err) < 0 ||
+	    run_json_bool(cfg, "machine_acpi", &o->machine_acpi, err) < 0)
 		return -1;
 	o->to_host = to_host;
 	o->into_enclave = into;
@@ -237,6 +251,8 @@ static int run_enclave_run(const struct args *a, struct nectl_err *err)
 				    ENCLAVE_MAX_FORWARDS - o.ninto_enclave);
 	o.to_host = to_host;
 	o.into_enclave = into;
+	if (args_has(a, "machine-acpi"))
+		o.machine_acpi = true;
 	if ((v = args_get(a, "heartbeat-timeout"))) {
 		if (run_u64("heartbeat-timeout", v, 86400, &u, err) < 0)
 			goto out;
@@ -287,6 +303,7 @@ static const struct opt_spec run_enclave_opts[] = {{"eif-path", true, false, NUL
 						   {"forward-to-host", true, true, NULL},
 						   {"forward-into-enclave", true, true, NULL},
 						   {"heartbeat-timeout", true, false, NULL},
+						   {"machine-acpi", false, false, NULL},
 						   {"verbose", false, false, NULL},
 						   {0}};
 
@@ -298,7 +315,7 @@ const struct cli_cmd cli_cmd_run_enclave = {
 	    "           [--debug-mode] [--attach-console] [--enclave-name NAME]\n"
 	    "           [--forward-to-host PORT=unix:PATH | PORT=tcp:HOST:HOSTPORT]...\n"
 	    "           [--forward-into-enclave tcp:HOST:LPORT=PORT | unix:PATH=PORT]...\n"
-	    "           [--heartbeat-timeout S] [--verbose]\n"
+	    "           [--heartbeat-timeout S] [--machine-acpi] [--verbose]\n"
 	    "       nectl run-enclave --emulate --config FILE.json [--forward-...]\n"
 	    "\n"
 	    "Starts a supervisor process that holds the enclave (it outlives this command),\n"
@@ -311,14 +328,24 @@ const struct cli_cmd cli_cmd_run_enclave = {
 	    "nitro-cli, at least 180 s) is E36 and the enclave is torn down. Names: the\n"
 	    "EIF's file name without .eif; a taken name gets _1, _2, ...\n"
 	    "\n"
+	    "The machine is Nitro's: its devices announced by virtio_mmio.device= entries\n"
+	    "appended to the EIF's cmdline (virtio_mmio.device=4K@0xd0000000:5 for vsock),\n"
+	    "CPUs and interrupt controllers in an MP table, no ACPI. So an image boots here\n"
+	    "exactly when it would on Nitro; its kernel needs\n"
+	    "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES (`nectl kernel build`, AWS's blobs; Debian's\n"
+	    "kernels lack it: E36, saying so). --machine-acpi adds ACPI tables (a MADT, a\n"
+	    "DSDT describing the devices, the S5 power-off) for debugging kernels that need\n"
+	    "them; an image that needs them will not boot on Nitro. describe-enclaves shows\n"
+	    "\"Machine\": \"nitro\" or \"nitro+acpi\".\n"
+	    "\n"
 	    "--cpu-ids pins the vCPUs to those host CPUs (comma-separated or repeated).\n"
 	    "--forward-to-host: a guest connection to CID 3 port PORT is connected to the\n"
 	    "Unix socket or TCP address; other ports are refused (RST).\n"
 	    "--forward-into-enclave: nectl listens on the address and connects each client\n"
 	    "to the enclave's vsock port PORT. In --config: \"forward_to_host\" and\n"
-	    "\"forward_into_enclave\" arrays of the same strings, next to nitro-cli's keys\n"
-	    "(eif_path, memory_mib, cpu_count | cpu_ids, enclave_cid, debug_mode,\n"
-	    "attach_console, enclave_name).\n"
+	    "\"forward_into_enclave\" arrays of the same strings and \"machine_acpi\" (true or\n"
+	    "false), next to nitro-cli's keys (eif_path, memory_mib, cpu_count | cpu_ids,\n"
+	    "enclave_cid, debug_mode, attach_console, enclave_name).\n"
 	    "--verbose: memory backing (hugepages when reserved, else anonymous memory)\n"
 	    "and phase timings (load, kernel entry, heartbeat) on stderr.\n"
 	    "\n"

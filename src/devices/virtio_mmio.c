@@ -25,6 +25,9 @@
  *    announces it is raised at once if DRIVER_OK is set, otherwise when the
  *    driver sets DRIVER_OK (the spec requires it only after DRIVER_OK, and a
  *    driver that has not finished probing may have no handler yet).
+ * It also records how far a driver got (any access, the magic value read,
+ * DRIVER_OK accepted), so the machine can say why a guest never used the
+ * device: a kernel that never probed it, rather than text the guest printed.
  * The caller serialises all calls on one device (one bus lock). */
 #include <endian.h>
 #include <string.h>
@@ -99,6 +102,24 @@ static uint16_t queue_max(const struct virtio_mmio *m)
 static struct virtq *sel_queue(struct virtio_mmio *m)
 {
 	return m->queue_sel < num_queues(m) ? &m->vq[m->queue_sel] : NULL;
+}
+
+static void probe_reached(struct virtio_mmio *m, enum virtio_probe p)
+{
+	if (m->probe < p)
+		m->probe = p;
+}
+
+enum virtio_probe virtio_mmio_probe(const struct virtio_mmio *m)
+{
+	return m->probe;
+}
+
+const char *virtio_probe_name(enum virtio_probe p)
+{
+	static const char *const names[] = {"never-probed", "touched", "probed", "driver-ok"};
+
+	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "unknown";
 }
 
 static void set_irq(struct virtio_mmio *m, int level)
@@ -183,6 +204,9 @@ static void write_status(struct virtio_mmio *m, uint32_t val)
 	if (!(val & STATUS_FEATURES_OK))
 		val &= ~STATUS_DRIVER_OK;
 	m->status = val | (old & STATUS_DEVICE_NEEDS_RESET);
+	m->status_seen |= val;
+	if (val & STATUS_DRIVER_OK)
+		probe_reached(m, VIRTIO_PROBE_DRIVER_OK);
 	if (m->broken && (val & STATUS_DRIVER_OK) && !(old & STATUS_DRIVER_OK))
 		virtio_mmio_interrupt(m, INT_CONFIG);
 }
@@ -309,6 +333,7 @@ static uint32_t read_reg(struct virtio_mmio *m, uint64_t off)
 
 	switch (off) {
 	case REG_MAGIC:
+		probe_reached(m, VIRTIO_PROBE_MAGIC);
 		return VIRTIO_MMIO_MAGIC;
 	case REG_VERSION:
 		return 2;
@@ -348,6 +373,7 @@ void virtio_mmio_read(struct virtio_mmio *m, uint64_t off, void *data, unsigned 
 {
 	uint32_t val;
 
+	probe_reached(m, VIRTIO_PROBE_TOUCHED);
 	memset(data, 0, len);
 	if (off >= REG_CONFIG && off < REG_END) {
 		if (config_access_ok(m, off, len) && m->ops->config_read)
@@ -364,6 +390,7 @@ void virtio_mmio_write(struct virtio_mmio *m, uint64_t off, const void *data, un
 {
 	uint32_t val;
 
+	probe_reached(m, VIRTIO_PROBE_TOUCHED);
 	/* The device configuration is read-only for the guest: no device has
 	 * writable fields, so config writes are dropped with the rest. */
 	if (off >= REG_CONFIG || len != 4 || (off & 3))

@@ -26,6 +26,7 @@ struct enclave_plan {
 	bool pinned;
 	uint64_t cid;
 	bool debug;
+	bool acpi; /* the machine has ACPI tables too (--machine-acpi) */
 	unsigned hb_timeout_s;
 	struct fwd_rule rules[ENCLAVE_MAX_FORWARDS];
 	size_t nrules;

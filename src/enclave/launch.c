@@ -225,6 +225,7 @@ static int launch_plan(struct enclave_plan *p, const struct enclave_opts *o, str
 	    enclave_run_dir(p->run_dir, sizeof(p->run_dir), err) < 0)
 		return -1;
 	p->debug = o->debug;
+	p->acpi = o->machine_acpi;
 	p->hb_timeout_s = launch_hb_timeout(p, o);
 	launch_id(p);
 	return 0;

@@ -45,6 +45,8 @@ json_t *sup_record(const struct sup *s)
 		json_object_set_new(r, "MemoryBacking", json_string(machine_memory_kind(s->m)));
 	}
 	json_object_set_new(r, "Mode", json_string("emulated"));
+	/* Nitro's machine, or with the ACPI tables Nitro does not have. */
+	json_object_set_new(r, "Machine", json_string(p->acpi ? "nitro+acpi" : "nitro"));
 	json_object_set_new(r, "EifPath", json_string(p->eif_path));
 	json_object_set_new(r, "Timings", sup_timings(s));
 	if (s->device_breaks_saved)
@@ -52,6 +54,17 @@ json_t *sup_record(const struct sup *s)
 	if (s->exit_info)
 		json_object_set(r, "Exit", s->exit_info);
 	return r;
+}
+
+/* What the guest's kernel did with the vsock device, from the device itself
+ * (never-probed, probed, driver-ok): why an enclave never reached its
+ * heartbeat, in terms the guest's applications cannot forge. */
+static void sup_classify_vsock(struct sup *s, json_t *e)
+{
+	struct machine_probe pr;
+
+	if (s->m && machine_device_probe(s->m, "vsock", &pr) == 0)
+		json_object_set_new(e, "VsockDevice", json_string(virtio_probe_name(pr.stage)));
 }
 
 /* How the enclave ended, from the VM's stop reason, the supervisor's own
@@ -91,5 +104,6 @@ json_t *sup_classify(struct sup *s)
 		json_object_set_new(e, "Detail", json_string(s->detail));
 	pthread_mutex_unlock(&s->cons.mu);
 	json_object_set_new(e, "UptimeMs", json_real(sup_ms(s, sup_now_ns())));
+	sup_classify_vsock(s, e);
 	return e;
 }

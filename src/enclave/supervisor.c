@@ -161,6 +161,66 @@ _Noreturn static void sup_fail(struct sup *s, const char *msg)
 	_exit(1);
 }
 
+/* Why the enclave's kernel never used its vsock device, in machine terms:
+ * from the device's own record of what the driver did, which the guest's
+ * applications cannot forge by printing. Said only when the guest ended by
+ * itself (its init gives up without vsock) or ran out of time, not when a
+ * crash cut its boot short; empty when the device went live. */
+static void sup_vsock_why(struct sup *s, const char *reason, char *out, size_t len)
+{
+	bool timeout = s->stop == SUP_STOP_NO_HEARTBEAT;
+	const char *never = timeout ? "by then the enclave's kernel had not probed"
+				    : "the enclave's kernel never probed";
+	const char *lacks = timeout ? "may lack" : "most likely lacks";
+	struct machine_probe pr;
+
+	out[0] = 0;
+	if (!timeout && strcmp(reason, "reboot") != 0 && strcmp(reason, "poweroff") != 0)
+		return;
+	if (!s->m || machine_device_probe(s->m, "vsock", &pr) < 0)
+		return;
+	if (pr.stage <= VIRTIO_PROBE_TOUCHED && !s->p->acpi)
+		snprintf(out, len,
+			 "; %s the vsock device announced on its command line (%s), so it %s "
+			 "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES (Debian's kernels do) and "
+			 "would fail the same way on Nitro; build the image with nectl's kernel "
+			 "(`nectl kernel build`) or AWS's blobs, or debug it with --machine-acpi",
+			 never, pr.announced, lacks);
+	else if (pr.stage <= VIRTIO_PROBE_TOUCHED)
+		snprintf(out, len,
+			 "; %s the vsock device, though its command line announced it (%s) and "
+			 "ACPI described it, so it %s the virtio-mmio driver "
+			 "(CONFIG_VIRTIO_MMIO)",
+			 never, pr.announced, lacks);
+	else if (pr.stage == VIRTIO_PROBE_MAGIC)
+		snprintf(out, len,
+			 "; the enclave's kernel probed the vsock device (%s) but %s brought it up "
+			 "(driver status 0x%x, no DRIVER_OK), so it %s virtio vsock "
+			 "(CONFIG_VIRTIO_VSOCKETS)",
+			 pr.announced, timeout ? "had not" : "never", pr.status_seen, lacks);
+}
+
+/* E36: what stopped the boot, the machine's explanation when it has one,
+ * then the console's last line as a hint, marked as the guest's own text. */
+static void sup_boot_failure(struct sup *s, const json_t *e, char *msg, size_t len)
+{
+	const char *reason = json_string_value(json_object_get(e, "Reason"));
+	const char *detail = json_string_value(json_object_get(e, "Detail"));
+	char why[400];
+
+	sup_vsock_why(s, reason, why, sizeof(why));
+	if (s->stop == SUP_STOP_NO_HEARTBEAT)
+		snprintf(msg, len,
+			 "E36 Enclave boot failure: no heartbeat from the enclave within %u s; the "
+			 "enclave was terminated%s",
+			 s->p->hb_timeout_s, why);
+	else
+		snprintf(msg, len,
+			 "E36 Enclave boot failure: the enclave stopped before its boot heartbeat "
+			 "(%s%s%s)%s. Its last console line (printed by the guest): \"%s\"",
+			 reason, detail ? ": " : "", detail ? detail : "", why, s->cons.last_line);
+}
+
 static void sup_on_exit(struct sup *s)
 {
 	json_t *e;
@@ -169,21 +229,9 @@ static void sup_on_exit(struct sup *s)
 	e = s->exit_info = sup_classify(s);
 	s->state = "EXITED";
 	if (!s->booted) {
-		const char *detail = json_string_value(json_object_get(e, "Detail"));
 		char msg[NECTL_ERR_MSG_MAX];
 
-		if (s->stop == SUP_STOP_NO_HEARTBEAT)
-			snprintf(
-			    msg, sizeof(msg),
-			    "E36 Enclave boot failure: no heartbeat from the enclave within %u s; "
-			    "the enclave was terminated",
-			    s->p->hb_timeout_s);
-		else
-			snprintf(msg, sizeof(msg),
-				 "E36 Enclave boot failure: the enclave stopped before its boot "
-				 "heartbeat (%s%s%s); its last console line: \"%s\"",
-				 json_string_value(json_object_get(e, "Reason")),
-				 detail ? ": " : "", detail ? detail : "", s->cons.last_line);
+		sup_boot_failure(s, e, msg, sizeof(msg));
 		sup_fail(s, msg);
 	}
 	sup_finish(s, s->stop != SUP_STOP_TERMINATE);
@@ -374,7 +422,8 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 						  .ctx = s,
 						  .vsock_ops = fwd_ops(),
 						  .vsock_ctx = s->fwd,
-						  .device_broken = sup_device_broken},
+						  .device_broken = sup_device_broken,
+						  .acpi = p->acpi},
 			   err) < 0 ||
 	    sup_check_signature(s, err) < 0)
 		return -1;

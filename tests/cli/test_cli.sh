@@ -167,6 +167,16 @@ check_eq "build signed PCR8" "$(json "$T/out" "j['Measurements']['PCR8']")" "$pc
 "$NECTL" describe-eif --eif-path "$T/bs.eif" >"$T/dbs.json" 2>/dev/null
 check_eq "build signed verifies" "$(json "$T/dbs.json" "j['SignatureCheck']")" True
 
+# run-enclave's machine option, checked before any enclave exists.
+expect "run-enclave --help" 0 "" -- "$NECTL" run-enclave --help
+grep -q -- "--machine-acpi" "$T/out" && grep -q "MP table" "$T/out" &&
+	ok "run-enclave --help explains the machine and --machine-acpi" ||
+	bad "run-enclave --help explains the machine and --machine-acpi"
+printf '{"eif_path": "%s", "memory_mib": 64, "cpu_count": 1, "machine_acpi": "yes"}' \
+	"$T/keep.eif" >"$T/acpi.json"
+expect "--config machine_acpi must be a boolean" 17 "\`machine_acpi\` must be true or false" -- \
+	"$NECTL" run-enclave --emulate --config "$T/acpi.json"
+
 # explain
 expect "explain" 0 "[ E35 ]" -- "$NECTL" explain --error-code E35
 expect "explain unknown" 3 "E99" -- "$NECTL" explain --error-code E99

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "enclave/enclave_int.h"
+#include "enclave/sup.h"
 
 static char tmpdir[] = "/tmp/nectl-enclave-XXXXXX";
 
@@ -164,6 +165,29 @@ static void test_record_sid(void **state)
 	json_decref(r);
 }
 
+/* describe-enclaves says which machine the enclave runs on, next to Mode:
+ * Nitro's, or Nitro's with the ACPI tables Nitro does not have. */
+static void test_record_machine(void **state)
+{
+	struct enclave_plan p = {.ncpus = 1, .memory_mib = 64, .cid = 16};
+	struct sup s = {.p = &p, .state = "RUNNING"};
+	json_t *r;
+	char *text;
+
+	(void)state;
+	for (int acpi = 0; acpi < 2; acpi++) {
+		p.acpi = acpi;
+		r = sup_record(&s);
+		text = json_dumps(r, JSON_COMPACT);
+		assert_non_null(text);
+		if (!strstr(text, acpi ? "\"Mode\":\"emulated\",\"Machine\":\"nitro+acpi\","
+				       : "\"Mode\":\"emulated\",\"Machine\":\"nitro\","))
+			fail_msg("%s", text);
+		free(text);
+		json_decref(r);
+	}
+}
+
 static void test_cid_rules(void **state)
 {
 	static const uint64_t bad[] = {1, 2, 3, 0xffffffffull, 1ull << 40};
@@ -255,6 +279,7 @@ int main(void)
 	    cmocka_unit_test(test_console_ring_and_log),
 	    cmocka_unit_test(test_rundir_records),
 	    cmocka_unit_test(test_record_sid),
+	    cmocka_unit_test(test_record_machine),
 	    cmocka_unit_test(test_cid_rules),
 	    cmocka_unit_test(test_launch_checks),
 	};

@@ -460,6 +460,81 @@ static void test_config(void **state)
 	assert_int_equal(b[0] | b[1] | b[2], 0);
 }
 
+/* --- what the driver did (the machine's probe record) -------------------- */
+
+static void test_probe_never(void **state)
+{
+	struct env *e = *state;
+
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_NONE);
+	assert_string_equal(virtio_probe_name(virtio_mmio_probe(&e->m)), "never-probed");
+	assert_int_equal(e->m.status_seen, 0);
+}
+
+/* An access that is not a probe (a config read, a stray write) is only a
+ * touch; reading the magic value is what a driver's probe does first. */
+static void test_probe_touch_then_magic(void **state)
+{
+	struct env *e = *state;
+	uint8_t b;
+
+	virtio_mmio_read(&e->m, 0x100, &b, 1);
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_TOUCHED);
+	assert_string_equal(virtio_probe_name(VIRTIO_PROBE_TOUCHED), "touched");
+	wr(e, 0x030, 0);
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_TOUCHED);
+	assert_int_equal(rd(e, 0x000), 0x74726976);
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_MAGIC);
+	assert_string_equal(virtio_probe_name(VIRTIO_PROBE_MAGIC), "probed");
+	/* Another register read does not lower it. */
+	rd(e, 0x008);
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_MAGIC);
+}
+
+/* Linux's full bring-up reaches DRIVER_OK; a later reset keeps the record. */
+static void test_probe_driver_ok(void **state)
+{
+	struct env *e = *state;
+
+	assert_int_equal(rd(e, 0x000), 0x74726976);
+	driver_init(e, 8);
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_DRIVER_OK);
+	assert_string_equal(virtio_probe_name(VIRTIO_PROBE_DRIVER_OK), "driver-ok");
+	assert_int_equal(e->m.status_seen, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	wr(e, 0x070, 0);
+	assert_int_equal(rd(e, 0x070), 0);
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_DRIVER_OK);
+	assert_int_equal(e->m.status_seen, 0xf);
+}
+
+/* A driver that stops short: DRIVER_OK written without agreed features does
+ * not stick, so the device never went live. */
+static void test_probe_stops_short(void **state)
+{
+	struct env *e = *state;
+
+	assert_int_equal(rd(e, 0x000), 0x74726976);
+	wr(e, 0x070, S_ACK);
+	wr(e, 0x070, S_ACK | S_DRIVER);
+	wr(e, 0x070, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK); /* no VERSION_1 */
+	assert_int_equal(rd(e, 0x070), S_ACK | S_DRIVER);
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_MAGIC);
+	assert_int_equal(e->m.status_seen, S_ACK | S_DRIVER);
+	/* A value out of range still has a name. */
+	assert_string_equal(virtio_probe_name((enum virtio_probe)99), "unknown");
+}
+
+/* A bad-width access is dropped, but it still is an access. */
+static void test_probe_bad_width(void **state)
+{
+	struct env *e = *state;
+	uint16_t v = 0;
+
+	virtio_mmio_read(&e->m, 0x000, &v, 2);
+	assert_int_equal(v, 0);
+	assert_int_equal(virtio_mmio_probe(&e->m), VIRTIO_PROBE_TOUCHED);
+}
+
 /* --- queue setup refused ------------------------------------------------ */
 
 static void enable_with(struct env *e, uint32_t size, uint64_t desc, uint64_t avail, uint64_t used)
@@ -861,6 +936,11 @@ static void test_chain_bad_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    T(test_probe_never),
+	    T(test_probe_touch_then_magic),
+	    T(test_probe_driver_ok),
+	    T(test_probe_stops_short),
+	    T(test_probe_bad_width),
 	    T(test_identity),
 	    T(test_init_sequence),
 	    T(test_features_rejected),

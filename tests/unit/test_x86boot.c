@@ -1,7 +1,9 @@
-/* x86_64 boot structures and ACPI tables on fake guest memory: a synthetic
- * bzImage, the zero page, e820, GDT, page tables and registers; ACPI parsed
- * back from the RSDP; malformed kernels rejected with the field named; and,
- * when it is in the cache, Debian's real kernel. */
+/* x86_64 boot structures on fake guest memory: a synthetic bzImage, the zero
+ * page, e820, GDT, page tables and registers; the cmdline with the devices the
+ * hypervisor appends, as Nitro's does; the MP table byte for byte; ACPI absent
+ * by default and, when asked for, parsed back from the RSDP; malformed
+ * kernels rejected with the field named; and, when it is in the cache,
+ * Debian's real kernel. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,13 +18,17 @@
 
 #include "nectl/x86boot.h"
 
-#define MIB (1024ull * 1024)
-#define GIB (1024 * MIB)
+#define MIB	    (1024ull * 1024)
+#define GIB	    (1024 * MIB)
 #define SETUP_SECTS 4
-#define PM_LEN (64 * 1024)
-#define IMG_LEN ((SETUP_SECTS + 1) * 512 + PM_LEN)
-#define DEBIAN_VMLINUZ \
-	"/var/cache/nectl/kernels/6.12.95+deb12-cloud-amd64/boot/vmlinuz-6.12.95+deb12-cloud-amd64"
+#define PM_LEN	    (64 * 1024)
+#define IMG_LEN	    ((SETUP_SECTS + 1) * 512 + PM_LEN)
+/* What the hypervisor appends to the EIF's cmdline for nitro_devs: the seed's
+ * boot log of a real enclave ends with exactly this. */
+#define NITRO_DEVS_CMDLINE " virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6"
+#define DEBIAN_VMLINUZ                                                                             \
+	"/var/cache/nectl/kernels/6.12.95+deb12-cloud-amd64/boot/"                                 \
+	"vmlinuz-6.12.95+deb12-cloud-amd64"
 
 struct fixture {
 	struct guestmem gm;
@@ -33,8 +39,8 @@ struct fixture {
 };
 
 static const struct x86_mmio_dev nitro_devs[] = {
-	{ NITRO_VSOCK_MMIO, VIRTIO_MMIO_WINDOW, NITRO_VSOCK_IRQ },
-	{ NITRO_NSM_MMIO, VIRTIO_MMIO_WINDOW, NITRO_NSM_IRQ },
+    {NITRO_VSOCK_MMIO, NITRO_MMIO_SLOT, NITRO_VSOCK_IRQ},
+    {NITRO_NSM_MMIO, NITRO_MMIO_SLOT, NITRO_NSM_IRQ},
 };
 
 static uint8_t *gpa(struct fixture *f, uint64_t addr, uint64_t len)
@@ -73,11 +79,11 @@ static struct fixture *fixture_new(uint64_t low, uint64_t high)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->gm.r[0] = (struct guestmem_region){ 0, low, calloc(1, low) };
+	f->gm.r[0] = (struct guestmem_region){0, low, calloc(1, low)};
 	assert_non_null(f->gm.r[0].hva);
 	f->gm.n = 1;
 	if (high) {
-		f->gm.r[1] = (struct guestmem_region){ 4 * GIB, high, calloc(1, high) };
+		f->gm.r[1] = (struct guestmem_region){4 * GIB, high, calloc(1, high)};
 		assert_non_null(f->gm.r[1].hva);
 		f->gm.n = 2;
 	}
@@ -123,11 +129,11 @@ static void test_zero_page(void **state)
 {
 	struct fixture *f = fixture_new(256 * MIB, 0);
 	uint8_t *bp;
-	const char *cl = f->spec.cmdline;
+	const char *cl = "console=ttyS0 reboot=k" NITRO_DEVS_CMDLINE;
 	static const uint64_t e820[][3] = {
-		{ 0, 0x1000, 2 },	  { 0x1000, 0x6000, 1 },      { 0x7000, 0x8000, 2 },
-		{ 0xf000, 0x11000, 1 },	  { 0x20000, 0x10000, 2 },    { 0x30000, 0x6fc00, 1 },
-		{ 0x9fc00, 0x60400, 2 }, { 0x100000, 255 * MIB, 1 },
+	    {0, 0x1000, 2},	   {0x1000, 0x6000, 1},	     {0x7000, 0x8000, 2},
+	    {0xf000, 0x11000, 1},  {0x20000, 0x10000, 2},    {0x30000, 0x6fc00, 1},
+	    {0x9fc00, 0x60400, 2}, {0x100000, 255 * MIB, 1},
 	};
 
 	assert_int_equal(setup(f), 0);
@@ -145,7 +151,7 @@ static void test_zero_page(void **state)
 	assert_int_equal(le32_get(bp + 0x0c4), 0);
 	assert_int_equal(le32_get(bp + 0x228), X86_CMDLINE_GPA);
 	assert_int_equal(le32_get(bp + 0x0c8), 0);
-	assert_int_equal(le64_get(bp + 0x070), X86_ACPI_GPA);
+	assert_int_equal(le64_get(bp + 0x070), 0); /* no ACPI: no RSDP */
 	check_e820(bp, e820, sizeof(e820) / sizeof(e820[0]));
 	/* The protected-mode kernel at 1 MiB, the cmdline NUL-terminated. */
 	assert_memory_equal(gpa(f, X86_KERNEL_GPA, PM_LEN), f->img + (SETUP_SECTS + 1) * 512,
@@ -212,7 +218,8 @@ static void test_two_regions(void **state)
 	assert_int_equal(le64_get(bp + 0x2d0 + 20 * 8), 4 * GIB);
 	assert_int_equal(le64_get(bp + 0x2d0 + 20 * 8 + 8), 16 * MIB);
 	assert_int_equal(le32_get(bp + 0x2d0 + 20 * 8 + 16), 1);
-	assert_int_equal(*gpa(f, X86_CMDLINE_GPA, 1), 0);
+	/* No cmdline in the EIF: the devices alone, without a leading space. */
+	assert_string_equal((const char *)gpa(f, X86_CMDLINE_GPA, 128), NITRO_DEVS_CMDLINE + 1);
 	fixture_free(f);
 }
 
@@ -347,29 +354,29 @@ static void bad_no_image(struct fixture *f)
 }
 
 static const struct bad_case bad_cases[] = {
-	{ "too short", bad_short, NECTL_E_EIF },
-	{ "boot_flag", bad_flag, NECTL_E_EIF },
-	{ "HdrS", bad_magic, NECTL_E_EIF },
-	{ "version", bad_version, NECTL_E_EIF },
-	{ "XLF_KERNEL_64", bad_xlf, NECTL_E_EIF },
-	{ "LOADED_HIGH", bad_loadflags, NECTL_E_EIF },
-	{ "setup_sects", bad_setup_sects, NECTL_E_EIF },
-	{ "setup header end", bad_hdr_end, NECTL_E_EIF },
-	{ "init_size", bad_init_size, NECTL_E_EIF },
-	{ "init_size", bad_init_size_mem, NECTL_E_EIF },
-	{ "init_size is 0", bad_init_size_zero, NECTL_E_EIF },
-	{ "kernel_alignment", bad_alignment, NECTL_E_EIF },
-	{ "pref_address", bad_pref, NECTL_E_EIF },
-	{ "pref_address", bad_pref_high, NECTL_E_EIF },
-	{ "cmdline_size", bad_cmdline_size, NECTL_E_EIF },
-	{ "cmdline: longer", bad_cmdline_max, NECTL_E_EIF },
-	{ "initrd: at", bad_initrd_overlap, NECTL_E_EIF },
-	{ "initrd: 0x", bad_initrd_outside, NECTL_E_EIF },
-	{ "initrd: 0x", bad_initrd_wrap, NECTL_E_EIF },
-	{ "initrd_addr_max", bad_initrd_max, NECTL_E_EIF },
-	{ "vCPUs", bad_ncpus, NECTL_E_INVALID_ARG },
-	{ "1 MiB of RAM", bad_lowmem, NECTL_E_INVALID_ARG },
-	{ "no image", bad_no_image, NECTL_E_EIF },
+    {"too short", bad_short, NECTL_E_EIF},
+    {"boot_flag", bad_flag, NECTL_E_EIF},
+    {"HdrS", bad_magic, NECTL_E_EIF},
+    {"version", bad_version, NECTL_E_EIF},
+    {"XLF_KERNEL_64", bad_xlf, NECTL_E_EIF},
+    {"LOADED_HIGH", bad_loadflags, NECTL_E_EIF},
+    {"setup_sects", bad_setup_sects, NECTL_E_EIF},
+    {"setup header end", bad_hdr_end, NECTL_E_EIF},
+    {"init_size", bad_init_size, NECTL_E_EIF},
+    {"init_size", bad_init_size_mem, NECTL_E_EIF},
+    {"init_size is 0", bad_init_size_zero, NECTL_E_EIF},
+    {"kernel_alignment", bad_alignment, NECTL_E_EIF},
+    {"pref_address", bad_pref, NECTL_E_EIF},
+    {"pref_address", bad_pref_high, NECTL_E_EIF},
+    {"cmdline_size", bad_cmdline_size, NECTL_E_EIF},
+    {"cmdline: longer", bad_cmdline_max, NECTL_E_EIF},
+    {"initrd: at", bad_initrd_overlap, NECTL_E_EIF},
+    {"initrd: 0x", bad_initrd_outside, NECTL_E_EIF},
+    {"initrd: 0x", bad_initrd_wrap, NECTL_E_EIF},
+    {"initrd_addr_max", bad_initrd_max, NECTL_E_EIF},
+    {"vCPUs", bad_ncpus, NECTL_E_INVALID_ARG},
+    {"1 MiB of RAM", bad_lowmem, NECTL_E_INVALID_ARG},
+    {"no image", bad_no_image, NECTL_E_EIF},
 };
 
 static void test_malformed(void **state)
@@ -386,6 +393,7 @@ static void test_malformed(void **state)
 		/* Nothing is written before every check passed. */
 		assert_int_equal(le32_get(gpa(f, X86_KERNEL_GPA, 4)), 0);
 		assert_int_equal(*gpa(f, X86_ACPI_GPA, 1), 0);
+		assert_int_equal(*gpa(f, X86_MPTABLE_GPA, 1), 0);
 		fixture_free(f);
 	}
 }
@@ -479,10 +487,12 @@ static void test_acpi_tables(void **state)
 	struct acpi_view v;
 	const uint8_t *e, *aml;
 	uint32_t dlen;
-	static const uint8_t com1_hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x05, 0x01 };
+	static const uint8_t com1_hid[] = {0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x05, 0x01};
 
 	f->spec.ncpus = 4;
+	f->spec.acpi = true;
 	assert_int_equal(setup(f), 0);
+	assert_int_equal(le64_get(gpa(f, X86_BOOT_PARAMS_GPA, 4096) + 0x070), X86_ACPI_GPA);
 	acpi_walk(f, &v);
 	/* MADT: four enabled local APICs, then the I/O APIC with id 4. */
 	assert_int_equal(le32_get(v.madt + 4), 44 + 4 * 8 + 12);
@@ -507,7 +517,7 @@ static void test_acpi_tables(void **state)
 	aml = v.dsdt + 36;
 	assert_int_equal(count(aml, dlen - 36, "LNRO0005", 8), 2);
 	for (unsigned i = 0; i < 2; i++) {
-		uint8_t mem[12] = { 0x86, 0x09, 0x00, 0x01 }, irq[9] = { 0x89, 0x06, 0x00, 0x01, 0x01 };
+		uint8_t mem[12] = {0x86, 0x09, 0x00, 0x01}, irq[9] = {0x89, 0x06, 0x00, 0x01, 0x01};
 
 		le32_put(mem + 4, (uint32_t)nitro_devs[i].base);
 		le32_put(mem + 8, nitro_devs[i].size);
@@ -521,7 +531,7 @@ static void test_acpi_tables(void **state)
 	fixture_free(f);
 }
 
-/* One virtio device (VR00: 0xd0000000, 0x200 bytes, IRQ 5) and COM1, encoded
+/* One virtio device (VR00: 0xd0000000, 4 KiB, IRQ 5) and COM1, encoded
  * by hand from ACPI 6.x §20 (AML) and §6.4 (resource descriptors):
  *   Device body: Name(_HID,"LNRO0005") = 08 '_HID' 0D 'LNRO0005' 00 (15 bytes),
  *   Name(_UID,0) = 08 '_UID' 00 (6), Name(_CRS, Buffer) = 08 '_CRS' 11 <pkglen
@@ -538,24 +548,18 @@ static void test_acpi_tables(void **state)
  * Before it, at the root: Name (_S5, Package (4) {5, 0, 0, 0}): 08 '_S5_'
  *   12 <pkglen 7 = itself 1 + count 1 + 0A 05 (2) + 00 00 00 (3)> 04 ...
  *   = 13 bytes. 126 after the 36-byte header: 162 in all. */
+/* clang-format off: one line per field or entry */
 static const uint8_t dsdt_one_dev_com1[] = {
-	0x08, '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0a, 0x05, 0x00, 0x00, 0x00,
-	0x10, 0x40, 0x07, 0x5c, '_', 'S', 'B', '_',
-	0x5b, 0x82, 0x3a, 'V', 'R', '0', '0',
-	0x08, '_', 'H', 'I', 'D', 0x0d, 'L', 'N', 'R', 'O', '0', '0', '0', '5', 0x00,
-	0x08, '_', 'U', 'I', 'D', 0x00,
-	0x08, '_', 'C', 'R', 'S', 0x11, 0x1a, 0x0a, 0x17,
-	0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0, 0x00, 0x02, 0x00, 0x00,
-	0x89, 0x06, 0x00, 0x01, 0x01, 0x05, 0x00, 0x00, 0x00,
-	0x79, 0x00,
-	0x5b, 0x82, 0x2b, 'C', 'O', 'M', '1',
-	0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x05, 0x01,
-	0x08, '_', 'U', 'I', 'D', 0x00,
-	0x08, '_', 'C', 'R', 'S', 0x11, 0x10, 0x0a, 0x0d,
-	0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08,
-	0x22, 0x10, 0x00,
-	0x79, 0x00,
+    0x08, '_',	'S',  '5',  '_',  0x12, 0x07, 0x04, 0x0a, 0x05, 0x00, 0x00, 0x00, 0x10, 0x40, 0x07,
+    0x5c, '_',	'S',  'B',  '_',  0x5b, 0x82, 0x3a, 'V',  'R',	'0',  '0',  0x08, '_',	'H',  'I',
+    'D',  0x0d, 'L',  'N',  'R',  'O',	'0',  '0',  '0',  '5',	0x00, 0x08, '_',  'U',	'I',  'D',
+    0x00, 0x08, '_',  'C',  'R',  'S',	0x11, 0x1a, 0x0a, 0x17, 0x86, 0x09, 0x00, 0x01, 0x00, 0x00,
+    0x00, 0xd0, 0x00, 0x10, 0x00, 0x00, 0x89, 0x06, 0x00, 0x01, 0x01, 0x05, 0x00, 0x00, 0x00, 0x79,
+    0x00, 0x5b, 0x82, 0x2b, 'C',  'O',	'M',  '1',  0x08, '_',	'H',  'I',  'D',  0x0c, 0x41, 0xd0,
+    0x05, 0x01, 0x08, '_',  'U',  'I',	'D',  0x00, 0x08, '_',	'C',  'R',  'S',  0x11, 0x10, 0x0a,
+    0x0d, 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, 0x22, 0x10, 0x00, 0x79, 0x00,
 };
+/* clang-format on */
 
 static void test_dsdt_bytes(void **state)
 {
@@ -582,7 +586,7 @@ static void test_acpi_many(void **state)
 	uint32_t len;
 
 	for (unsigned i = 0; i < 256; i++)
-		devs[i] = (struct x86_mmio_dev){ 0xd0000000ull + i * 0x1000, 0x200, 5 + i % 16 };
+		devs[i] = (struct x86_mmio_dev){0xd0000000ull + i * 0x1000, 0x200, 5 + i % 16};
 	f->spec.devs = devs;
 	f->spec.ndevs = 256;
 	f->spec.uart = false;
@@ -608,6 +612,295 @@ static void test_acpi_many(void **state)
 	devs[3].base = 0xfffffff0ull;
 	assert_int_equal(x86_acpi_build(&f->gm, &f->spec, &f->err), -1);
 	assert_non_null(strstr(f->err.msg, "device 3"));
+	fixture_free(f);
+}
+
+/* ---- the MP table (Intel MultiProcessor Specification 1.4, chapter 4) ---- */
+
+/* The floating pointer at 0x9fc00: "_MP_", the configuration table right
+ * after it (0x9fc10), length 1 (x 16 bytes), revision 4, no default
+ * configuration, no IMCR (virtual wire mode). Checksum: the other bytes sum
+ * to 0x5f+0x4d+0x50+0x5f + 0x10+0xfc+0x09 + 1 + 4 = 629 = 0x275, so 0x8b. */
+/* clang-format off: one line per field or entry */
+static const uint8_t mpf_bytes[16] = {
+    '_', 'M', 'P', '_', 0x10, 0xfc, 0x09, 0x00, 0x01, 0x04, 0x8b, 0, 0, 0, 0, 0,
+};
+/* clang-format on */
+
+/* The configuration table for one vCPU and nitro_devs, up to its first I/O
+ * interrupt entry. Header: "PCMP", length 0x120 (44 + 20 + 8 + 8 + 24 x 8 +
+ * 2 x 8), revision 4, checksum, OEM "NECTL   ", product "NECTLVM     ", no
+ * OEM table, 29 entries (1 + 1 + 1 + 24 + 2), local APIC at 0xfee00000, no
+ * extended table. The checksum: header 304 + 33 + 4 + 470 + 697 + 29 + 478
+ * = 2015, processor 32, bus 318, I/O APIC 467, I/O interrupts 24 x 4 + 2 x
+ * 276 + 2 x 0x0d = 674, local interrupts 262 + 261: 4029 = 0xfbd, so 0x43. */
+/* clang-format off: one line per field or entry */
+static const uint8_t mpc_one_cpu_head[44 + 20 + 8 + 8] = {
+    'P',
+    'C',
+    'M',
+    'P',
+    0x20,
+    0x01,
+    0x04,
+    0x43,
+    'N',
+    'E',
+    'C',
+    'T',
+    'L',
+    ' ',
+    ' ',
+    ' ',
+    'N',
+    'E',
+    'C',
+    'T',
+    'L',
+    'V',
+    'M',
+    ' ',
+    ' ',
+    ' ',
+    ' ',
+    ' ',
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    29,
+    0,
+    0x00,
+    0x00,
+    0xe0,
+    0xfe,
+    0,
+    0,
+    0,
+    0,
+    /* processor: APIC id 0, version 0x14, enabled + BSP, family 6, FPU + APIC */
+    0x00,
+    0x00,
+    0x14,
+    0x03,
+    0x00,
+    0x06,
+    0x00,
+    0x00,
+    0x01,
+    0x02,
+    0x00,
+    0x00,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    /* bus 0: ISA */
+    0x01,
+    0x00,
+    'I',
+    'S',
+    'A',
+    ' ',
+    ' ',
+    ' ',
+    /* I/O APIC id 1 (after the CPUs), version 0x11, enabled, 0xfec00000 */
+    0x02,
+    0x01,
+    0x11,
+    0x01,
+    0x00,
+    0x00,
+    0xc0,
+    0xfe,
+};
+/* clang-format on */
+
+/* The two local interrupt entries that end the table: ExtINT on LINT0 and
+ * NMI on LINT1 of every local APIC (0xff), the spec's default configuration. */
+/* clang-format off: one line per field or entry */
+static const uint8_t mpc_lint[16] = {
+    0x04, 0x03, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0xff, 0x01,
+};
+/* clang-format on */
+
+static uint8_t sum8(const uint8_t *p, size_t len)
+{
+	uint8_t s = 0;
+
+	while (len--)
+		s = (uint8_t)(s + *p++);
+	return s;
+}
+
+/* ISA IRQ i -> I/O APIC pin i; the virtio-mmio lines (5, 6) level-triggered
+ * active high (flags 0x0d), which the devices' held-high line relies on;
+ * everything else, COM1's IRQ 4 included, the ISA default (0). */
+static void check_intsrc(const uint8_t *e, unsigned ioapic)
+{
+	for (unsigned i = 0; i < 24; i++, e += 8) {
+		uint8_t want[8] = {0x03,      0x00, 0x00, 0x00, 0x00, (uint8_t)i, (uint8_t)ioapic,
+				   (uint8_t)i};
+
+		if (i == 5 || i == 6)
+			want[2] = 0x0d;
+		if (memcmp(e, want, 8))
+			fail_msg("I/O interrupt entry %u: %02x %02x %02x %02x %02x %02x %02x %02x",
+				 i, e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]);
+	}
+}
+
+static void test_mptable_one_cpu(void **state)
+{
+	struct fixture *f = fixture_new(256 * MIB, 0);
+	const uint8_t *mpc;
+
+	f->spec.ncpus = 1;
+	assert_int_equal(setup(f), 0);
+	assert_memory_equal(gpa(f, X86_MPTABLE_GPA, 16), mpf_bytes, 16);
+	mpc = gpa(f, X86_MPTABLE_GPA + 16, 0x120);
+	assert_memory_equal(mpc, mpc_one_cpu_head, sizeof(mpc_one_cpu_head));
+	check_intsrc(mpc + sizeof(mpc_one_cpu_head), 1);
+	assert_memory_equal(mpc + 0x120 - 16, mpc_lint, 16);
+	assert_int_equal(sum8(mpc, 0x120), 0);
+	/* Nothing after it. */
+	for (unsigned i = 0x130; i < X86_MPTABLE_MAX; i++)
+		assert_int_equal(*gpa(f, X86_MPTABLE_GPA + i, 1), 0);
+	fixture_free(f);
+}
+
+/* Two vCPUs: 20 bytes and one entry more (0x134, 30), the second CPU enabled
+ * but not the BSP, the I/O APIC's id 2. The checksum: 4029 + 20 (length) + 1
+ * (count) + 31 (processor 1) + 1 (I/O APIC id) + 24 (its id in 24 entries) =
+ * 4106 = 0x100a, so 0xf6. Written with ACPI too, as Firecracker does. */
+static void test_mptable_two_cpus(void **state)
+{
+	static const uint8_t cpu1[20] = {0x00, 0x01, 0x14, 0x01, 0x00, 0x06,
+					 0x00, 0x00, 0x01, 0x02, 0x00, 0x00};
+	static const uint8_t ioapic[8] = {0x02, 0x02, 0x11, 0x01, 0x00, 0x00, 0xc0, 0xfe};
+
+	for (int acpi = 0; acpi < 2; acpi++) {
+		struct fixture *f = fixture_new(256 * MIB, 0);
+		const uint8_t *mpc;
+
+		f->spec.acpi = acpi;
+		assert_int_equal(setup(f), 0);
+		assert_memory_equal(gpa(f, X86_MPTABLE_GPA, 16), mpf_bytes, 16);
+		mpc = gpa(f, X86_MPTABLE_GPA + 16, 0x134);
+		assert_memory_equal(mpc, "PCMP", 4);
+		assert_int_equal(le16_get(mpc + 4), 0x134);
+		assert_int_equal(mpc[7], 0xf6);
+		assert_int_equal(le16_get(mpc + 34), 30);
+		assert_memory_equal(mpc + 44, mpc_one_cpu_head + 44, 20);
+		assert_memory_equal(mpc + 64, cpu1, 20);
+		assert_memory_equal(mpc + 84, mpc_one_cpu_head + 64, 8);
+		assert_memory_equal(mpc + 92, ioapic, 8);
+		check_intsrc(mpc + 100, 2);
+		assert_memory_equal(mpc + 0x134 - 16, mpc_lint, 16);
+		assert_int_equal(sum8(mpc, 0x134), 0);
+		fixture_free(f);
+	}
+}
+
+/* The most vCPUs: the table runs past 640 KiB into the reserved legacy area
+ * and stays inside X86_MPTABLE_MAX; the I/O APIC's id is 240. */
+static void test_mptable_max_cpus(void **state)
+{
+	struct fixture *f = fixture_new(256 * MIB, 0);
+	uint32_t len = 44 + 240 * 20 + 8 + 8 + 24 * 8 + 16;
+	const uint8_t *mpc;
+
+	f->spec.ncpus = 240;
+	assert_int_equal(setup(f), 0);
+	mpc = gpa(f, X86_MPTABLE_GPA + 16, len);
+	assert_true(16 + len <= X86_MPTABLE_MAX);
+	assert_int_equal(le16_get(mpc + 4), len);
+	assert_int_equal(le16_get(mpc + 34), 240 + 28);
+	assert_int_equal(mpc[44 + 239 * 20 + 1], 239);
+	assert_int_equal(mpc[44 + 239 * 20 + 3], 1);
+	assert_int_equal(mpc[44 + 240 * 20 + 8 + 1], 240);
+	assert_int_equal(sum8(mpc, len), 0);
+	fixture_free(f);
+}
+
+/* A device line the I/O APIC does not have is refused before anything is
+ * written. */
+static void test_mptable_bad_irq(void **state)
+{
+	struct fixture *f = fixture_new(256 * MIB, 0);
+	struct x86_mmio_dev devs[2] = {nitro_devs[0], nitro_devs[1]};
+
+	devs[1].irq = 24;
+	f->spec.devs = devs;
+	assert_int_equal(setup(f), -1);
+	assert_int_equal(f->err.code, NECTL_E_INVALID_ARG);
+	assert_non_null(strstr(f->err.msg, "IRQ 24"));
+	assert_int_equal(*gpa(f, X86_MPTABLE_GPA, 1), 0);
+	assert_int_equal(le32_get(gpa(f, X86_KERNEL_GPA, 4)), 0);
+	fixture_free(f);
+}
+
+/* Without ACPI (the default, as on Nitro) the kernel finds no RSDP: none
+ * passed in boot_params, and none where it scans (the EBDA's first KiB and
+ * 0xe0000..0xfffff). */
+static void test_acpi_off(void **state)
+{
+	struct fixture *f = fixture_new(256 * MIB, 0);
+	const uint8_t *area;
+
+	/* Whatever was there before is cleared. */
+	memset(gpa(f, X86_ACPI_GPA, X86_ACPI_MAX), 0xa5, X86_ACPI_MAX);
+	assert_int_equal(setup(f), 0);
+	assert_int_equal(le64_get(gpa(f, X86_BOOT_PARAMS_GPA, 4096) + 0x070), 0);
+	area = gpa(f, X86_ACPI_GPA, X86_ACPI_MAX);
+	for (size_t i = 0; i < X86_ACPI_MAX; i++)
+		if (area[i])
+			fail_msg("ACPI area byte 0x%zx is 0x%02x", i, area[i]);
+	assert_int_equal(count(gpa(f, 0xe0000, 0x20000), 0x20000, "RSD PTR ", 8), 0);
+	assert_int_equal(count(gpa(f, X86_MPTABLE_GPA, 0x400), 0x400, "RSD PTR ", 8), 0);
+	fixture_free(f);
+}
+
+/* The devices the hypervisor appends, exactly, and only those that exist. */
+static void test_cmdline_devices(void **state)
+{
+	struct fixture *f = fixture_new(256 * MIB, 0);
+	static const char want[] = "console=ttyS0 reboot=k" NITRO_DEVS_CMDLINE;
+	char one[64];
+
+	assert_int_equal(setup(f), 0);
+	assert_memory_equal(gpa(f, X86_CMDLINE_GPA, sizeof(want)), want, sizeof(want));
+	f->spec.ndevs = 1;
+	assert_int_equal(setup(f), 0);
+	assert_string_equal((const char *)gpa(f, X86_CMDLINE_GPA, 128),
+			    "console=ttyS0 reboot=k virtio_mmio.device=4K@0xd0000000:5");
+	/* One entry alone, as the machine quotes it in its errors. */
+	assert_int_equal(x86_mmio_dev_cmdline(&nitro_devs[1], one, sizeof(one)), 34);
+	assert_string_equal(one, "virtio_mmio.device=4K@0xd0001000:6");
+	fixture_free(f);
+}
+
+/* cmdline_size counts the appended entries too: exactly full boots; one byte
+ * over is refused, saying the appended entries did it. */
+static void test_cmdline_overflow(void **state)
+{
+	struct fixture *f = fixture_new(256 * MIB, 0);
+	uint32_t total = (uint32_t)strlen("console=ttyS0 reboot=k" NITRO_DEVS_CMDLINE);
+
+	le32_put(f->img + 0x238, total);
+	assert_int_equal(setup(f), 0);
+	le32_put(f->img + 0x238, total - 1);
+	assert_int_equal(setup(f), -1);
+	assert_int_equal(f->err.code, NECTL_E_EIF);
+	if (!strstr(f->err.msg, "virtio_mmio.device=") || !strstr(f->err.msg, "cmdline_size") ||
+	    !strstr(f->err.msg, "appends"))
+		fail_msg("%s", f->err.msg);
 	fixture_free(f);
 }
 
@@ -668,14 +961,14 @@ static void test_debian_kernel(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_zero_page),
-		cmocka_unit_test(test_gdt_pt_regs),
-		cmocka_unit_test(test_two_regions),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_acpi_tables),
-		cmocka_unit_test(test_dsdt_bytes),
-		cmocka_unit_test(test_acpi_many),
-		cmocka_unit_test(test_debian_kernel),
+	    cmocka_unit_test(test_zero_page),	     cmocka_unit_test(test_gdt_pt_regs),
+	    cmocka_unit_test(test_two_regions),	     cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_acpi_tables),	     cmocka_unit_test(test_dsdt_bytes),
+	    cmocka_unit_test(test_acpi_many),	     cmocka_unit_test(test_mptable_one_cpu),
+	    cmocka_unit_test(test_mptable_two_cpus), cmocka_unit_test(test_mptable_max_cpus),
+	    cmocka_unit_test(test_mptable_bad_irq),  cmocka_unit_test(test_acpi_off),
+	    cmocka_unit_test(test_cmdline_devices),  cmocka_unit_test(test_cmdline_overflow),
+	    cmocka_unit_test(test_debian_kernel),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,10 @@
-/* ACPI tables for the enclave machine: a hardware-reduced platform (no PM
- * timer, no SCI, no FACS) whose only firmware-described devices are the
- * virtio-mmio transports (LNRO0005, which Linux's virtio_mmio driver binds)
- * and, optionally, the COM1 UART. All tables live in [X86_ACPI_GPA,
- * X86_ACPI_GPA + X86_ACPI_MAX), which the e820 map reserves. */
+/* ACPI tables for the enclave machine, only with the machine's ACPI option
+ * (Nitro has none; they are there for debugging kernels that need them): a
+ * hardware-reduced platform (no PM timer, no SCI, no FACS) whose only
+ * firmware-described devices are the virtio-mmio transports (LNRO0005, which
+ * Linux's virtio_mmio driver binds) and, optionally, the COM1 UART. All
+ * tables live in [X86_ACPI_GPA, X86_ACPI_GPA + X86_ACPI_MAX), which the e820
+ * map reserves. */
 #include <stdio.h>
 #include <string.h>
 

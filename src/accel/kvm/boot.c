@@ -2,7 +2,11 @@
  * protected-mode kernel at 1 MiB, boot_params ("zero page"), a flat GDT and
  * identity page tables, entered at load address + 0x200 in long mode. The
  * bzImage is the EIF's kernel section, read from guest memory: every header
- * field is validated before it sizes or places anything. */
+ * field is validated before it sizes or places anything. In the Nitro
+ * hypervisor's role, the cmdline is the EIF's with the virtio-mmio devices
+ * appended, and the firmware tables are the MP table (ACPI only on request). */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "nectl/x86boot.h"
@@ -71,8 +75,8 @@
 #define MIB2	 0x200000ull
 #define GIB	 0x40000000ull
 
-#define BOOT_STACK   0x8ff0ull	/* in the reserved page below the PML4 */
-#define LEGACY_START 0x9fc00ull /* EBDA, VGA hole, BIOS area incl. ACPI */
+#define BOOT_STACK   0x8ff0ull	     /* in the reserved page below the PML4 */
+#define LEGACY_START X86_MPTABLE_GPA /* MP table, VGA hole, BIOS area incl. ACPI */
 #define LEGACY_END   0x100000ull
 
 #define CR0_PE		0x1ull
@@ -224,18 +228,65 @@ static int check_memory(const struct guestmem *gm, const struct bzhdr *h, struct
 	return 0;
 }
 
-static int check_cmdline(const char *cmdline, const struct bzhdr *h, struct nectl_err *err)
+/* As the Nitro hypervisor writes it (the seed's boot log of a real enclave:
+ * "virtio_mmio.device=4K@0xd0000000:5"); Linux reads the size with memparse. */
+int x86_mmio_dev_cmdline(const struct x86_mmio_dev *d, char *out, size_t len)
 {
-	size_t n = strnlen(cmdline, X86_CMDLINE_MAX);
+	if (d->size && d->size % 1024 == 0)
+		return snprintf(out, len, "virtio_mmio.device=%" PRIu32 "K@0x%" PRIx64 ":%u",
+				d->size / 1024, d->base, d->irq);
+	return snprintf(out, len, "virtio_mmio.device=%" PRIu32 "@0x%" PRIx64 ":%u", d->size,
+			d->base, d->irq);
+}
+
+/* The EIF's cmdline, then a space and an entry per device: the Nitro
+ * hypervisor announces its devices this way, appended to what the EIF
+ * says. Writes at most X86_CMDLINE_MAX bytes to dst (NULL: only counts);
+ * returns the length, without the NUL. */
+static size_t cmdline_compose(char *dst, const char *eif, const struct x86_boot_spec *spec)
+{
+	size_t n = strnlen(eif, X86_CMDLINE_MAX);
+
+	if (dst)
+		memcpy(dst, eif, n);
+	for (unsigned i = 0; i < spec->ndevs; i++) {
+		char entry[80];
+		int len = x86_mmio_dev_cmdline(&spec->devs[i], entry, sizeof(entry));
+		size_t sep = n ? 1 : 0;
+
+		if (len < 0 || (size_t)len >= sizeof(entry) || n + sep + len >= X86_CMDLINE_MAX)
+			return X86_CMDLINE_MAX;
+		if (dst) {
+			if (sep)
+				dst[n] = ' ';
+			memcpy(dst + n + sep, entry, (size_t)len);
+		}
+		n += sep + (size_t)len;
+	}
+	return n;
+}
+
+/* cmdline_size (which excludes the terminating NUL) bounds what the kernel
+ * reads: the EIF's cmdline and the appended entries together. */
+static int check_cmdline(const char *cmdline, const struct x86_boot_spec *spec,
+			 const struct bzhdr *h, struct nectl_err *err)
+{
+	size_t n = strnlen(cmdline, X86_CMDLINE_MAX), all;
 
 	if (n >= X86_CMDLINE_MAX)
 		return nectl_err_set(err, NECTL_E_EIF, "cmdline: longer than %llu bytes",
 				     (unsigned long long)X86_CMDLINE_MAX - 1);
-	/* cmdline_size excludes the terminating NUL. */
 	if (n > h->cmdline_size)
 		return nectl_err_set(err, NECTL_E_EIF,
 				     "cmdline: %zu bytes exceed the kernel's cmdline_size %u", n,
 				     h->cmdline_size);
+	all = cmdline_compose(NULL, cmdline, spec);
+	if (all >= X86_CMDLINE_MAX || all > h->cmdline_size)
+		return nectl_err_set(err, NECTL_E_EIF,
+				     "cmdline: the EIF's %zu bytes and the %u virtio_mmio.device= "
+				     "entries the hypervisor appends (%zu bytes in all) exceed the "
+				     "kernel's cmdline_size %u",
+				     n, spec->ndevs, all, h->cmdline_size);
 	return 0;
 }
 
@@ -281,11 +332,11 @@ static void e820_add(struct e820 *t, unsigned *n, uint64_t addr, uint64_t size, 
 /* The pages nectl's boot structures occupy, plus the legacy area, sorted. */
 #define BOOT_AREA_END (X86_PML4_GPA + PT_PAGES * PAGE)
 static const struct e820 reserved[] = {
-	{ 0, PAGE, E820_RESERVED }, /* real-mode IVT, GDT */
-	/* zero page, stack, page tables */
-	{ X86_BOOT_PARAMS_GPA, BOOT_AREA_END - X86_BOOT_PARAMS_GPA, E820_RESERVED },
-	{ X86_CMDLINE_GPA, X86_CMDLINE_MAX, E820_RESERVED },
-	{ LEGACY_START, LEGACY_END - LEGACY_START, E820_RESERVED }, /* incl. ACPI */
+    {0, PAGE, E820_RESERVED}, /* real-mode IVT, GDT */
+    /* zero page, stack, page tables */
+    {X86_BOOT_PARAMS_GPA, BOOT_AREA_END - X86_BOOT_PARAMS_GPA, E820_RESERVED},
+    {X86_CMDLINE_GPA, X86_CMDLINE_MAX, E820_RESERVED},
+    {LEGACY_START, LEGACY_END - LEGACY_START, E820_RESERVED}, /* MP table, ACPI */
 };
 
 #define NRESERVED (sizeof(reserved) / sizeof(reserved[0]))
@@ -348,7 +399,8 @@ static void bp_fill(uint8_t *bp, const struct guestmem *gm, const struct x86_boo
 	le32_put(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)(spec->initrd_len >> 32));
 	le32_put(bp + HDR_CMD_LINE_PTR, (uint32_t)X86_CMDLINE_GPA);
 	le32_put(bp + BP_EXT_CMD_LINE_PTR, (uint32_t)(X86_CMDLINE_GPA >> 32));
-	le64_put(bp + BP_ACPI_RSDP_ADDR, X86_ACPI_GPA);
+	/* Without ACPI (Nitro's machine) there is no RSDP to point at. */
+	le64_put(bp + BP_ACPI_RSDP_ADDR, spec->acpi ? X86_ACPI_GPA : 0);
 	bp_e820(bp, gm);
 }
 
@@ -398,9 +450,24 @@ static int validate(const struct guestmem *gm, const struct x86_boot_spec *spec,
 		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%u vCPUs (1..%u supported)",
 				     spec->ncpus, X86_MAX_CPUS);
 	if (hdr_parse(spec, h, err) || check_memory(gm, h, err) ||
-	    check_cmdline(spec->cmdline ? spec->cmdline : "", h, err) ||
+	    check_cmdline(spec->cmdline ? spec->cmdline : "", spec, h, err) ||
 	    check_initrd(gm, spec, h, err))
 		return -1;
+	return 0;
+}
+
+/* Nitro's machine has none; the option's tables, or a zeroed area, so that
+ * the kernel's RSDP scan of 0xe0000..0xfffff finds nothing. */
+static int write_acpi(const struct guestmem *gm, const struct x86_boot_spec *spec,
+		      struct nectl_err *err)
+{
+	uint8_t *area;
+
+	if (spec->acpi)
+		return x86_acpi_build(gm, spec, err);
+	area = guestmem_ptr(gm, X86_ACPI_GPA, X86_ACPI_MAX);
+	if (area)
+		memset(area, 0, X86_ACPI_MAX);
 	return 0;
 }
 
@@ -413,7 +480,8 @@ int x86_boot_setup(const struct guestmem *gm, const struct x86_boot_spec *spec,
 	uint8_t bp[BP_SIZE];
 	struct bzhdr h = {0};
 
-	if (validate(gm, spec, &h, err))
+	/* The MP table checks its own input before it writes anything. */
+	if (validate(gm, spec, &h, err) || x86_mptable_build(gm, spec, err))
 		return -1;
 	memset(bp, 0, sizeof(bp));
 	memcpy(bp + HDR_SETUP_SECTS, spec->bzimage + HDR_SETUP_SECTS, h.hdr_end - HDR_SETUP_SECTS);
@@ -421,10 +489,10 @@ int x86_boot_setup(const struct guestmem *gm, const struct x86_boot_spec *spec,
 	bp_fill(bp, gm, spec);
 	memcpy(guestmem_ptr(gm, X86_BOOT_PARAMS_GPA, BP_SIZE), bp, BP_SIZE);
 	memset(guestmem_ptr(gm, X86_CMDLINE_GPA, X86_CMDLINE_MAX), 0, X86_CMDLINE_MAX);
-	memcpy(guestmem_ptr(gm, X86_CMDLINE_GPA, X86_CMDLINE_MAX), cmdline, strlen(cmdline));
+	cmdline_compose(guestmem_ptr(gm, X86_CMDLINE_GPA, X86_CMDLINE_MAX), cmdline, spec);
 	write_gdt(guestmem_ptr(gm, X86_GDT_GPA, GDT_ENTRIES * 8));
 	write_page_tables(guestmem_ptr(gm, X86_PML4_GPA, PT_PAGES * PAGE));
-	if (x86_acpi_build(gm, spec, err))
+	if (write_acpi(gm, spec, err))
 		return -1;
 	fill_regs(regs);
 	return 0;

@@ -1,4 +1,7 @@
-/* The machine: memory, the EIF at the load offset, boot, devices on the bus. */
+/* The machine: memory, the EIF at the load offset, boot, devices on the bus.
+ * One list of virtio-mmio devices drives what the guest is told (the cmdline
+ * entries, the MP table's level-triggered lines, the DSDT with ACPI) and
+ * where its MMIO accesses go, so it is announced exactly what exists. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +21,16 @@
 #include "nectl/vsock.h"
 #include "nectl/x86boot.h"
 
+/* Nitro has two (vsock, then the NSM). */
+#define MACHINE_MAX_VDEVS 2
+
+/* A virtio-mmio device in its Nitro slot. */
+struct machine_vdev {
+	const char *name;
+	struct x86_mmio_dev at;
+	struct virtio_mmio *mmio;
+};
+
 struct machine {
 	struct machine_spec spec;
 	struct guestmem gm;
@@ -29,6 +42,8 @@ struct machine {
 	struct uart uart;
 	struct i8042 kbd;
 	struct vsock_dev *vsock;
+	struct machine_vdev vdevs[MACHINE_MAX_VDEVS];
+	unsigned nvdevs;
 	struct eif_image img;
 	bool have_img;
 	bool reset, poweroff;
@@ -145,6 +160,7 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 	struct eif_image *img = &m->img;
 	uint64_t eif_len = 0, initrd = 0, initrd_len = 0;
 	const struct eif_section *k;
+	struct x86_mmio_dev devs[MACHINE_MAX_VDEVS];
 
 	if (machine_load_eif(m, &eif_len, err) < 0)
 		return -1;
@@ -161,6 +177,8 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 	k = &img->sections[eif_image_find(img, EIF_SECTION_KERNEL)];
 	if (machine_place_initrd(m, img, &initrd, &initrd_len, err) < 0)
 		return -1;
+	for (unsigned i = 0; i < m->nvdevs; i++)
+		devs[i] = m->vdevs[i].at;
 	return x86_boot_setup(
 	    &m->gm,
 	    &(struct x86_boot_spec){
@@ -171,15 +189,16 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 		.initrd_gpa = initrd,
 		.initrd_len = initrd_len,
 		.ncpus = m->spec.ncpus,
-		.devs =
-		    &(struct x86_mmio_dev){NITRO_VSOCK_MMIO, VIRTIO_MMIO_WINDOW, NITRO_VSOCK_IRQ},
-		.ndevs = 1,
+		.devs = devs,
+		.ndevs = m->nvdevs,
+		.acpi = m->spec.acpi,
 		.uart = true},
 	    &m->regs, err);
 }
 
-/* The ACPI sleep control register: S5 is a power-off, which ends the run;
- * other sleep states are not offered (_S5 is the only one in the DSDT). */
+/* The ACPI sleep control register, there only with ACPI (the FADT names
+ * it): S5 is a power-off, which ends the run; other sleep states are not
+ * offered (_S5 is the only one in the DSDT). */
 static void machine_sleep_write(struct machine *m, uint8_t v)
 {
 	if ((v & X86_ACPI_SLP_EN) && ((v >> 2) & 7) == X86_ACPI_SLP_TYP_S5) {
@@ -202,7 +221,7 @@ static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, 
 			i8042_write(&m->kbd, port, data[0]);
 		else
 			data[0] = i8042_read(&m->kbd, port);
-	} else if (port == X86_ACPI_SLEEP_PORT) {
+	} else if (port == X86_ACPI_SLEEP_PORT && m->spec.acpi) {
 		if (is_write)
 			machine_sleep_write(m, data[0]);
 		else
@@ -213,18 +232,24 @@ static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, 
 	}
 }
 
+/* A device owns its whole slot: past its registers, it reads 0. */
 static void machine_mmio(void *ctx, uint64_t gpa, bool is_write, uint8_t *data, unsigned len)
 {
 	struct machine *m = ctx;
 
-	if (m->vsock && gpa >= NITRO_VSOCK_MMIO && gpa - NITRO_VSOCK_MMIO < VIRTIO_MMIO_WINDOW) {
+	for (unsigned i = 0; i < m->nvdevs; i++) {
+		const struct machine_vdev *d = &m->vdevs[i];
+
+		if (gpa < d->at.base || gpa - d->at.base >= d->at.size)
+			continue;
 		if (is_write)
-			virtio_mmio_write(vsock_mmio(m->vsock), gpa - NITRO_VSOCK_MMIO, data, len);
+			virtio_mmio_write(d->mmio, gpa - d->at.base, data, len);
 		else
-			virtio_mmio_read(vsock_mmio(m->vsock), gpa - NITRO_VSOCK_MMIO, data, len);
-	} else if (!is_write) {
-		memset(data, 0xff, len);
+			virtio_mmio_read(d->mmio, gpa - d->at.base, data, len);
+		return;
 	}
+	if (!is_write)
+		memset(data, 0xff, len);
 }
 
 static void machine_vsock_irq(void *ctx, int level)
@@ -290,6 +315,8 @@ static int machine_vsock_create(struct machine *m, struct nectl_err *err)
 				     (unsigned long long)m->spec.cid);
 	vsock_mmio(m->vsock)->on_broken = machine_vsock_broken;
 	vsock_mmio(m->vsock)->broken_ctx = m;
+	m->vdevs[m->nvdevs++] = (struct machine_vdev){
+	    "vsock", {NITRO_VSOCK_MMIO, NITRO_MMIO_SLOT, NITRO_VSOCK_IRQ}, vsock_mmio(m->vsock)};
 	return 0;
 }
 
@@ -381,6 +408,23 @@ const struct eif_image *machine_image(const struct machine *m)
 struct vsock_dev *machine_vsock(struct machine *m)
 {
 	return m->vsock;
+}
+
+int machine_device_probe(struct machine *m, const char *name, struct machine_probe *out)
+{
+	for (unsigned i = 0; i < m->nvdevs; i++) {
+		const struct machine_vdev *d = &m->vdevs[i];
+
+		if (strcmp(d->name, name) != 0)
+			continue;
+		kvm_vm_bus_lock(m->vm);
+		out->stage = virtio_mmio_probe(d->mmio);
+		out->status_seen = d->mmio->status_seen;
+		kvm_vm_bus_unlock(m->vm);
+		x86_mmio_dev_cmdline(&d->at, out->announced, sizeof(out->announced));
+		return 0;
+	}
+	return -1;
 }
 
 void machine_bus_lock(void *m)
