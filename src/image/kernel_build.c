@@ -5,6 +5,7 @@
  * removed afterwards; the entry's files appear whole (written aside, renamed),
  * info.json last, which is what marks an entry complete; a lock on the entry's
  * directory keeps two builds of it from running at once. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,14 +23,15 @@
 #include "image/kernel_kconfig.h"
 #include "util/fileio.h"
 
+#define KBUILD_WORK_PREFIX "nectl-kernel."
 #define KBUILD_INFO_MAX	   (64 * 1024)
 #define KBUILD_IMAGE_MAX   (256ULL << 20)
 #define KBUILD_JOBS_MAX	   256
 #define KBUILD_RELEASE_MAX 127
 /* What a build compiles (CC, AS, HOSTCC lines), for the progress estimate:
  * counted in builds of the shipped fragments. */
-#define KBUILD_OBJECTS_X86_64  1200
-#define KBUILD_OBJECTS_AARCH64 1100
+#define KBUILD_OBJECTS_X86_64  1140
+#define KBUILD_OBJECTS_AARCH64 1089
 
 struct kbuild {
 	const struct kernel_build_opts *o;
@@ -42,6 +44,7 @@ struct kbuild {
 	char release[KBUILD_RELEASE_MAX + 1];
 	char sha[65];
 	int lock_fd;
+	int work_fd; /* locked while the work tree is in use */
 	int log_fd;
 	uint64_t objects;
 };
@@ -240,13 +243,38 @@ static int kbuild_publish(struct kbuild *b, struct nectl_err *err)
 
 /* ---- the build itself ---- */
 
+/* Work trees of builds that were killed (1.6 GB each) are removed: a tree
+ * whose lock nobody holds belongs to no running build. */
+static void kbuild_sweep(const char *base)
+{
+	DIR *d = opendir(base);
+	struct dirent *e;
+	char path[4400];
+
+	while (d && (e = readdir(d))) {
+		int fd;
+
+		if (strncmp(e->d_name, KBUILD_WORK_PREFIX, strlen(KBUILD_WORK_PREFIX)) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			kernel_rmtree(path, NULL);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+
 static int kbuild_start(struct kbuild *b, struct nectl_err *err)
 {
 	const char *base = b->o->work_dir ? b->o->work_dir : b->cache;
 
 	if (kernel_mkdirs(base, err) < 0)
 		return -1;
-	if (snprintf(b->work, sizeof(b->work), "%s/nectl-kernel.XXXXXX", base) >=
+	kbuild_sweep(base);
+	if (snprintf(b->work, sizeof(b->work), "%s/" KBUILD_WORK_PREFIX "XXXXXX", base) >=
 	    (int)sizeof(b->work) - 64)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG,
 				     "%.200s: work directory path too long", base);
@@ -255,6 +283,9 @@ static int kbuild_start(struct kbuild *b, struct nectl_err *err)
 		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create a work directory",
 				     base);
 	}
+	b->work_fd = open(b->work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b->work_fd < 0 || flock(b->work_fd, LOCK_EX | LOCK_NB) < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot lock", b->work);
 	snprintf(b->log, sizeof(b->log), "%s/build.log", b->work);
 	b->log_fd = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (b->log_fd < 0)
@@ -383,6 +414,8 @@ static void kbuild_finish(struct kbuild *b, struct nectl_err *err, int rc)
 		kernel_build_report(b->o, "cleanup", 0, 0);
 		kernel_rmtree(b->work, &ignored);
 	}
+	if (b->work_fd >= 0)
+		close(b->work_fd);
 }
 
 static int kbuild_lock(struct kbuild *b, struct nectl_err *err)
@@ -405,7 +438,7 @@ static int kbuild_init(struct kbuild *b, const struct kernel_build_opts *o, stru
 {
 	memset(b, 0, sizeof(*b));
 	b->o = o;
-	b->lock_fd = b->log_fd = -1;
+	b->lock_fd = b->work_fd = b->log_fd = -1;
 	if (o->arch != EIF_ARCH_X86_64 && o->arch != EIF_ARCH_AARCH64)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG,
 				     "kernel build: unknown architecture");
