@@ -1,7 +1,8 @@
 #!/bin/sh
 # embed.sh SYMBOL INPUT OUTPUT: an assembler file carrying INPUT's bytes between
-# SYMBOL_start and SYMBOL_end. The checksum line changes the file whenever INPUT
-# does, so the object is rebuilt (compiler dependency files omit .incbin inputs).
+# SYMBOL_start and SYMBOL_end, and a NUL after them, so that a text file is also
+# a C string. The checksum line changes the file whenever INPUT does, so the
+# object is rebuilt (compiler dependency files omit .incbin inputs).
 set -eu
 sym=$1
 in=$(readlink -f "$2")
@@ -15,5 +16,6 @@ cat >"$3" <<ASM
 ${sym}_start:
 	.incbin "$in"
 ${sym}_end:
+	.byte 0
 	.section .note.GNU-stack,"",@progbits
 ASM

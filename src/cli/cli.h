@@ -95,6 +95,7 @@ extern const struct cli_cmd cli_cmd_sign_eif;
 extern const struct cli_cmd cli_cmd_build_eif;
 extern const struct cli_cmd cli_cmd_explain;
 extern const struct cli_cmd cli_cmd_kernel_fetch;
+extern const struct cli_cmd cli_cmd_kernel_build;
 extern const struct cli_cmd cli_cmd_extract_eif;
 extern const struct cli_cmd cli_cmd_build_enclave;
 

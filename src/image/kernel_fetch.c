@@ -1,22 +1,15 @@
-/* Kernel provisioning with the system's own apt: a private configuration (its
- * own sources list, lists and cache directories under nectl's cache) pointing
- * at <codename>-backports of the archive the machine already uses, so nothing
- * on the host changes and apt verifies every byte against the archive keyring.
- * The archive address is read from the machine's apt sources at run time. */
-#include <ctype.h>
-#include <dirent.h>
+/* `kernel fetch`: Debian's prebuilt cloud kernel (kernel, config, modules) from
+ * <codename>-backports, downloaded with nectl's private apt configuration
+ * (kernel_apt.c) and unpacked into the cache, never installed on the host. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "image/kernel_apt.h"
 #include "nectl/kernel.h"
-
-#define KEYRING_DEFAULT "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 void kernel_cache_dir(char *out, size_t len)
 {
@@ -32,29 +25,6 @@ void kernel_cache_dir(char *out, size_t len)
 		snprintf(out, len, "%s/nectl/kernels", xdg);
 	else
 		snprintf(out, len, "%s/.cache/nectl/kernels", home ? home : "/tmp");
-}
-
-static const char *kernel_deb_arch(enum eif_arch arch)
-{
-	return arch == EIF_ARCH_AARCH64 ? "arm64" : "amd64";
-}
-
-static int kernel_mkdirs(const char *path, struct nectl_err *err)
-{
-	char buf[4096];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", buf);
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", buf);
-	return 0;
 }
 
 static void kernel_paths(struct kernel_info *k, const char *root)
@@ -84,234 +54,10 @@ int kernel_find(enum eif_arch arch, const char *abi, struct kernel_info *info,
 	snprintf(root, sizeof(root), "%s/%s", cache, info->version);
 	kernel_paths(info, root);
 	if (stat(info->kernel, &st) < 0 || stat(info->modules_dir, &st) < 0)
-		return nectl_err_set(err, NECTL_E_FILE,
-				     "no cached kernel %s in %s (run `nectl kernel fetch --arch %s`)",
-				     info->version, cache, eif_arch_name(arch));
-	return 0;
-}
-
-/* The archive URI and keyring of the machine's main Debian suite, from either
- * deb822 .sources files or one-line sources.list entries. */
-struct kernel_origin {
-	char uri[1024];
-	char keyring[1024];
-	char codename[64];
-};
-
-static void kernel_trim(char *s)
-{
-	size_t n = strlen(s);
-
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-}
-
-static bool kernel_suite_listed(const char *suites, const char *codename)
-{
-	size_t n = strlen(codename);
-
-	for (const char *p = suites; (p = strstr(p, codename)); p += n)
-		if ((p == suites || isspace((unsigned char)p[-1])) &&
-		    (p[n] == '\0' || isspace((unsigned char)p[n])))
-			return true;
-	return false;
-}
-
-/* deb822 stanzas: URIs:, Suites:, Signed-By: (a path). */
-static void kernel_scan_deb822(FILE *fp, struct kernel_origin *o)
-{
-	char line[2048], uri[1024] = "", suites[512] = "", keyring[1024] = "";
-
-	for (bool more = true; more;) {
-		more = fgets(line, sizeof(line), fp) != NULL;
-		kernel_trim(line);
-		if (!more || line[0] == '\0') {
-			if (!o->uri[0] && uri[0] && kernel_suite_listed(suites, o->codename)) {
-				snprintf(o->uri, sizeof(o->uri), "%s", uri);
-				snprintf(o->keyring, sizeof(o->keyring), "%s",
-					 keyring[0] == '/' ? keyring : KEYRING_DEFAULT);
-			}
-			uri[0] = suites[0] = keyring[0] = '\0';
-		} else if (strncmp(line, "URIs:", 5) == 0) {
-			sscanf(line + 5, " %1023s", uri);
-		} else if (strncmp(line, "Suites:", 7) == 0) {
-			snprintf(suites, sizeof(suites), "%s", line + 7);
-		} else if (strncmp(line, "Signed-By:", 10) == 0) {
-			sscanf(line + 10, " %1023s", keyring);
-		}
-	}
-}
-
-/* "deb [options] URI SUITE COMPONENTS..." */
-static void kernel_scan_list(FILE *fp, struct kernel_origin *o)
-{
-	char line[2048];
-
-	while (!o->uri[0] && fgets(line, sizeof(line), fp)) {
-		char *p = line, uri[1024], suite[128];
-
-		if (strncmp(p, "deb ", 4) != 0)
-			continue;
-		p += 4;
-		if (*p == '[') {
-			p = strchr(p, ']');
-			if (!p)
-				continue;
-			p++;
-		}
-		if (sscanf(p, " %1023s %127s", uri, suite) == 2 && strcmp(suite, o->codename) == 0) {
-			snprintf(o->uri, sizeof(o->uri), "%s", uri);
-			snprintf(o->keyring, sizeof(o->keyring), "%s", KEYRING_DEFAULT);
-		}
-	}
-}
-
-static int kernel_codename(struct kernel_origin *o, struct nectl_err *err)
-{
-	FILE *fp = fopen("/etc/os-release", "re");
-	char line[256];
-
-	while (fp && fgets(line, sizeof(line), fp))
-		if (sscanf(line, "VERSION_CODENAME=%63s", o->codename) == 1)
-			break;
-	if (fp)
-		fclose(fp);
-	if (!o->codename[0])
-		return nectl_err_set(err, NECTL_E_FILE,
-				     "/etc/os-release: no VERSION_CODENAME (kernel fetch needs Debian)");
-	return 0;
-}
-
-static int kernel_origin(struct kernel_origin *o, struct nectl_err *err)
-{
-	static const char *const files[] = {"/etc/apt/sources.list.d/debian.sources",
-					    "/etc/apt/sources.list"};
-
-	memset(o, 0, sizeof(*o));
-	if (kernel_codename(o, err) < 0)
-		return -1;
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && !o->uri[0]; i++) {
-		FILE *fp = fopen(files[i], "re");
-
-		if (!fp)
-			continue;
-		if (strstr(files[i], ".sources"))
-			kernel_scan_deb822(fp, o);
-		else
-			kernel_scan_list(fp, o);
-		fclose(fp);
-	}
-	if (!o->uri[0])
-		return nectl_err_set(err, NECTL_E_FILE,
-				     "no apt source for suite %s in /etc/apt (kernel fetch uses the machine's Debian archive)",
-				     o->codename);
-	return 0;
-}
-
-/* Runs argv with stdout and stderr appended to log; returns the exit status. */
-static int kernel_run(char *const argv[], const char *cwd, const char *log)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || (cwd && chdir(cwd) < 0))
-			_exit(126);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-struct kernel_apt {
-	char dir[4096];
-	char log[4096 + 16];
-	char opts[8][4200];
-};
-
-static int kernel_apt_setup(struct kernel_apt *a, const char *cache, struct nectl_err *err)
-{
-	struct kernel_origin o;
-	char path[4200];
-	FILE *fp;
-
-	if (kernel_origin(&o, err) < 0)
-		return -1;
-	snprintf(a->dir, sizeof(a->dir), "%s/apt", cache);
-	snprintf(a->log, sizeof(a->log), "%s/apt.log", cache);
-	snprintf(path, sizeof(path), "%s/lists/partial", a->dir);
-	if (kernel_mkdirs(path, err) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/archives/partial", a->dir);
-	if (kernel_mkdirs(path, err) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/sources.list", a->dir);
-	fp = fopen(path, "we");
-	if (!fp)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot write", path);
-	fprintf(fp, "deb [signed-by=%s] %s %s-backports main\n", o.keyring, o.uri, o.codename);
-	fclose(fp);
-	snprintf(a->opts[0], sizeof(a->opts[0]), "Dir::Etc::SourceList=%s", path);
-	snprintf(a->opts[1], sizeof(a->opts[1]), "Dir::Etc::SourceParts=%s/none", a->dir);
-	snprintf(a->opts[2], sizeof(a->opts[2]), "Dir::State::Lists=%s/lists", a->dir);
-	snprintf(a->opts[3], sizeof(a->opts[3]), "Dir::Cache=%s", a->dir);
-	snprintf(a->opts[4], sizeof(a->opts[4]), "Dir::Cache::archives=%s/archives", a->dir);
-	snprintf(a->opts[5], sizeof(a->opts[5]), "APT::Architectures::=amd64");
-	snprintf(a->opts[6], sizeof(a->opts[6]), "APT::Architectures::=arm64");
-	snprintf(a->opts[7], sizeof(a->opts[7]), "APT::Sandbox::User=root");
-	return 0;
-}
-
-static int kernel_apt(struct kernel_apt *a, const char *verb, const char *arg,
-		      struct nectl_err *err)
-{
-	char *argv[24];
-	int n = 0, rc;
-
-	argv[n++] = "apt-get";
-	argv[n++] = "-q";
-	for (int i = 0; i < 8; i++) {
-		argv[n++] = "-o";
-		argv[n++] = a->opts[i];
-	}
-	argv[n++] = (char *)verb;
-	if (arg)
-		argv[n++] = (char *)arg;
-	argv[n] = NULL;
-	rc = kernel_run(argv, a->dir, a->log);
-	if (rc != 0)
-		return nectl_err_set(err, NECTL_E_FILE,
-				     "apt-get %s%s%s failed (status %d); see %s", verb,
-				     arg ? " " : "", arg ? arg : "", rc, a->log);
-	return 0;
-}
-
-static int kernel_find_deb(const struct kernel_apt *a, const struct kernel_info *k, char *out,
-			   size_t len, struct nectl_err *err)
-{
-	char prefix[256];
-	struct dirent *e;
-	DIR *d = opendir(a->dir);
-	int found = -1;
-
-	snprintf(prefix, sizeof(prefix), "%s_", k->package);
-	while (d && (e = readdir(d))) {
-		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
-		    strstr(e->d_name, kernel_deb_arch(k->arch)) && strstr(e->d_name, ".deb")) {
-			snprintf(out, len, "%s/%s", a->dir, e->d_name);
-			found = 0;
-			break;
-		}
-	}
-	if (d)
-		closedir(d);
-	if (found < 0)
-		return nectl_err_set(err, NECTL_E_FILE, "apt-get download left no %s*.deb in %s",
-				     prefix, a->dir);
+		return nectl_err_set(
+		    err, NECTL_E_FILE,
+		    "no cached kernel %s in %s (run `nectl kernel fetch --arch %s`)", info->version,
+		    cache, eif_arch_name(arch));
 	return 0;
 }
 
@@ -322,18 +68,17 @@ static int kernel_unpack(const struct kernel_apt *a, const char *deb, const char
 {
 	char tmp[4300];
 	char *argv[] = {"dpkg-deb", "-x", (char *)deb, tmp, NULL};
-	char *rm[] = {"rm", "-rf", tmp, NULL};
 
 	snprintf(tmp, sizeof(tmp), "%s.unpack.%d", root, (int)getpid());
 	if (kernel_run(argv, NULL, a->log) != 0) {
-		kernel_run(rm, NULL, a->log);
+		kernel_rmtree(tmp, NULL);
 		return nectl_err_set(err, NECTL_E_FILE, "dpkg-deb -x %s failed; see %s", deb,
 				     a->log);
 	}
 	if (rename(tmp, root) < 0) {
 		int e = errno;
 
-		kernel_run(rm, NULL, a->log);
+		kernel_rmtree(tmp, NULL);
 		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: cannot move into place", root);
 	}
 	return 0;
@@ -348,8 +93,8 @@ static void kernel_record_version(const char *deb, const char *root, struct kern
 
 	if (!v)
 		return;
-	snprintf(k->package_version, sizeof(k->package_version), "%.*s",
-		 (int)strcspn(v + 1, "_"), v + 1);
+	snprintf(k->package_version, sizeof(k->package_version), "%.*s", (int)strcspn(v + 1, "_"),
+		 v + 1);
 	snprintf(path, sizeof(path), "%s/package-version", root);
 	fp = fopen(path, "we");
 	if (fp) {
@@ -358,25 +103,40 @@ static void kernel_record_version(const char *deb, const char *root, struct kern
 	}
 }
 
+/* Download and unpack, with the apt lock held. */
+static int kernel_fetch_locked(struct kernel_apt *a, const char *cache, struct kernel_info *k,
+			       struct nectl_err *err)
+{
+	const char *arch = kernel_deb_arch(k->arch);
+	char root[4300], deb[4600], pkg[256];
+
+	snprintf(pkg, sizeof(pkg), "%s:%s", k->package, arch);
+	snprintf(root, sizeof(root), "%s/%s", cache, k->version);
+	if (kernel_apt_get(a, "update", NULL, err) < 0 ||
+	    kernel_apt_get(a, "download", pkg, err) < 0 ||
+	    kernel_apt_find_deb(a, k->package, arch, deb, sizeof(deb), err) < 0 ||
+	    kernel_unpack(a, deb, root, err) < 0)
+		return -1;
+	kernel_record_version(deb, root, k);
+	unlink(deb);
+	return 0;
+}
+
 int kernel_fetch(enum eif_arch arch, const char *abi, struct kernel_info *info,
 		 struct nectl_err *err)
 {
-	char cache[4096], root[4300], deb[4600], pkg[256];
+	char cache[4096];
 	struct kernel_apt a;
+	int rc = 0;
 
 	if (kernel_find(arch, abi, info, NULL) == 0)
 		return 0;
 	kernel_cache_dir(cache, sizeof(cache));
-	if (kernel_mkdirs(cache, err) < 0 || kernel_apt_setup(&a, cache, err) < 0)
+	if (kernel_apt_open(&a, cache, err) < 0)
 		return -1;
-	snprintf(pkg, sizeof(pkg), "%s:%s", info->package, kernel_deb_arch(arch));
-	if (kernel_apt(&a, "update", NULL, err) < 0 || kernel_apt(&a, "download", pkg, err) < 0 ||
-	    kernel_find_deb(&a, info, deb, sizeof(deb), err) < 0)
-		return -1;
-	snprintf(root, sizeof(root), "%s/%s", cache, info->version);
-	if (kernel_unpack(&a, deb, root, err) < 0)
-		return -1;
-	kernel_record_version(deb, root, info);
-	unlink(deb);
-	return kernel_find(arch, abi, info, err);
+	/* Another nectl may have fetched it while we waited for the lock. */
+	if (kernel_find(arch, abi, info, NULL) < 0)
+		rc = kernel_fetch_locked(&a, cache, info, err);
+	kernel_apt_close(&a);
+	return rc < 0 ? -1 : kernel_find(arch, abi, info, err);
 }
