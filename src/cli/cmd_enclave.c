@@ -161,28 +161,76 @@ static int enclave_blobs(const char *blobs, struct enclave_opts *o, struct nectl
 	return 0;
 }
 
-static int enclave_kernel(const struct args *args, struct enclave_opts *o, struct nectl_err *err)
+/* Debian's prebuilt cloud kernel and its modules, which nectl's init loads. */
+static int enclave_debian_kernel(const struct args *args, struct enclave_opts *o,
+				 struct nectl_err *err)
 {
-	const char *blobs = args_get(args, "blobs");
-	enum eif_arch found;
-	int rc;
+	if (kernel_find(o->spec.arch, args_get(args, "kernel-version"), &o->k, err) < 0)
+		return -1;
+	o->spec.kernel = o->k.kernel;
+	o->spec.kernel_config = o->k.config;
+	o->spec.modules_dir = o->k.modules_dir;
+	return 0;
+}
 
-	if (blobs && args_has(args, "kernel"))
-		return args_conflict(args, "blobs", "kernel", err);
-	if (blobs) {
-		if (enclave_blobs(blobs, o, err) < 0)
-			return -1;
-	} else if (args_has(args, "kernel")) {
+/* nitro-cli's default: its blob directory when it exists on this host (AWS's
+ * kernels boot on Nitro by definition); else nectl's own Nitro-ready build. */
+static int enclave_default_kernel(struct enclave_opts *o, struct nectl_err *err)
+{
+	const char *env = getenv("NITRO_CLI_BLOBS");
+	struct stat st;
+
+	/* A blob directory named in the environment must be there, as for nitro-cli. */
+	if ((env && *env) || (stat(kernel_blobs_dir(), &st) == 0 && S_ISDIR(st.st_mode)))
+		return enclave_blobs(kernel_blobs_dir(), o, err);
+	if (kernel_find_built(o->spec.arch, &o->k, err) < 0)
+		return -1;
+	o->spec.kernel = o->k.kernel;
+	o->spec.kernel_config = o->k.config;
+	return 0;
+}
+
+static int enclave_kernel_choice(const struct args *args, struct enclave_opts *o,
+				 struct nectl_err *err)
+{
+	static const char *const choices[] = {"blobs", "kernel", "debian-kernel", "kernel-version"};
+	const char *given = NULL;
+
+	for (size_t i = 0; i < sizeof(choices) / sizeof(choices[0]); i++) {
+		if (!args_has(args, choices[i]))
+			continue;
+		/* --kernel-version picks which Debian kernel: it goes with --debian-kernel. */
+		if (given && !(strcmp(given, "debian-kernel") == 0 &&
+			       strcmp(choices[i], "kernel-version") == 0))
+			return args_conflict(args, given, choices[i], err);
+		if (!given)
+			given = choices[i];
+	}
+	if ((args_has(args, "kernel-config") || args_has(args, "modules-dir")) &&
+	    (!given || strcmp(given, "kernel") != 0))
+		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+				     "--kernel-config and --modules-dir describe the kernel given with "
+				     "--kernel FILE: give --kernel too");
+	if (!given)
+		return enclave_default_kernel(o, err);
+	if (strcmp(given, "blobs") == 0)
+		return enclave_blobs(args_get(args, "blobs"), o, err);
+	if (strcmp(given, "kernel") == 0) {
 		o->spec.kernel = args_get(args, "kernel");
 		o->spec.kernel_config = args_get(args, "kernel-config");
 		o->spec.modules_dir = args_get(args, "modules-dir");
-	} else {
-		if (kernel_find(o->spec.arch, args_get(args, "kernel-version"), &o->k, err) < 0)
-			return -1;
-		o->spec.kernel = o->k.kernel;
-		o->spec.kernel_config = o->k.config;
-		o->spec.modules_dir = o->k.modules_dir;
+		return 0;
 	}
+	return enclave_debian_kernel(args, o, err);
+}
+
+static int enclave_kernel(const struct args *args, struct enclave_opts *o, struct nectl_err *err)
+{
+	enum eif_arch found;
+	int rc;
+
+	if (enclave_kernel_choice(args, o, err) < 0)
+		return -1;
 	rc = eif_kernel_detect_arch(o->spec.kernel, &found, err);
 	if (rc < 0)
 		return -1;
@@ -377,6 +425,7 @@ static const struct opt_spec enclave_opts_spec[] = {
 	{"kernel", true, false, NULL},
 	{"kernel-config", true, false, "kernel_config"},
 	{"kernel-version", true, false, NULL},
+	{"debian-kernel", false, false, NULL},
 	{"modules-dir", true, false, NULL},
 	{"blobs", true, false, NULL},
 	{"init", true, false, NULL},
@@ -412,12 +461,19 @@ const struct cli_cmd cli_cmd_build_enclave = {
 		"  Without --cmd/--entrypoint the image config decides, by nitro-cli's rule:\n"
 		"  Cmd if set, else Entrypoint (Entrypoint is not prepended to Cmd).\n"
 		"\n"
-		"The kernel (default: the cached Debian kernel, see `nectl kernel fetch`):\n"
-		"  --kernel FILE --kernel-config FILE --modules-dir DIR  any other kernel; modules\n"
-		"                              the guest needs are taken from DIR when present\n"
-		"  --kernel-version ABI        another cached Debian kernel\n"
+		"The kernel. Default, as nitro-cli: AWS's blobs when nitro-cli's blob directory\n"
+		"exists ($NITRO_CLI_BLOBS, else /usr/share/nitro_enclaves/blobs); otherwise\n"
+		"nectl's own Nitro-ready kernel (`nectl kernel build`, once). Either boots on\n"
+		"Nitro. A kernel whose .config lacks what Nitro needs (virtio-mmio devices from\n"
+		"the command line, vsock) is warned about: it would fail its heartbeat (E36).\n"
 		"  --blobs DIR                 nitro-cli's blob directory (bzImage or Image and its\n"
 		"                              .config, init, nsm.ko, cmdline)\n"
+		"  --debian-kernel             Debian's cloud kernel (`nectl kernel fetch`) and its\n"
+		"                              modules; it does not boot on Nitro (no virtio-mmio\n"
+		"                              command-line devices): emulation with --machine-acpi\n"
+		"  --kernel-version ABI        another cached Debian kernel (implies --debian-kernel)\n"
+		"  --kernel FILE --kernel-config FILE --modules-dir DIR  any other kernel; modules\n"
+		"                              the guest needs are taken from DIR when present\n"
 		"  --init FILE                 another init (default: nectl's, built in)\n"
 		"  --cmdline TEXT              kernel command line (default: nitro-cli's)\n"
 		"\n"
@@ -432,7 +488,7 @@ const struct cli_cmd cli_cmd_build_enclave = {
 		"a note; setuid/setgid bits are kept.\n"
 		"\n"
 		"Example:\n"
-		"  nectl kernel fetch\n"
+		"  nectl kernel build\n"
 		"  nectl build-enclave --rootfs rootfs/ --cmd /bin/hello --env GREETING=hi \\\n"
 		"      --output-file hello.eif --build-time 1700000000\n",
 	.opts = enclave_opts_spec,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# build-enclave end to end, with the cached Debian kernel (make check fetches
-# it): determinism, image formats and layers, nitro-cli's blob layout, errors.
+# build-enclave end to end, with nectl's Nitro-ready kernel (the default;
+# make check builds it once per machine) and the cached Debian kernel (by
+# option; make check fetches it): determinism, image formats and layers,
+# nitro-cli's blob layout and default, the kernel checks, errors.
 set -u
 NECTL=$(readlink -f "${1:?usage: test_enclave.sh nectl hello}")
 HELLO=$(readlink -f "${2:?usage: test_enclave.sh nectl hello}")
@@ -10,12 +12,16 @@ trap 'rm -rf "$T"' EXIT
 . "$HERE/lib.sh"
 
 "$NECTL" kernel fetch >"$T/kernel.json" || { echo "0 passed, 1 failed"; exit 1; }
+"$NECTL" kernel build >"$T/built.json" || { echo "0 passed, 1 failed"; exit 1; }
 KERNEL=$(json "$T/kernel.json" "j['Kernel']")
+BUILT=$(json "$T/built.json" "j['Kernel']")
 
 # listing RAMDISK: "type path" lines of a newc archive, via libarchive-free cpio.
 listing() { (cd "$T" && cpio -it --quiet <"$1"); }
 # extract EIF DIR
 extract() { mkdir -p "$2" && "$NECTL" extract-eif --eif-path "$1" --output-dir "$2" >/dev/null; }
+# noout FILE WHAT: a failed build left neither the file nor a temporary one.
+noout() { [ ! -e "$1" ] && ! ls "$(dirname "$1")" | grep -q '\.tmp\.' && ok "$2: no output" || bad "$2: no output"; }
 
 # A rootfs with the sample app, made twice with different mtimes, paths and umasks.
 mkroot() {
@@ -54,13 +60,50 @@ for f in kernel cmdline ramdisk0 ramdisk1; do
 done
 cmp -s "$T/xa/metadata.json" "$T/xc/metadata.json" && bad "metadata records the build time" ||
 	ok "metadata records the build time"
-cmp -s "$T/xa/kernel" "$KERNEL" && ok "kernel section is the fetched kernel" || bad "kernel section is the fetched kernel"
+cmp -s "$T/xa/kernel" "$BUILT" && ok "kernel section is nectl's built kernel" || bad "kernel section is nectl's built kernel"
+grep -q "not Nitro-ready" "$T/err" && bad "no kernel warning for nectl's kernel" || ok "no kernel warning for nectl's kernel"
+"$NECTL" describe-eif --eif-path "$T/a.eif" >"$T/da.json" 2>"$T/da.err"
+check_eq "describe-eif: nectl's kernel is Nitro-ready" \
+	"$(json "$T/da.json" "(j['Kernel']['NitroReady'], j['Kernel']['Problems'], j['Kernel']['Config'] == '$(json "$T/built.json" "j['KernelConfig']")')")" \
+	"(True, [], True)"
+check_eq "describe-eif: release from the bzImage" "$(json "$T/da.json" "j['Kernel']['Release']")" \
+	"$(json "$T/built.json" "j['Version']")"
 
-# The ramdisks: nitro-cli's layout plus the modules and nectl's init.
+# The ramdisks: nitro-cli's layout with nectl's init; the kernel has every
+# driver built in, so there are no modules.
 listing "$T/xa/ramdisk0" >"$T/r0.txt"
-check_eq "ramdisk 0 layout" "$(grep -v '^nectl/modules/.' "$T/r0.txt" | tr '\n' ' ')" "dev init nectl nectl/modules "
-check_eq "ramdisk 0 modules in load order" "$(grep '^nectl/modules/.' "$T/r0.txt" | sed 's|.*/[0-9]*-||; s|\.ko$||' | tr '\n' ' ')" \
+check_eq "ramdisk 0 layout" "$(tr '\n' ' ' <"$T/r0.txt")" "dev init "
+
+# Debian's cloud kernel by option: its modules go in, and the kernel is
+# reported as not Nitro-ready (no virtio-mmio command-line devices).
+expect "build with --debian-kernel" 0 "" -- "$NECTL" build-enclave --debian-kernel --rootfs "$T/a/root" \
+	--cmd /bin/hello --output-file "$T/deb.eif" --build-time 1700000000 --name deb
+grep -q "warning: kernel $KERNEL (config .*) is not Nitro-ready" "$T/err" &&
+	grep -q "warning:   CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is not set: the Nitro hypervisor announces" "$T/err" &&
+	grep -q "will fail its boot heartbeat (E36)" "$T/err" && ok "--debian-kernel: warned, with the reason" ||
+	bad "--debian-kernel: warned, with the reason"
+rm -rf "$T/xd" && extract "$T/deb.eif" "$T/xd"
+cmp -s "$T/xd/kernel" "$KERNEL" && ok "--debian-kernel: the fetched kernel" || bad "--debian-kernel: the fetched kernel"
+listing "$T/xd/ramdisk0" >"$T/rd.txt"
+check_eq "--debian-kernel: ramdisk 0 layout" "$(grep -v '^nectl/modules/.' "$T/rd.txt" | tr '\n' ' ')" "dev init nectl nectl/modules "
+check_eq "--debian-kernel: modules in load order" "$(grep '^nectl/modules/.' "$T/rd.txt" | sed 's|.*/[0-9]*-||; s|\.ko$||' | tr '\n' ' ')" \
 	"virtio_mmio vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport nsm "
+"$NECTL" describe-eif --eif-path "$T/deb.eif" >"$T/dd.json" 2>"$T/dd.err"
+check_eq "describe-eif: Debian's kernel is not Nitro-ready" \
+	"$(json "$T/dd.json" "(j['Kernel']['NitroReady'], [p.split(' ')[0] for p in j['Kernel']['Problems']])")" \
+	"(False, ['CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES', 'CONFIG_X86_MPPARSE'])"
+grep -q "warning:   CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is not set" "$T/dd.err" &&
+	ok "describe-eif warns about Debian's kernel" || bad "describe-eif warns about Debian's kernel"
+expect "--kernel-version is a Debian kernel" 0 "" -- "$NECTL" build-enclave --kernel-version 6.12.95+deb12 \
+	--debian-kernel --rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/deb2.eif" --build-time 1700000000 \
+	--name deb
+cmp -s "$T/deb.eif" "$T/deb2.eif" && ok "--kernel-version: the same image" || bad "--kernel-version: the same image"
+# The same kernel given as a file: its .config is found in the cache.
+expect "--kernel FILE without a config" 0 "" -- "$NECTL" build-enclave --kernel "$KERNEL" \
+	--rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/deb3.eif"
+grep -q "CONFIG_VIRTIO_MMIO=m, and this image's init does not load it" "$T/err" &&
+	ok "--kernel FILE: config found in the cache, no modules given: warned" ||
+	bad "--kernel FILE: config found in the cache, no modules given: warned"
 check_eq "ramdisk 1 layout" "$(listing "$T/xa/ramdisk1" | tr '\n' ' ')" \
 	"cmd env rootfs rootfs/bin rootfs/bin/hello rootfs/bin/hi rootfs/dev rootfs/etc rootfs/etc/resolv.conf rootfs/proc rootfs/run rootfs/sys rootfs/tmp rootfs/var "
 check_eq "cmd file" "$(cd "$T" && cpio -i --quiet --to-stdout cmd <"$T/xa/ramdisk1" | od -c | head -2 | tr -s ' ')" \
@@ -115,10 +158,21 @@ python3 -c "import sys; b=bytearray(4096); b[0x38:0x3c]=b'ARM\x64'; open(sys.arg
 expect "image without the requested arch" 48 "arm64" -- "$NECTL" build-enclave --oci-layout "$T/img/layout" \
 	--arch aarch64 --kernel "$T/Image" --init "$HELLO" --output-file "$T/no.eif"
 
-# aarch64: the fetched arm64 kernel and modules, and the cross-compiled init.
-if "$NECTL" kernel fetch --arch aarch64 >"$T/k64.json"; then
+# aarch64: nectl's arm64 kernel by default, Debian's with its modules by
+# option, and the cross-compiled init.
+if "$NECTL" kernel build --arch aarch64 >"$T/b64.json"; then
 	expect "build for aarch64" 0 "" -- "$NECTL" build-enclave --arch aarch64 --rootfs "$T/a/root" \
 		--cmd /bin/hello --output-file "$T/arm.eif"
+	grep -q "not Nitro-ready" "$T/err" && bad "aarch64: no kernel warning" || ok "aarch64: no kernel warning"
+	rm -rf "$T/x64" && extract "$T/arm.eif" "$T/x64"
+	cmp -s "$T/x64/kernel" "$(json "$T/b64.json" "j['Kernel']")" && ok "aarch64: nectl's kernel" || bad "aarch64: nectl's kernel"
+	check_eq "aarch64: no modules" "$(listing "$T/x64/ramdisk0" | tr '\n' ' ')" "dev init "
+else
+	bad "kernel build --arch aarch64"
+fi
+if "$NECTL" kernel fetch --arch aarch64 >"$T/k64.json"; then
+	expect "build for aarch64 with Debian's kernel" 0 "" -- "$NECTL" build-enclave --arch aarch64 \
+		--debian-kernel --rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/arm.eif"
 	"$NECTL" describe-eif --eif-path "$T/arm.eif" >"$T/arm.json" 2>/dev/null
 	check_eq "aarch64 header flag" "$(json "$T/arm.json" "(j['Arch'], j['HeaderFlags'])")" "('aarch64', 1)"
 	rm -rf "$T/x64" && extract "$T/arm.eif" "$T/x64"
@@ -140,15 +194,29 @@ printf 'stand-in init' >"$T/blobs/init"
 printf 'stand-in nsm' >"$T/blobs/nsm.ko"
 printf '  reboot=k console=ttyS0 blob-cmdline  \n' >"$T/blobs/cmdline"
 expect "build with --blobs" 0 "" -- "$NECTL" build-enclave --blobs "$T/blobs" --rootfs "$T/a/root" \
-	--cmd /bin/hello --output-file "$T/bl.eif"
+	--cmd /bin/hello --output-file "$T/bl.eif" --build-time 1700000000
 rm -rf "$T/xb" && extract "$T/bl.eif" "$T/xb"
 check_eq "blobs: ramdisk 0 is nitro-cli's" "$(listing "$T/xb/ramdisk0" | tr '\n' ' ')" "dev init nsm.ko "
 check_eq "blobs: init and nsm.ko are the blobs" "$(cd "$T" && cpio -i --quiet --to-stdout init nsm.ko <"$T/xb/ramdisk0")" "stand-in initstand-in nsm"
 check_eq "blobs: cmdline trimmed" "$(cat "$T/xb/cmdline")" "reboot=k console=ttyS0 blob-cmdline"
 check_eq "blobs: kernel version from the config" "$(json "$T/xb/metadata.json" "j['BuildMetadata']['KernelVersion']")" "4.14.256"
+# nitro-cli's blob directory is the default when it exists ($NITRO_CLI_BLOBS
+# stands in for /usr/share/nitro_enclaves/blobs here).
+expect "blobs by default" 0 "" -- env NITRO_CLI_BLOBS="$T/blobs" "$NECTL" build-enclave \
+	--rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/bl2.eif" --build-time 1700000000 --name bl
+cmp -s "$T/bl.eif" "$T/bl2.eif" && ok "blobs by default: the --blobs image" || bad "blobs by default: the --blobs image"
+expect "NITRO_CLI_BLOBS names a missing directory" 19 "$T/noblobs/cmdline" -- env NITRO_CLI_BLOBS="$T/noblobs" \
+	"$NECTL" build-enclave --rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/bad.eif"
+mkdir -p "$T/emptycache"
+expect "no kernel built yet" 19 "nectl kernel build" -- env NECTL_CACHE_DIR="$T/emptycache" "$NECTL" \
+	build-enclave --rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/bad.eif"
+noout "$T/bad.eif" "no kernel built yet"
+expect "--blobs and --debian-kernel" 2 "Conflicting" -- "$NECTL" build-enclave --blobs "$T/blobs" \
+	--debian-kernel --rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/bad.eif"
+expect "--modules-dir without --kernel" 1 "give --kernel too" -- "$NECTL" build-enclave \
+	--modules-dir "$T" --rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/bad.eif"
 
 # Bad inputs: a clear error, the E-code as status, and no output file.
-noout() { [ ! -e "$1" ] && ! ls "$(dirname "$1")" | grep -q '\.tmp\.' && ok "$2: no output" || bad "$2: no output"; }
 expect "missing kernel" 19 "$T/nokernel" -- "$NECTL" build-enclave --kernel "$T/nokernel" \
 	--rootfs "$T/a/root" --cmd /bin/hello --output-file "$T/bad.eif"
 noout "$T/bad.eif" "missing kernel"
