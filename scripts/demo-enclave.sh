@@ -3,13 +3,11 @@
 # its console, and is terminated.
 N=/nectl
 echo "== nectl run-enclave --emulate (the signature is checked; waits for the heartbeat)"
-# (Debian kernel) The image has Debian's cloud kernel, which finds vsock only
-# through ACPI, not on Nitro's machine: the ACPI option until the default
-# kernel is nectl's own, then DEBIAN_ACPI becomes empty.
-DEBIAN_ACPI=--machine-acpi
+# On Nitro's machine (the default): the image's kernel is nectl's own, which
+# takes its devices from the command line as on Nitro.
 run() {
 	$N run-enclave --emulate --eif-path /hello.eif --memory 256 --cpu-count 1 --debug-mode \
-		--verbose $DEBIAN_ACPI --forward-into-enclave tcp:127.0.0.1:5000=5000 2>/tmp/run.err
+		--verbose --forward-into-enclave tcp:127.0.0.1:5000=5000 2>/tmp/run.err
 }
 # The shell VM emulates SVM in software (QEMU TCG), and now and then it loses
 # a nested guest early in its boot (docs/shellvm.md): once more, said.

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The main job on built-in samples: the sample app (examples/hello) becomes a
-# signed enclave image with the fetched Debian kernel, then it is described.
+# signed enclave image with nectl's own Nitro-ready kernel (built by `nectl kernel
+# build`, once), then it is described.
 set -eu
 NECTL=${1:-build/nectl}
 HELLO=${2:-build/examples/hello/hello}
