@@ -242,6 +242,7 @@ attempt() {
 	t0=$(date +%s)
 	deadline=$((t0 + timeout))
 	vm_panic=
+	done_at=
 	# A boot that hangs (TSC calibration, emulator faults) should be retried
 	# long before the command's own timeout.
 	boot_deadline=$((t0 + (boot_timeout < timeout ? boot_timeout : timeout)))
@@ -256,6 +257,14 @@ attempt() {
 		# The kernel panicked while COMMAND ran and nothing but kernel
 		# lines followed for 30 s: the VM is dead (it does not always
 		# reboot or exit by itself), so do not wait for the timeout.
+		# The command has ended and its status is in: a VM that does not
+		# power off within 30 s (seen once: its poweroff hung) is stopped
+		# rather than waited for until the timeout.
+		if [ -n "$done_at" ] && [ $((now - done_at)) -ge 30 ]; then
+			echo "$prog: the VM did not power off 30 s after the command ended; stopped it" >&2
+			kill "$qpid" 2>/dev/null
+			break
+		fi
 		if [ -n "$vm_panic" ] && [ $((now - vm_panic)) -ge 30 ]; then
 			echo "$prog: the VM's kernel panicked while the command ran" >&2
 			kill "$qpid" 2>/dev/null
@@ -314,7 +323,7 @@ attempt() {
 				# Output without a final newline shares the marker's line.
 				printf '%s' "${line%%"SHELLVM-EXIT $nonce "*}"
 				printf '%s\n' "${line##*"SHELLVM-EXIT $nonce "}" >"$tmp/status"
-				state="done"; echo "done" >"$tmp/state" ;;
+				state="done"; echo "done" >"$tmp/state"; done_at=$now ;;
 			\[*"] Kernel panic - not syncing"*)
 				vm_panic=$now
 				printf '%s\n' "$line" ;;
