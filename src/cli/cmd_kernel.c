@@ -108,14 +108,15 @@ static void kernel_progress(void *ctx, const char *phase, uint64_t done, uint64_
 	kernel_progress_draw(kp, done, total, now);
 }
 
-static void kernel_progress_end(const struct kernel_progress *kp)
+static void kernel_progress_end(const struct kernel_progress *kp, bool built)
 {
 	double secs = kernel_now() - kp->start;
 
 	if (kp->drawn)
 		fputs("\r\033[K", stderr);
 	if (kp->phase[0])
-		fprintf(stderr, "nectl: kernel build: finished after %.0f s\n", secs);
+		fprintf(stderr, "nectl: kernel build: %s after %.0f s\n",
+			built ? "done" : "stopped", secs);
 }
 
 static int kernel_build_parse(const struct args *args, struct kernel_build_opts *o,
@@ -158,7 +159,7 @@ static int kernel_build_run(const struct args *args, struct nectl_err *err)
 	o.progress = kernel_progress;
 	o.ctx = &kp;
 	rc = kernel_build(&o, &k, err);
-	kernel_progress_end(&kp);
+	kernel_progress_end(&kp, rc == 0);
 	if (rc < 0 || kernel_file_sha256(k.kernel, sha, err) < 0)
 		return -1;
 	kernel_config_hash(o.arch, config_hash);

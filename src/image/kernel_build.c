@@ -26,12 +26,13 @@
 #define KBUILD_WORK_PREFIX "nectl-kernel."
 #define KBUILD_INFO_MAX	   (64 * 1024)
 #define KBUILD_IMAGE_MAX   (256ULL << 20)
+#define KBUILD_LOG_MAX	   (128ULL << 20)
 #define KBUILD_JOBS_MAX	   256
 #define KBUILD_RELEASE_MAX 127
 /* What a build compiles (CC, AS, HOSTCC lines), for the progress estimate:
  * counted in builds of the shipped fragments. */
-#define KBUILD_OBJECTS_X86_64  1140
-#define KBUILD_OBJECTS_AARCH64 1089
+#define KBUILD_OBJECTS_X86_64  1150
+#define KBUILD_OBJECTS_AARCH64 1100
 
 struct kbuild {
 	const struct kernel_build_opts *o;
@@ -408,7 +409,7 @@ static void kbuild_finish(struct kbuild *b, struct nectl_err *err, int rc)
 			dprintf(b->log_fd, "\nnectl: %s\n", err ? err->msg : "failed");
 		close(b->log_fd);
 		snprintf(log, sizeof(log), "%s/build.log", b->dest);
-		kbuild_copy(b->log, log, UINT64_MAX, &ignored);
+		kbuild_copy(b->log, log, KBUILD_LOG_MAX, &ignored);
 	}
 	if (b->work[0]) {
 		kernel_build_report(b->o, "cleanup", 0, 0);
@@ -436,6 +437,8 @@ static int kbuild_lock(struct kbuild *b, struct nectl_err *err)
 
 static int kbuild_init(struct kbuild *b, const struct kernel_build_opts *o, struct nectl_err *err)
 {
+	char cwd[2048];
+
 	memset(b, 0, sizeof(*b));
 	b->o = o;
 	b->lock_fd = b->work_fd = b->log_fd = -1;
@@ -450,8 +453,12 @@ static int kbuild_init(struct kbuild *b, const struct kernel_build_opts *o, stru
 				     "kernel build: empty output or work directory");
 	kernel_cache_dir(b->cache, sizeof(b->cache));
 	kernel_config_hash(o->arch, b->hash);
-	if (o->output_dir)
+	if (o->output_dir && o->output_dir[0] == '/')
 		snprintf(b->dest, sizeof(b->dest), "%s", o->output_dir);
+	else if (o->output_dir && getcwd(cwd, sizeof(cwd)))
+		snprintf(b->dest, sizeof(b->dest), "%s/%s", cwd, o->output_dir);
+	else if (o->output_dir)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "cannot tell the current directory");
 	else
 		kbuild_entry_dir(o->arch, b->hash, b->dest, sizeof(b->dest));
 	if (strlen(b->dest) > 3800)

@@ -99,8 +99,9 @@ int kernel_build_check_tools(enum eif_arch arch, struct nectl_err *err)
 	if (!tools[0])
 		return 0;
 	return nectl_err_set(err, NECTL_E_BUILD,
-			     "building the %s kernel needs %s, which are missing (install the "
-			     "Debian packages:%s; `make deps` does)",
+			     "building the %s kernel needs %s, which are missing (Debian "
+			     "packages:%s; install them with apt-get, or `make deps` in nectl's "
+			     "source tree)",
 			     eif_arch_name(arch), tools, pkgs);
 }
 
