@@ -55,10 +55,12 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 
 bench: all
 	$(BUILD)/nectl kernel fetch >/dev/null
+	$(BUILD)/nectl kernel build >/dev/null
 	python3 bench/eif-measure $(BUILD)/nectl
 	python3 bench/build $(BUILD)/nectl
 	python3 bench/boot $(BUILD)/nectl
 	python3 bench/vsock $(BUILD)/nectl
+	python3 bench/kernel $(BUILD)/nectl
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

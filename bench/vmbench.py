@@ -46,18 +46,19 @@ def emulate_available(nectl):
     return "--emulate" in p.stdout + p.stderr
 
 
-def build_eif(nectl, xfer, work):
-    """The EIF both contenders boot: busybox and xfer, running `xfer serve`;
-    extracted too, for QEMU's -kernel/-initrd/-append."""
+def build_eif(nectl, xfer, work, name="xfer", extra=()):
+    """The EIF the contenders boot: busybox and xfer, running `xfer serve`
+    (extra: more build-enclave options); extracted too, for QEMU's
+    -kernel/-initrd/-append."""
     root = f"{work}/root"
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(f"{root}/bin")
     shutil.copy(xfer, f"{root}/bin/xfer")
     shutil.copy("/bin/busybox", f"{root}/bin/busybox")
-    eif = f"{work}/xfer.eif"
+    eif = f"{work}/{name}.eif"
     check([nectl, "build-enclave", "--rootfs", root, "--cmd", '["/bin/xfer", "serve"]',
-           "--output-file", eif, "--build-time", "1700000000"])
-    ex = f"{work}/extracted"
+           "--output-file", eif, "--build-time", "1700000000", *extra])
+    ex = f"{work}/{name}.extracted"
     shutil.rmtree(ex, ignore_errors=True)
     os.makedirs(ex)
     check([nectl, "extract-eif", "--eif-path", eif, "--output-dir", ex])
