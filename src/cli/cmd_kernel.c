@@ -10,6 +10,18 @@
 #include "cli/cli.h"
 #include "nectl/kernel.h"
 
+/* What both kernel commands print first: which kernel, and where. */
+static json_t *kernel_info_json(const struct kernel_info *k)
+{
+	json_t *out = json_object();
+
+	json_object_set_new(out, "Version", json_string(k->version));
+	json_object_set_new(out, "Arch", json_string(eif_arch_name(k->arch)));
+	json_object_set_new(out, "Kernel", json_string(k->kernel));
+	json_object_set_new(out, "KernelConfig", json_string(k->config));
+	return out;
+}
+
 static int kernel_fetch_run(const struct args *args, struct nectl_err *err)
 {
 	const char *arch_name = args_get(args, "arch");
@@ -25,11 +37,7 @@ static int kernel_fetch_run(const struct args *args, struct nectl_err *err)
 		if (kernel_fetch(arch, args_get(args, "version"), &k, err) < 0)
 			return -1;
 	}
-	out = json_object();
-	json_object_set_new(out, "Version", json_string(k.version));
-	json_object_set_new(out, "Arch", json_string(eif_arch_name(k.arch)));
-	json_object_set_new(out, "Kernel", json_string(k.kernel));
-	json_object_set_new(out, "KernelConfig", json_string(k.config));
+	out = kernel_info_json(&k);
 	json_object_set_new(out, "ModulesDir", json_string(k.modules_dir));
 	return cli_print_json(out, err);
 }
@@ -163,11 +171,7 @@ static int kernel_build_run(const struct args *args, struct nectl_err *err)
 	if (rc < 0 || kernel_file_sha256(k.kernel, sha, err) < 0)
 		return -1;
 	kernel_config_hash(o.arch, config_hash);
-	out = json_object();
-	json_object_set_new(out, "Version", json_string(k.version));
-	json_object_set_new(out, "Arch", json_string(eif_arch_name(k.arch)));
-	json_object_set_new(out, "Kernel", json_string(k.kernel));
-	json_object_set_new(out, "KernelConfig", json_string(k.config));
+	out = kernel_info_json(&k);
 	json_object_set_new(out, "SourcePackage", json_string(k.package));
 	json_object_set_new(out, "SourceVersion", json_string(k.package_version));
 	json_object_set_new(out, "ConfigHash", json_string(config_hash));
