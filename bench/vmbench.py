@@ -113,10 +113,13 @@ N=/b/nectl
 export NECTL_RUN_DIR=/run/nectl
 mkdir -p /run/nectl /tmp/b
 fail() { echo "ERROR $*"; exit 1; }
-# vhost-vsock for QEMU: the shell VM's /init loads only KVM.
-for m in vhost_iotlb vhost vsock vmw_vsock_virtio_transport_common vhost_vsock; do
-	insmod /b/mods/$m.ko || fail "insmod $m"
-done
+# vhost-vsock for QEMU, when the benchmark runs QEMU (Files.add_qemu): the
+# shell VM's /init loads only KVM.
+if [ -d /b/mods ]; then
+	for m in vhost_iotlb vhost vsock vmw_vsock_virtio_transport_common vhost_vsock; do
+		insmod /b/mods/$m.ko || fail "insmod $m"
+	done
+fi
 # cpu PID: user+system and guest CPU ticks of a process, all threads
 # (/proc/PID/stat fields 14, 15, 43; comm has no spaces here).
 cpu() { awk '{print $14 + $15, $43}' /proc/$1/stat; }
