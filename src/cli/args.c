@@ -1,3 +1,6 @@
+/* Option parsing for every subcommand: --name VALUE and --name=VALUE, aliases,
+ * repeatable options, and nitro-cli's E01/E02 errors for missing and
+ * conflicting arguments. */
 #include <string.h>
 
 #include "cli/cli.h"

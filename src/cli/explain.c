@@ -1,3 +1,5 @@
+/* `nectl explain` and the one-line meaning of each nitro-cli E-code that
+ * error messages and --help refer to. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,6 @@
+/* nectl's entry point: finds the subcommand (one or two words), handles
+ * --help, runs it, and turns its error into `[ Exx ] message` and the exit
+ * status. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,3 +1,5 @@
+/* What the commands print: JSON as nitro-cli formats it, `[ Exx ]` errors,
+ * and the Measurements object. */
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -1,3 +1,5 @@
+/* Progress lines on a terminal (stderr only, at most ten redraws a second),
+ * nothing when stderr is not a TTY. */
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>

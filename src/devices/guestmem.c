@@ -1,3 +1,5 @@
+/* The one checked translation from guest physical addresses to host
+ * pointers: every device access to guest memory goes through it. */
 #include <string.h>
 
 #include "nectl/guestmem.h"

@@ -1,3 +1,5 @@
+/* X.509 signing certificates: loading, validity checks and describe-eif's
+ * view of them (subject, issuer, serial, validity, key). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -1,3 +1,5 @@
+/* COSE_Sign1 (RFC 8152) as nitro-cli signs PCR0: encoding, bounds-checked
+ * decoding with libcbor, and ECDSA signing and verification. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>

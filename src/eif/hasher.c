@@ -1,3 +1,5 @@
+/* The measuring pipeline: every section byte feeds the CRC and the PCR0 and
+ * PCR1/PCR2 SHA-384 streams, on two threads over shared chunk buffers. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,3 +1,5 @@
+/* The EIF metadata section (nitro-cli's JSON, in its field order) and
+ * describe-eif's and describe-enclaves' view of it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,5 @@
+/* PCR arithmetic: extend (SHA-384 over the old value and the data), PCRs of
+ * files and digests, hex output. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

@@ -1,3 +1,5 @@
+/* Signing EIFs: loading and pairing the certificate and key, the signature
+ * section as nitro-cli writes it, and its verification against PCR0. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,5 @@
+/* Byte sources the EIF reader parses: a file, or a buffer (an EIF already in
+ * enclave memory). */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

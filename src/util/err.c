@@ -1,3 +1,5 @@
+/* The project's error values: code, message, and the errno or OpenSSL
+ * reason appended when there is one. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

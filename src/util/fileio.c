@@ -1,3 +1,5 @@
+/* Atomic output files (temporary file, fsync, rename), anonymous temporary
+ * files, and capped whole-file reads. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
