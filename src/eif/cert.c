@@ -1,5 +1,5 @@
-/* X.509 signing certificates: loading, validity checks and describe-eif's
- * view of them (subject, issuer, serial, validity, key). */
+/* X.509 signing certificates: PCR8 (the measurement of the certificate's DER,
+ * from PEM or DER input), validity checks, and describe-eif's view of them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
