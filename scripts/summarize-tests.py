@@ -1,10 +1,13 @@
 """Counts test cases from Meson's test logs: cmocka's per-program summary lines,
-the CLI suite's own "N passed, N failed" line, or the program's exit status."""
+the CLI suite's own "N passed, N failed" line, or the program's exit status.
+Names each failing test with the last lines it printed just before the closing
+line, so that the tail of a CI log says what failed."""
 import json
 import re
 import sys
 
 passed = failed = skipped = 0
+failures = []
 for build in sys.argv[1:]:
     with open(f"{build}/meson-logs/testlog.json") as log:
         for line in log:
@@ -25,5 +28,12 @@ for build in sys.argv[1:]:
                 f = 1
             passed += p
             failed += f
+            if f:
+                failures.append((build, t, out))
+for build, t, out in failures:
+    print(f"FAILED: {t['name']} in {build} ({t['result']}, {t.get('duration', 0):.0f} s)")
+    marks = [l for l in out.splitlines() if re.match(r"^(FAIL|not ok|\[  FAILED  \])", l)]
+    for line in (marks or out.splitlines())[-12:]:
+        print(f"  {line[:200]}")
 print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)
