@@ -1,7 +1,8 @@
 /*
  * nectl-init: the enclave's PID 1. It does what AWS's enclave init does (mounts,
  * NSM driver, heartbeat to the parent, /cmd and /env, switch into /rootfs, run
- * the app, reboot when it exits) and also loads nectl's module directory, brings
+ * the app, reboot when it exits) and also reports the app's end to the parent
+ * over vsock (report.c), loads nectl's module directory, brings
  * up lo, and says on the console what it did and, on failure, which step failed
  * and why, before an orderly shutdown instead of a kernel panic.
  */
@@ -159,7 +160,7 @@ int main(void)
 	static struct strlist argv, env;
 	const char *path;
 	char msg[128];
-	int err;
+	int err, status;
 
 	/* Running this on a host by mistake would mount, load modules and reboot it. */
 	if (getpid() != 1) {
@@ -175,11 +176,16 @@ int main(void)
 	load_modules();
 	loopback_up();
 	heartbeat();
+	report_open();
 	read_cmd_env(&argv, &env);
 	switch_root("/rootfs");
 	mount_rootfs_filesystems();
 	path = env_lookup(&env, "PATH");
-	describe_exit(run_app(argv.v, env.v, path ? path : DEFAULT_PATH), msg, sizeof(msg));
+	status = run_app(argv.v, env.v, path ? path : DEFAULT_PATH);
+	/* The console line is for people; the parent's record comes from the
+	 * report (console text could come from any process). */
+	describe_exit(status, msg, sizeof(msg));
 	say("%s", msg);
+	report_app_end(status);
 	shutdown_enclave();
 }

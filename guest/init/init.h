@@ -30,6 +30,11 @@ void load_modules(void);
 void loopback_up(void);
 void heartbeat(void);
 
+/* report.c: init's own connection to the parent for the app's end
+ * (nectl/app_report.h); opened before the app starts, used once after. */
+void report_open(void);
+void report_app_end(int status);
+
 /* cmdenv.c: reads /cmd and /env into the lists (defaults if absent), unlinks them. */
 void read_cmd_env(struct strlist *argv, struct strlist *env);
 

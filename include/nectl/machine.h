@@ -57,6 +57,7 @@ enum machine_exit {
 	MACHINE_EXIT_STOPPED,  /* the host stopped it */
 	MACHINE_EXIT_TRIPLE_FAULT,
 	MACHINE_EXIT_KVM_ERROR,
+	MACHINE_EXIT_PANIC, /* the guest's kernel wrote pvpanic (only with spec.acpi) */
 };
 
 struct machine;

@@ -73,6 +73,7 @@ struct x86_boot_spec {
 	 * debugging kernels that need them. Without, no RSDP exists. */
 	bool acpi;
 	bool uart; /* with acpi: describe COM1 (PNP0501, 0x3f8, IRQ 4) */
+	bool pvpanic; /* with acpi: describe pvpanic (QEMU0001, port 0x505) */
 };
 
 /* What the first vCPU starts with (the accelerator loads these into KVM). */

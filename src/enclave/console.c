@@ -1,7 +1,9 @@
 /* Console capture: every byte the guest writes to its UART goes to the log
  * file (debug mode) and a ring the supervisor streams to console clients,
- * and complete lines are scanned for what ends an enclave (init's report of
- * the app's exit, a kernel panic). Fed from vCPU threads: never blocks on
+ * and the first line that looks like a kernel panic is kept as a hint for
+ * people. Nothing here decides how the enclave ended: any process in the
+ * enclave can print anything (the machine and init's report over vsock do,
+ * see sup_record.c). Fed from vCPU threads: never blocks on
  * anything but a short mutex and a write to a file in the run directory. */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,15 +38,8 @@ static void console_scan_line(struct console *c, const char *line)
 {
 	const char *p;
 
-	if (!c->panic && (p = strstr(line, "Kernel panic - not syncing"))) {
-		c->panic = true;
-		snprintf(c->panic_line, sizeof(c->panic_line), "%s", p);
-	}
-	/* nectl's init (guest/init/parse.c) reports how the app ended. */
-	if ((p = strstr(line, "nectl-init: app exited with status ")))
-		c->app = CONSOLE_APP_EXITED, c->app_value = atoi(p + 35);
-	else if ((p = strstr(line, "nectl-init: app killed by signal ")))
-		c->app = CONSOLE_APP_SIGNALED, c->app_value = atoi(p + 33);
+	if (!c->panic_hint[0] && (p = strstr(line, "Kernel panic - not syncing")))
+		snprintf(c->panic_hint, sizeof(c->panic_hint), "%s", p);
 }
 
 static void console_scan(struct console *c, const uint8_t *buf, size_t len)

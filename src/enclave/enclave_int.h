@@ -56,8 +56,6 @@ _Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int 
 #define CONSOLE_RING	(1u << 20)
 #define CONSOLE_LOG_MAX (64ull << 20)
 
-enum console_app { CONSOLE_APP_NONE, CONSOLE_APP_EXITED, CONSOLE_APP_SIGNALED };
-
 struct console {
 	pthread_mutex_t mu;
 	uint8_t *ring; /* NULL outside debug mode: nothing is kept */
@@ -67,10 +65,9 @@ struct console {
 	char line[512];
 	size_t line_len;
 	char last_line[200]; /* the last complete non-empty line */
-	bool panic;
-	char panic_line[200];
-	enum console_app app;
-	int app_value; /* exit status or signal */
+	/* The first line that looked like a kernel panic: a hint for people,
+	 * never a verdict (any process in the enclave can print it). */
+	char panic_hint[200];
 	void (*notify)(void *ctx);
 	void *ctx;
 };

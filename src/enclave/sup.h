@@ -6,7 +6,9 @@
 #include <stdatomic.h>
 
 #include "enclave/enclave_int.h"
+#include "nectl/app_report.h"
 #include "nectl/machine.h"
+#include "nectl/vsock.h"
 
 #define SUP_MAX_CLIENTS 32
 
@@ -20,7 +22,19 @@ struct sup_client {
 	size_t out_len, out_off;
 };
 
-enum sup_stop { SUP_STOP_NONE, SUP_STOP_TERMINATE, SUP_STOP_PANIC, SUP_STOP_NO_HEARTBEAT };
+enum sup_stop { SUP_STOP_NONE, SUP_STOP_TERMINATE, SUP_STOP_NO_HEARTBEAT };
+
+enum sup_app_end { SUP_APP_NONE, SUP_APP_EXITED, SUP_APP_KILLED };
+
+/* init's report connection (nectl/app_report.h, sup_app.c). */
+struct sup_app {
+	bool taken, open; /* the one connection arrived / is still open */
+	uint64_t conn;
+	char line[APP_REPORT_LINE_MAX];
+	size_t len;
+	atomic_int end; /* enum sup_app_end; set after value */
+	atomic_int value;
+};
 
 struct sup {
 	const struct enclave_plan *p;
@@ -38,13 +52,17 @@ struct sup {
 	enum machine_exit why;
 	char detail[256];
 	enum sup_stop stop;
-	uint64_t t0, t_loaded, t_entry, t_heartbeat, panic_deadline;
+	struct vsock_dev *vsock; /* the machine's, once it exists */
+	struct sup_app app;
+	uint64_t t0, t_loaded, t_entry, t_heartbeat;
 	const char *state;
 	json_t *exit_info;
 	struct sup_client clients[SUP_MAX_CLIENTS];
 };
 
 uint64_t sup_now_ns(void);
+/* Wakes the supervisor's loop (from any thread). */
+void sup_wake(void *ctx);
 /* Milliseconds from the supervisor's start to t (0 when t is unset). */
 double sup_ms(const struct sup *s, uint64_t t);
 
@@ -59,6 +77,12 @@ void sup_halt(struct sup *s, enum sup_stop why);
 /* Ends the process: terminated (everything removed) or exited (record and
  * log kept for describe and console). */
 _Noreturn void sup_finish(struct sup *s, bool keep_record);
+
+/* sup_app.c: the vsock device's host side as the supervisor sees it: init's
+ * report connection, everything else to the forwarder (ctx: the sup). */
+const struct vsock_host_ops *sup_vsock_ops_get(void);
+/* Parses one report line (with its '\n'); 0 or -1. */
+int sup_app_parse(const char *line, size_t len, enum sup_app_end *end, int *value);
 
 /* sup_control.c */
 void sup_accept(struct sup *s);

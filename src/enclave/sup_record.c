@@ -67,41 +67,47 @@ static void sup_classify_vsock(struct sup *s, json_t *e)
 		json_object_set_new(e, "VsockDevice", json_string(virtio_probe_name(pr.stage)));
 }
 
-/* How the enclave ended, from the VM's stop reason, the supervisor's own
- * reason for stopping it, and what init and the kernel printed. */
+/* How the enclave ended, from channels the guest's applications cannot
+ * forge: the VM's stop reason (pvpanic included), the supervisor's own reason
+ * for stopping it, and init's report over its vsock connection. What the
+ * console showed is only a hint, and named as such. */
 json_t *sup_classify(struct sup *s)
 {
+	enum sup_app_end app = atomic_load(&s->app.end);
 	json_t *e = json_object();
 	const char *reason;
 
-	pthread_mutex_lock(&s->cons.mu);
 	if (s->why == MACHINE_EXIT_TRIPLE_FAULT)
 		reason = "triple-fault";
 	else if (s->why == MACHINE_EXIT_KVM_ERROR)
 		reason = "kvm-error";
-	else if (s->cons.panic)
+	else if (s->why == MACHINE_EXIT_PANIC)
 		reason = "kernel-panic";
 	else if (s->stop == SUP_STOP_TERMINATE)
 		reason = "terminated";
 	else if (s->stop == SUP_STOP_NO_HEARTBEAT)
 		reason = "no-heartbeat";
-	else if (s->cons.app == CONSOLE_APP_EXITED)
+	else if (app == SUP_APP_EXITED)
 		reason = "app-exited";
-	else if (s->cons.app == CONSOLE_APP_SIGNALED)
+	else if (app == SUP_APP_KILLED)
 		reason = "app-killed";
 	else if (s->why == MACHINE_EXIT_POWEROFF)
 		reason = "poweroff";
 	else
 		reason = "reboot";
 	json_object_set_new(e, "Reason", json_string(reason));
-	if (s->cons.app == CONSOLE_APP_EXITED)
-		json_object_set_new(e, "AppExitStatus", json_integer(s->cons.app_value));
-	else if (s->cons.app == CONSOLE_APP_SIGNALED)
-		json_object_set_new(e, "AppSignal", json_integer(s->cons.app_value));
-	if (s->cons.panic)
-		json_object_set_new(e, "Detail", json_string(s->cons.panic_line));
+	if (app == SUP_APP_EXITED)
+		json_object_set_new(e, "AppExitStatus", json_integer(atomic_load(&s->app.value)));
+	else if (app == SUP_APP_KILLED)
+		json_object_set_new(e, "AppSignal", json_integer(atomic_load(&s->app.value)));
+	if (s->why == MACHINE_EXIT_PANIC)
+		json_object_set_new(e, "Detail",
+				    json_string("the kernel reported a panic (pvpanic)"));
 	else if (s->why == MACHINE_EXIT_TRIPLE_FAULT || s->why == MACHINE_EXIT_KVM_ERROR)
 		json_object_set_new(e, "Detail", json_string(s->detail));
+	pthread_mutex_lock(&s->cons.mu);
+	if (s->cons.panic_hint[0])
+		json_object_set_new(e, "ConsoleHint", json_string(s->cons.panic_hint));
 	pthread_mutex_unlock(&s->cons.mu);
 	json_object_set_new(e, "UptimeMs", json_real(sup_ms(s, sup_now_ns())));
 	sup_classify_vsock(s, e);

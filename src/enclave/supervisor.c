@@ -29,7 +29,7 @@ uint64_t sup_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void sup_wake(void *ctx)
+void sup_wake(void *ctx)
 {
 	struct sup *s = ctx;
 	uint64_t one = 1;
@@ -256,8 +256,6 @@ static int sup_poll_timeout(const struct sup *s)
 
 	if (!s->booted)
 		deadline = s->t_entry + (uint64_t)s->p->hb_timeout_s * 1000000000ull;
-	if (s->panic_deadline && (!deadline || s->panic_deadline < deadline))
-		deadline = s->panic_deadline;
 	if (!deadline)
 		return -1;
 	return deadline <= now ? 0 : (int)((deadline - now) / 1000000 + 1);
@@ -266,18 +264,10 @@ static int sup_poll_timeout(const struct sup *s)
 static void sup_check_time(struct sup *s)
 {
 	uint64_t now = sup_now_ns();
-	bool panic;
 
-	pthread_mutex_lock(&s->cons.mu);
-	panic = s->cons.panic;
-	pthread_mutex_unlock(&s->cons.mu);
-	/* A panicking kernel prints its reason and then its backtrace; give it a
-	 * moment, then end the enclave rather than wait out panic=N. */
-	if (panic && !s->panic_deadline)
-		s->panic_deadline = now + 500000000ull;
-	if (s->panic_deadline && now >= s->panic_deadline)
-		sup_halt(s, SUP_STOP_PANIC);
-	else if (!s->booted && now >= s->t_entry + (uint64_t)s->p->hb_timeout_s * 1000000000ull)
+	/* Console text never ends an enclave: a panicking kernel is seen by
+	 * the machine (pvpanic, or the reboot panic=N makes, as on Nitro). */
+	if (!s->booted && now >= s->t_entry + (uint64_t)s->p->hb_timeout_s * 1000000000ull)
 		sup_halt(s, SUP_STOP_NO_HEARTBEAT);
 }
 
@@ -420,14 +410,15 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 						  .host_cpus = p->pinned ? p->cpu_ids : NULL,
 						  .console = sup_console,
 						  .ctx = s,
-						  .vsock_ops = fwd_ops(),
-						  .vsock_ctx = s->fwd,
+						  .vsock_ops = sup_vsock_ops_get(),
+						  .vsock_ctx = s,
 						  .device_broken = sup_device_broken,
 						  .acpi = p->acpi},
 			   err) < 0 ||
 	    sup_check_signature(s, err) < 0)
 		return -1;
 	s->t_loaded = sup_now_ns();
+	s->vsock = machine_vsock(s->m);
 	fwd_attach(s->fwd, machine_vsock(s->m), machine_bus_lock, machine_bus_unlock, s->m,
 		   sup_heartbeat, s);
 	if (fwd_start(s->fwd, err) < 0 || machine_start(s->m, err) < 0)

@@ -2,7 +2,7 @@
 # Prints "ok - ..." / "FAIL - ..." lines and "@@done" at the end; the host
 # side (test_emulate.sh) counts them. Files: /nectl (+ its libraries), /xfer,
 # /app.eif (xfer serve, pushes 4 MiB to CID 3 port 7000 first), /exit3.eif
-# (app exits with status 3), /panic.eif (app crashes the kernel), /off.eif
+# (app exits with status 3), /panic.eif (app crashes the kernel, panic=1), /off.eif
 # (app powers off), /hello.eif (the sample app, which echoes lines on vsock
 # port 5000), /debian.eif (the sample app on Debian's cloud kernel).
 #
@@ -238,6 +238,15 @@ has $T/console.txt "Successfully connected to the console." && has $T/console.tx
 	ok "console streams what was captured" || bad "console: $(head -c 300 $T/console.txt)"
 has $T/console.txt "send ok 4194304" && ok "the guest's push was acknowledged" ||
 	bad "the guest's push was acknowledged"
+# The app printed a panic line and init's words for an exit: text decides
+# nothing, the enclave runs on (it served the checks above) with no Exit.
+has $T/console.txt "Kernel panic - not syncing: forged by the app" &&
+	has $T/console.txt "nectl-init: app exited with status 7" &&
+	$N describe-enclaves >$T/describe_a.json 2>&1 &&
+	sed -n "/\"EnclaveName\": \"$name_a\"/,/^  }/p" $T/describe_a.json >$T/rec_a.json &&
+	has $T/rec_a.json '"State": "RUNNING"' && ! has $T/rec_a.json '"Exit"' &&
+	ok "console lines forged by the app (a panic, init's exit words) change nothing" ||
+	bad "console lines forged by the app change nothing: $(cat $T/rec_a.json)"
 
 # terminate-enclave leaves no process, socket or file behind.
 $N terminate-enclave --enclave-name "$name_a" >$T/t.json 2>$T/t.err
@@ -256,8 +265,11 @@ start=$(date +%s)
 # (docs/shellvm.md); two at once above is the concurrency test.
 launch c --eif-path /exit3.eif --cpu-count 1 --attach-console
 wait_launch c
-launch d --eif-path /panic.eif --cpu-count 1 --debug-mode
+launch d --eif-path /panic.eif --cpu-count 1 --debug-mode --enclave-name panic-nitro
 wait_launch d
+# With ACPI the machine describes pvpanic, which the kernel writes as it panics.
+launch d2 --eif-path /panic.eif --cpu-count 1 --machine-acpi --enclave-name panic-acpi
+wait_launch d2
 # ACPI's S5 power-off exists only with the ACPI option, whatever the kernel.
 launch f --eif-path /off.eif --cpu-count 1 --machine-acpi
 wait_launch f
@@ -281,12 +293,23 @@ has $T/c.json '"EnclaveName": "exit3"' && has $T/c.json "Successfully connected 
 for i in $(seq 120); do
 	$N describe-enclaves >$T/describe2.json 2>&1
 	has $T/describe2.json '"AppExitStatus": 3' && has $T/describe2.json '"kernel-panic"' &&
-		has $T/describe2.json '"poweroff"' && break
+		has $T/describe2.json '"poweroff"' && [ "$(grep -c '"EXITED"' $T/describe2.json)" -ge 4 ] &&
+		break
 	sleep 1
 done
 grep -A12 '"Exit"' $T/describe2.json
-has $T/describe2.json '"AppExitStatus": 3' && ok "app exit status 3 recorded" || bad "app exit status 3 recorded"
-has $T/describe2.json '"Reason": "kernel-panic"' && ok "kernel panic recorded" || bad "kernel panic recorded"
+# record NAME: the describe-enclaves object of NAME, from describe2.json
+record() { sed -n "/\"EnclaveName\": \"$1\"/,/^  }/p" $T/describe2.json; }
+record exit3 | grep -q '"AppExitStatus": 3' && record exit3 | grep -q '"Reason": "app-exited"' &&
+	ok "app exit status 3 recorded (init's report over vsock)" || bad "app exit status 3 recorded"
+record panic-acpi | grep -q '"Reason": "kernel-panic"' &&
+	record panic-acpi | grep -q '"Detail": "the kernel reported a panic (pvpanic)"' &&
+	ok "a real kernel panic recorded from pvpanic (--machine-acpi)" ||
+	bad "a real kernel panic recorded from pvpanic (--machine-acpi)"
+record panic-nitro | grep -q '"Reason": "reboot"' &&
+	record panic-nitro | grep -q '"ConsoleHint": "Kernel panic - not syncing: sysrq triggered crash' &&
+	ok "a real panic on Nitro's machine: the reboot panic=1 makes, the panic line as a console hint" ||
+	bad "a real panic on Nitro's machine: the reboot panic=1 makes, the panic line as a console hint"
 has $T/describe2.json '"Reason": "poweroff"' && ok "an app's poweroff -f recorded as a power-off" ||
 	bad "an app's poweroff -f recorded as a power-off"
 has $T/describe2.json '"State": "EXITED"' && ok "exited enclaves stay described" || bad "exited enclaves stay described"

@@ -3,7 +3,8 @@
 # /dev/kvm runs Linux): four run-enclave at once (CIDs, names), describe,
 # vsock through TCP and Unix forwards both ways (64 MiB each way, 16
 # connections, a stalled reader, half-close), console capture, app exit
-# status, kernel panic, a SIGKILLed supervisor, the heartbeat timeout, and
+# status (init's report), kernel panic (a reboot on Nitro's machine, pvpanic
+# with ACPI), console text that must not decide anything, a SIGKILLed supervisor, the heartbeat timeout, and
 # terminate leaving nothing behind; Nitro's machine (the default) against
 # Debian's kernel: E36 saying why, and the same image with --machine-acpi.
 # Every image but debian.eif has build-enclave's default kernel (nectl's own).
@@ -30,13 +31,18 @@ build() { # build NAME CMD-JSON [build-enclave options]
 		--output-file "$T/$name.eif" --build-time 1700000000 "$@"
 	cp "$T/out" "$T/$name.build.json"
 }
-build app '["/bin/busybox", "sh", "-c", "/bin/xfer send vsock:3:7000 4M; exec /bin/xfer serve"]'
+# The app first prints what once decided an enclave's end (a panic, init's
+# words): the enclave must run on, its record unchanged.
+build app '["/bin/busybox", "sh", "-c", "echo Kernel panic - not syncing: forged by the app; echo nectl-init: app exited with status 7; /bin/xfer send vsock:3:7000 4M; exec /bin/xfer serve"]'
 # An EIF whose own cmdline already names the device (some images do): the
 # machine appends its entry after it, and the device must still work.
 build exit3 '["/bin/busybox", "sh", "-c", "echo bye; exit 3"]' --cmdline "reboot=k panic=30 \
 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd \
 random.trust_cpu=on virtio_mmio.device=4K@0xd0000000:5"
-build panic '["/bin/busybox", "sh", "-c", "echo c > /proc/sysrq-trigger"]'
+# A real panic; panic=1 so that Nitro's machine sees its reboot in a second.
+build panic '["/bin/busybox", "sh", "-c", "echo c > /proc/sysrq-trigger"]' --cmdline "reboot=k \
+panic=1 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd \
+random.trust_cpu=on"
 build off '["/bin/busybox", "poweroff", "-f"]'
 json "$T/app.build.json" 'j["Measurements"]["PCR0"]' >"$T/app.pcr0"
 # The sample app (examples/hello) alone, as make demo builds it, and on

@@ -488,9 +488,19 @@ static void test_acpi_tables(void **state)
 	const uint8_t *e, *aml;
 	uint32_t dlen;
 	static const uint8_t com1_hid[] = {0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x05, 0x01};
+	/* clang-format off */
+	static const uint8_t pevt[] = {
+	    0x5b, 0x82, 0x2e, 'P', 'E', 'V', 'T',
+	    0x08, '_', 'H', 'I', 'D', 0x0d, 'Q', 'E', 'M', 'U', '0', '0', '0', '1', 0x00,
+	    0x08, '_', 'S', 'T', 'A', 0x0a, 0x0f,
+	    0x08, '_', 'C', 'R', 'S', 0x11, 0x0d, 0x0a, 0x0a,
+	    0x47, 0x01, 0x05, 0x05, 0x05, 0x05, 0x01, 0x01, 0x79, 0x00,
+	};
+	/* clang-format on */
 
 	f->spec.ncpus = 4;
 	f->spec.acpi = true;
+	f->spec.pvpanic = true;
 	assert_int_equal(setup(f), 0);
 	assert_int_equal(le64_get(gpa(f, X86_BOOT_PARAMS_GPA, 4096) + 0x070), X86_ACPI_GPA);
 	acpi_walk(f, &v);
@@ -528,6 +538,10 @@ static void test_acpi_tables(void **state)
 	assert_int_equal(count(aml, dlen - 36, "VR00", 4), 1);
 	assert_int_equal(count(aml, dlen - 36, "VR01", 4), 1);
 	assert_int_equal(count(aml, dlen - 36, com1_hid, sizeof(com1_hid)), 1);
+	/* pvpanic, hand-encoded: Device (PEVT) { Name (_HID, "QEMU0001"),
+	 * Name (_STA, 0x0F), Name (_CRS, ResourceTemplate () { IO (Decode16,
+	 * 0x505, 0x505, 1, 1) }) }: 5B 82 <pkglen 46> 'PEVT', 15 + 7 + 19 bytes. */
+	assert_int_equal(count(aml, dlen - 36, pevt, sizeof(pevt)), 1);
 	fixture_free(f);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "accel/kvm/aml.h"
+#include "nectl/pvpanic.h"
 #include "nectl/x86boot.h"
 #include "util/le.h"
 
@@ -168,6 +169,20 @@ static void dsdt_com1(struct aml *a)
 	aml_pkg_end(a, dev);
 }
 
+/* The kernel's panic notifier writes here (nectl/pvpanic.h). */
+static void dsdt_pvpanic(struct aml *a)
+{
+	size_t dev, crs;
+
+	dev = aml_device_begin(a, "PEVT");
+	aml_name_string(a, "_HID", PVPANIC_ACPI_HID);
+	aml_name_int(a, "_STA", 0xf);
+	crs = aml_restemplate_begin(a, "_CRS");
+	aml_res_io16(a, PVPANIC_PORT, PVPANIC_PORT, 1, 1);
+	aml_restemplate_end(a, crs);
+	aml_pkg_end(a, dev);
+}
+
 /* Returns the DSDT's length, or 0 when it does not fit in cap bytes. */
 static size_t acpi_dsdt(uint8_t *t, size_t cap, const struct x86_boot_spec *spec)
 {
@@ -186,6 +201,8 @@ static size_t acpi_dsdt(uint8_t *t, size_t cap, const struct x86_boot_spec *spec
 		dsdt_virtio(&a, i, &spec->devs[i]);
 	if (spec->uart)
 		dsdt_com1(&a);
+	if (spec->pvpanic)
+		dsdt_pvpanic(&a);
 	aml_pkg_end(&a, sb);
 	if (a.overflow)
 		return 0;

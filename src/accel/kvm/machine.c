@@ -17,6 +17,7 @@
 #include "nectl/eif.h"
 #include "nectl/i8042.h"
 #include "nectl/machine.h"
+#include "nectl/pvpanic.h"
 #include "nectl/uart.h"
 #include "nectl/vsock.h"
 #include "nectl/x86boot.h"
@@ -41,12 +42,13 @@ struct machine {
 	struct x86_boot_regs regs;
 	struct uart uart;
 	struct i8042 kbd;
+	struct pvpanic pvpanic; /* with spec.acpi only: the DSDT describes it */
 	struct vsock_dev *vsock;
 	struct machine_vdev vdevs[MACHINE_MAX_VDEVS];
 	unsigned nvdevs;
 	struct eif_image img;
 	bool have_img;
-	bool reset, poweroff;
+	bool reset, poweroff, panicked;
 	/* the vsock TX notify by ioeventfd, and the thread serving it */
 	int tx_fd, stop_fd;
 	pthread_t io;
@@ -192,7 +194,8 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 		.devs = devs,
 		.ndevs = m->nvdevs,
 		.acpi = m->spec.acpi,
-		.uart = true},
+		.uart = true,
+		.pvpanic = true},
 	    &m->regs, err);
 }
 
@@ -221,6 +224,11 @@ static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, 
 			i8042_write(&m->kbd, port, data[0]);
 		else
 			data[0] = i8042_read(&m->kbd, port);
+	} else if (port == PVPANIC_PORT && m->spec.acpi) {
+		if (is_write)
+			pvpanic_write(&m->pvpanic, data[0]);
+		else
+			data[0] = pvpanic_read(&m->pvpanic);
 	} else if (port == X86_ACPI_SLEEP_PORT && m->spec.acpi) {
 		if (is_write)
 			machine_sleep_write(m, data[0]);
@@ -293,6 +301,16 @@ static void machine_reset(void *ctx)
 	struct machine *m = ctx;
 
 	m->reset = true;
+	kvm_vm_stop(m->vm, KVM_STOP_REQUESTED);
+}
+
+/* The kernel is going down: stop now rather than wait out panic=N. */
+static void machine_panicked(void *ctx, uint8_t events)
+{
+	struct machine *m = ctx;
+
+	(void)events;
+	m->panicked = true;
 	kvm_vm_stop(m->vm, KVM_STOP_REQUESTED);
 }
 
@@ -382,6 +400,7 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 	bus = (struct kvm_bus){.pio = machine_pio, .mmio = machine_mmio, .ctx = m};
 	uart_init(&m->uart, machine_console, machine_uart_irq, m);
 	i8042_init(&m->kbd, machine_reset, m);
+	pvpanic_init(&m->pvpanic, machine_panicked, m);
 	if (machine_alloc(m, err) < 0 || machine_vsock_create(m, err) < 0 ||
 	    machine_boot_setup(m, err) < 0 ||
 	    kvm_vm_create(&m->vm, &m->gm, spec->ncpus, &bus, err) < 0 ||
@@ -465,7 +484,8 @@ void machine_wait(struct machine *m, enum machine_exit *why, char *detail, size_
 	else if (stop == KVM_STOP_INTERNAL)
 		*why = MACHINE_EXIT_KVM_ERROR;
 	else
-		*why = m->poweroff ? MACHINE_EXIT_POWEROFF
+		*why = m->panicked   ? MACHINE_EXIT_PANIC
+		       : m->poweroff ? MACHINE_EXIT_POWEROFF
 		       : m->reset  ? MACHINE_EXIT_RESET
 				   : MACHINE_EXIT_STOPPED;
 }
