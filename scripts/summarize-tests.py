@@ -6,7 +6,7 @@ import json
 import re
 import sys
 
-passed = failed = skipped = 0
+passed = failed = skipped = retried = 0
 failures = []
 for build in sys.argv[1:]:
     with open(f"{build}/meson-logs/testlog.json") as log:
@@ -22,6 +22,9 @@ for build in sys.argv[1:]:
             m = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
             if m:
                 p, f = int(m[-1][0]), int(m[-1][1])
+            r = re.findall(r"^\d+ passed, \d+ failed, (\d+) retried", out, re.M)
+            if r:
+                retried += int(r[-1])
             if p == 0 and f == 0:
                 p, f = (1, 0) if ok else (0, 1)
             if not ok and f == 0:
@@ -35,5 +38,8 @@ for build, t, out in failures:
     marks = [l for l in out.splitlines() if re.match(r"^(FAIL|not ok|\[  FAILED  \])", l)]
     for line in (marks or out.splitlines())[-12:]:
         print(f"  {line[:200]}")
+if retried:
+    print(f"retried: {retried} runs the emulator lost (shell VM or nested guest), "
+          "each with its evidence in its test's log; see docs/shellvm.md")
 print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)

@@ -2,6 +2,10 @@
 # The caller sets T (a scratch directory) before using expect.
 pass=0
 fail=0
+# Runs the emulator lost and the test ran again (shell-VM tests only): each is
+# printed with its evidence where it happens and counted in the closing line,
+# so a retry can never pass for a clean run.
+retried=0
 
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
@@ -30,6 +34,10 @@ check_eq() {
 
 # summary: the closing line the test runner reads; exit status follows it.
 summary() {
-	echo "$pass passed, $fail failed"
+	if [ "$retried" -gt 0 ]; then
+		echo "$pass passed, $fail failed, $retried retried"
+	else
+		echo "$pass passed, $fail failed"
+	fi
 	[ "$fail" -eq 0 ]
 }

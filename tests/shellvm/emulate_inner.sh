@@ -46,6 +46,16 @@ wait_console() { # wait_console NAME TEXT: run-enclave returns at the heartbeat,
 t0=$(date +%s)
 stamp() { echo "@ $1: $(($(date +%s) - t0)) s into the checks"; }
 hp_free() { sed -n 's/^HugePages_Free: *//p' /proc/meminfo; }
+until_true() { # until_true SECONDS COMMAND...: polls every 0.1 s
+	n=$(($1 * 10))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
 
 # 256 MiB of hugepages: the first enclave gets them, the others fall back.
 echo 128 >/proc/sys/vm/nr_hugepages
@@ -55,7 +65,7 @@ echo "hugepages reserved: $hp_total"
 # The host end of the guest-initiated forward, listening before any boot.
 $X --timeout 600 sink-listen unix:$T/hostsink.sock --count 1 >$T/hostsink.out 2>&1 &
 sink_pid=$!
-sleep 1
+until_true 10 grep -q "xfer: listening" $T/hostsink.out || bad "the host sink listens"
 
 FWD="--forward-into-enclave tcp:127.0.0.1:5000=5000 --forward-into-enclave unix:$T/echo.sock=5000
  --forward-into-enclave unix:$T/sink.sock=5001 --forward-into-enclave unix:$T/src.sock=5002
@@ -73,7 +83,10 @@ launch() { # launch TAG ARGS...: in the background, status in $T/TAG.rc
 		rc=$?
 		[ $rc = 36 ] && grep -q "triple-fault\|no heartbeat" $T/$tag.err && [ $try != 5 ] ||
 			break
-		echo "run-enclave $tag: retried after: $(cat $T/$tag.err | tail -1)" >>$T/retries
+		# The evidence: E36 carries the machine's reason, the registers
+		# of a triple fault and the console's last line.
+		{ echo "retry - run-enclave $tag: the emulator lost the boot; run again after:"
+		  sed 's/^/    /' $T/$tag.err; } >>$T/retries
 	done
 	echo $rc >$T/$tag.rc) &
 }
@@ -109,7 +122,8 @@ relaunch_lost_b() {
 	gone "$pid_b" || return 0
 	$N describe-enclaves | sed -n "/\"EnclaveName\": \"$name_b\"/,/\"EnclaveName\"/p" |
 		grep -q '"Reason": "triple-fault"' || return 0
-	echo "enclave $name_b: lost to a triple fault after its heartbeat; relaunched" >>$T/retries
+	{ echo "retry - enclave $name_b: lost to a triple fault after its heartbeat; relaunched. Its record:"
+	  $N describe-enclaves | sed -n "/\"EnclaveName\": \"$name_b\"/,/^  }/p" | grep -A8 '"Exit"' | sed 's/^/    /'; } >>$T/retries
 	$N terminate-enclave --enclave-name "$name_b" >/dev/null 2>&1
 	rm -f $T/b.rc
 	start=$(date +%s)
@@ -153,7 +167,7 @@ $N console --enclave-name "$name_b" >$T/c.out 2>$T/c.err
 # SIGKILL the supervisor of b: the VM dies with it; the stale entry is cleaned.
 relaunch_lost_b
 kill -9 "$pid_b"
-sleep 1
+until_true 10 gone "$pid_b"
 check "SIGKILLed supervisor: its process is gone" gone "$pid_b"
 $N describe-enclaves >$T/describe3.json
 has $T/describe3.json "\"EnclaveName\": \"$name_b\"" && bad "stale entry of b still described" ||
@@ -210,12 +224,13 @@ data_checks
 if lost_a; then
 	explain_a
 	sed 's/^/  (lost) /' $T/data.txt
-	echo "enclave $name_a: triple fault during the data checks; relaunched alone" >>$T/retries
+	echo "retry - enclave $name_a: triple fault during the data checks; relaunched alone (evidence above: its Exit record and console tail)" >>$T/retries
 	$N terminate-enclave --enclave-name "$name_a" >/dev/null 2>&1
 	kill $sink_pid 2>/dev/null
+	rm -f $T/hostsink.sock
 	$X --timeout 600 sink-listen unix:$T/hostsink.sock --count 1 >$T/hostsink.out 2>&1 &
 	sink_pid=$!
-	sleep 1
+	until_true 10 grep -q "xfer: listening" $T/hostsink.out || bad "the host sink listens again"
 	start=$(date +%s)
 	rm -f $T/a.rc
 	launch a --eif-path /app.eif --cpu-ids 0 --debug-mode $FWD
@@ -338,7 +353,8 @@ for try in 1 2 3; do
 	rc=$?
 	secs=$(($(date +%s) - t))
 	[ $rc = 36 ] && has $T/g.err "triple-fault" && [ $try != 3 ] || break
-	echo "run-enclave /debian.eif on Nitro's machine: retried after: $(tail -1 $T/g.err)" >>$T/retries
+	{ echo "retry - run-enclave /debian.eif on Nitro's machine: the emulator lost the boot; run again after:"
+	  sed 's/^/    /' $T/g.err; } >>$T/retries
 done
 echo "run-enclave /debian.eif on Nitro's machine: status $rc after $secs s"
 sed 's/^/  /' $T/g.err

@@ -1,13 +1,28 @@
-# Sourced by the shell-VM tests: rerun_dead_vm ERRFILE calls the caller's
-# run_vm (which sets rc) up to twice more while rc is 125. 125 means the
-# shell VM itself died (its kernel, under QEMU's emulated SVM; see
-# docs/shellvm.md), not a check: said, then run again.
+# Sourced by the shell-VM tests (after tests/cli/lib.sh): rerun_dead_vm
+# ERRFILE counts the shell VM's own boot retries (scripts/shellvm.sh says
+# "retrying" on stderr) and calls the caller's run_vm (which sets rc) up to
+# twice more while rc is 125. 125 means the shell VM itself died (its kernel,
+# under QEMU's emulated SVM; see docs/shellvm.md), not a check. Every retry
+# is printed with its evidence and counted in `retried`, which the closing
+# line shows.
+note_vm_retries() {
+	local n
+	n=$(grep -ac 'retrying (' "$1")
+	[ "$n" -gt 0 ] || return 0
+	grep -a 'retrying (' "$1" | sed 's/^/retry - shell VM boot: /'
+	retried=$((retried + n))
+}
+
 rerun_dead_vm() {
 	local again
+	note_vm_retries "$1"
 	for again in 1 2; do
 		[ "$rc" -eq 125 ] || return 0
-		grep -a 'Kernel panic\|RIP:' "$1" | head -3 | sed 's/^/  shellvm died: /'
-		echo "the shell VM died (status 125): running it again ($again of 2)"
+		echo "retry - the shell VM died (status 125): running it again ($again of 2); its last kernel lines:"
+		grep -a 'Kernel panic\|RIP:\|Call Trace\|BUG:\|Oops' "$1" | head -8 | sed 's/^/  shellvm died: /'
+		tail -n 5 "$1" | sed 's/^/  shellvm stderr: /'
+		retried=$((retried + 1))
 		run_vm
+		note_vm_retries "$1"
 	done
 }

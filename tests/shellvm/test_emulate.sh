@@ -76,5 +76,6 @@ cat "$T/log"
 [ "$rc" -ne 0 ] && tail -5 "$T/err" | sed 's/^/  shellvm: /'
 pass=$((pass + $(grep -c '^ok - ' "$T/log")))
 fail=$((fail + $(grep -c '^FAIL - ' "$T/log")))
+retried=$((retried + $(grep -c '^retry - ' "$T/log")))
 grep -q '^@@done' "$T/log" && ok "the in-VM checks ran to the end" || bad "the in-VM checks ran to the end"
 summary
