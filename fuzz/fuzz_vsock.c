@@ -19,7 +19,9 @@
  * callbacks re-enter the device. Besides crashes it traps on broken
  * promises: every rx packet is addressed to the guest, carries at most
  * 64 KiB, and fills exactly the used length; queued bytes and the guest's
- * unconsumed bytes stay within VSOCK_CONN_BUF. */
+ * unconsumed bytes stay within VSOCK_CONN_BUF, and the device's total
+ * within VSOCK_MEM_MAX, its sums matching its connections; the connection
+ * map and the free list hold every slot exactly once. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -240,6 +242,56 @@ static void fz_check_rx(struct fz *f)
 	}
 }
 
+/* A connection's share of the device's sums, as vsock_conn.c counts it. */
+static size_t fz_over_share(uint32_t n)
+{
+	return n > VSOCK_MEM_SHARE ? n - VSOCK_MEM_SHARE : 0;
+}
+
+static void fz_check_mem(const struct vsock_dev *dev)
+{
+	size_t mem = 0, pool = 0;
+
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		const struct vsock_conn *c = &dev->conn[i];
+		uint32_t t = c->rx_win - (c->fwd_cnt - c->fwd_sent);
+
+		if (!c->id)
+			continue;
+		if (c->buf_len > c->buf_cap || c->buf_cap > VSOCK_CONN_BUF ||
+		    c->rx_win > VSOCK_CONN_BUF || c->rx_cnt - c->fwd_sent > c->rx_win ||
+		    c->fwd_cnt - c->fwd_sent > c->rx_cnt - c->fwd_sent)
+			abort();
+		mem += t + c->buf_cap;
+		pool += fz_over_share(t) + fz_over_share(c->buf_cap);
+	}
+	if (mem != dev->mem || pool != dev->pool_used || pool > VSOCK_MEM_POOL ||
+	    mem > VSOCK_MEM_MAX || vsock_mem_bytes(dev) != mem)
+		abort();
+}
+
+/* Every live slot in exactly one chain, every free one in the free list. */
+static void fz_check_map(const struct vsock_dev *dev)
+{
+	static uint8_t seen[VSOCK_MAX_CONNS];
+	unsigned live = 0, free_n = 0;
+
+	memset(seen, 0, sizeof(seen));
+	for (unsigned b = 0; b < VSOCK_HASH_SIZE; b++)
+		for (int i = dev->hash[b]; i >= 0; i = dev->conn[i].hnext) {
+			if (i >= VSOCK_MAX_CONNS || seen[i]++ || !dev->conn[i].id)
+				abort();
+			live++;
+		}
+	for (int i = dev->free_head; i >= 0; i = dev->conn[i].hnext) {
+		if (i >= VSOCK_MAX_CONNS || seen[i]++ || dev->conn[i].id)
+			abort();
+		free_n++;
+	}
+	if (live != dev->nconns || live + free_n != VSOCK_MAX_CONNS)
+		abort();
+}
+
 static void fz_check_conns(const struct vsock_dev *dev)
 {
 	unsigned n = 0;
@@ -255,6 +307,8 @@ static void fz_check_conns(const struct vsock_dev *dev)
 	}
 	if (n != dev->nconns)
 		abort();
+	fz_check_mem(dev);
+	fz_check_map(dev);
 }
 
 /* Runs one record; returns the bytes it took, 0 when the input ends. */
