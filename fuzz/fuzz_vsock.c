@@ -31,14 +31,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MEM_SIZE  0x40000
-#define QSIZE	  64
-#define RING(q)	  (0x1000 + 0x1000 * (uint64_t)(q)) /* desc; avail +0x400, used +0x600 */
-#define TXBUF	  0x10000
-#define RXBUF	  0x20000
-#define RXSLOT	  0x800
-#define GUEST_CID 5
-#define MAX_IDS	  16
+#define MEM_SIZE   0x40000
+#define QSIZE	   64
+#define RING(q)	   (0x1000 + 0x1000 * (uint64_t)(q)) /* desc; avail +0x400, used +0x600 */
+#define TXBUF	   0x10000
+#define RXBUF	   0x20000
+#define RXSLOT	   0x800
+#define GUEST_CID  5
+#define MAX_IDS	   16
+#define FULL_CHECK 16 /* records between walks over the whole table */
 
 struct fz {
 	struct guestmem gm;
@@ -359,15 +360,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!f.dev)
 		return 0;
 	fz_init(&f);
-	while (off < size) {
+	for (unsigned step = 1; off < size; step++) {
 		size_t n = fz_step(&f, data + off, size - off);
 
 		if (!n)
 			break;
 		off += n;
 		fz_check_rx(&f);
-		fz_check_conns(f.dev);
+		/* The totals every time; the walks over every slot, which
+		 * would find a drift that lasts, every FULL_CHECK records. */
+		if (f.dev->mem > VSOCK_MEM_MAX || f.dev->pool_used > VSOCK_MEM_POOL)
+			abort();
+		if (step % FULL_CHECK == 0)
+			fz_check_conns(f.dev);
 	}
+	fz_check_conns(f.dev);
 	vsock_free(f.dev);
 	return 0;
 }
