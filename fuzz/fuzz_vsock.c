@@ -19,7 +19,9 @@
  * callbacks re-enter the device. Besides crashes it traps on broken
  * promises: every rx packet is addressed to the guest, carries at most
  * 64 KiB, and fills exactly the used length; queued bytes and the guest's
- * unconsumed bytes stay within VSOCK_CONN_BUF. */
+ * unconsumed bytes stay within VSOCK_CONN_BUF, and the device's total
+ * within VSOCK_MEM_MAX, its sums matching its connections; the connection
+ * map and the free list hold every slot exactly once. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,14 +31,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MEM_SIZE  0x40000
-#define QSIZE	  64
-#define RING(q)	  (0x1000 + 0x1000 * (uint64_t)(q)) /* desc; avail +0x400, used +0x600 */
-#define TXBUF	  0x10000
-#define RXBUF	  0x20000
-#define RXSLOT	  0x800
-#define GUEST_CID 5
-#define MAX_IDS	  16
+#define MEM_SIZE   0x40000
+#define QSIZE	   64
+#define RING(q)	   (0x1000 + 0x1000 * (uint64_t)(q)) /* desc; avail +0x400, used +0x600 */
+#define TXBUF	   0x10000
+#define RXBUF	   0x20000
+#define RXSLOT	   0x800
+#define GUEST_CID  5
+#define MAX_IDS	   16
+#define FULL_CHECK 16 /* records between walks over the whole table */
 
 struct fz {
 	struct guestmem gm;
@@ -240,6 +243,56 @@ static void fz_check_rx(struct fz *f)
 	}
 }
 
+/* A connection's share of the device's sums, as vsock_conn.c counts it. */
+static size_t fz_over_share(uint32_t n)
+{
+	return n > VSOCK_MEM_SHARE ? n - VSOCK_MEM_SHARE : 0;
+}
+
+static void fz_check_mem(const struct vsock_dev *dev)
+{
+	size_t mem = 0, pool = 0;
+
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		const struct vsock_conn *c = &dev->conn[i];
+		uint32_t t = c->rx_win - (c->fwd_cnt - c->fwd_sent);
+
+		if (!c->id)
+			continue;
+		if (c->buf_len > c->buf_cap || c->buf_cap > VSOCK_CONN_BUF ||
+		    c->rx_win > VSOCK_CONN_BUF || c->rx_cnt - c->fwd_sent > c->rx_win ||
+		    c->fwd_cnt - c->fwd_sent > c->rx_cnt - c->fwd_sent)
+			abort();
+		mem += t + c->buf_cap;
+		pool += fz_over_share(t) + fz_over_share(c->buf_cap);
+	}
+	if (mem != dev->mem || pool != dev->pool_used || pool > VSOCK_MEM_POOL ||
+	    mem > VSOCK_MEM_MAX || vsock_mem_bytes(dev) != mem)
+		abort();
+}
+
+/* Every live slot in exactly one chain, every free one in the free list. */
+static void fz_check_map(const struct vsock_dev *dev)
+{
+	static uint8_t seen[VSOCK_MAX_CONNS];
+	unsigned live = 0, free_n = 0;
+
+	memset(seen, 0, sizeof(seen));
+	for (unsigned b = 0; b < VSOCK_HASH_SIZE; b++)
+		for (int i = dev->hash[b]; i >= 0; i = dev->conn[i].hnext) {
+			if (i >= VSOCK_MAX_CONNS || seen[i]++ || !dev->conn[i].id)
+				abort();
+			live++;
+		}
+	for (int i = dev->free_head; i >= 0; i = dev->conn[i].hnext) {
+		if (i >= VSOCK_MAX_CONNS || seen[i]++ || dev->conn[i].id)
+			abort();
+		free_n++;
+	}
+	if (live != dev->nconns || live + free_n != VSOCK_MAX_CONNS)
+		abort();
+}
+
 static void fz_check_conns(const struct vsock_dev *dev)
 {
 	unsigned n = 0;
@@ -255,6 +308,8 @@ static void fz_check_conns(const struct vsock_dev *dev)
 	}
 	if (n != dev->nconns)
 		abort();
+	fz_check_mem(dev);
+	fz_check_map(dev);
 }
 
 /* Runs one record; returns the bytes it took, 0 when the input ends. */
@@ -305,15 +360,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!f.dev)
 		return 0;
 	fz_init(&f);
-	while (off < size) {
+	for (unsigned step = 1; off < size; step++) {
 		size_t n = fz_step(&f, data + off, size - off);
 
 		if (!n)
 			break;
 		off += n;
 		fz_check_rx(&f);
-		fz_check_conns(f.dev);
+		/* The totals every time; the walks over every slot, which
+		 * would find a drift that lasts, every FULL_CHECK records. */
+		if (f.dev->mem > VSOCK_MEM_MAX || f.dev->pool_used > VSOCK_MEM_POOL)
+			abort();
+		if (step % FULL_CHECK == 0)
+			fz_check_conns(f.dev);
 	}
+	fz_check_conns(f.dev);
 	vsock_free(f.dev);
 	return 0;
 }

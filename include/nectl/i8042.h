@@ -23,6 +23,8 @@ struct i8042 {
 void i8042_init(struct i8042 *k, void (*reset)(void *ctx), void *ctx);
 /* Accesses by absolute port number; ports other than 0x60/0x64 read 0xff. */
 uint8_t i8042_read(struct i8042 *k, uint16_t port);
+/* A `len`-byte IN: byte i is the port at `port` + i, as uart_read_bytes. */
+void i8042_read_bytes(struct i8042 *k, uint16_t port, uint8_t *data, unsigned len);
 void i8042_write(struct i8042 *k, uint16_t port, uint8_t val);
 
 #endif

@@ -29,6 +29,9 @@ void uart_init(struct uart *u, void (*tx)(void *ctx, const uint8_t *buf, size_t 
 	       void (*set_irq)(void *ctx, int level), void *ctx);
 /* Port accesses at offset 0..7 from the base (one byte). */
 uint8_t uart_read(struct uart *u, unsigned off);
+/* A `len`-byte IN at offset `off`: byte i is the register at off + i, 0xff
+ * past the UART (the ISA bus splits wide accesses to byte-wide ports). */
+void uart_read_bytes(struct uart *u, unsigned off, uint8_t *data, unsigned len);
 void uart_write(struct uart *u, unsigned off, uint8_t val);
 /* Host input for the guest (console attach); returns bytes accepted. A full
  * FIFO (or loopback mode) refuses the rest rather than losing it: offer it

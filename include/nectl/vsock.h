@@ -14,9 +14,16 @@
  * instead of timing out). Packets whose source is not the guest's CID are
  * dropped: there is nobody to answer.
  *
- * Port 9000 is the boot heartbeat and is served by the device itself: every
- * 0xB7 byte the guest sends on it is echoed and reported once per connection
- * through `heartbeat`.
+ * Port 9000 is the boot heartbeat and is served by the device itself: the
+ * first 0xB7 byte the guest sends on a connection is echoed and reported
+ * through `heartbeat`, once per connection, as nitro-cli's listener answers
+ * it; later bytes are read and dropped.
+ *
+ * The guest is hostile, so what it can make the host hold is capped per
+ * device (VSOCK_MEM_MAX, docs/hypervisor.md): bytes queued for it, plus the
+ * credit it is given toward the host. Past the pool, a connection gets only
+ * its share: vsock_host_send takes less and the guest's credit stops
+ * growing, until bytes are delivered or consumed.
  *
  * Not locked: the caller serialises all calls on one device with the vCPU
  * accesses to its registers (one bus lock), as for virtio_mmio. Callbacks
@@ -39,6 +46,17 @@
 #define VSOCK_MAX_CONNS	     1024
 #define VSOCK_MAX_PAYLOAD    (64 * 1024)  /* per packet, either direction */
 #define VSOCK_CONN_BUF	     (256 * 1024) /* host's receive window and send queue */
+
+/* What a guest can make the device and its host hold, both ways: the queue
+ * toward the guest (its capacity) and the window it is given toward the
+ * host (which the host may have to buffer). Each connection always has
+ * VSOCK_MEM_SHARE each way, so none is starved; beyond that connections
+ * draw on one pool. 4 MiB + 1024 x 2 x 4 KiB = 12 MiB per enclave, where
+ * the per-connection windows alone allowed 1024 x 2 x 256 KiB = 512 MiB; a
+ * 4 MiB pool still gives 16 connections their full window at once. */
+#define VSOCK_MEM_POOL	(4u << 20)
+#define VSOCK_MEM_SHARE (4u << 10) /* per connection and direction */
+#define VSOCK_MEM_MAX	(VSOCK_MEM_POOL + 2u * VSOCK_MEM_SHARE * VSOCK_MAX_CONNS)
 
 /* SHUTDOWN flags, in both directions. */
 #define VSOCK_SHUTDOWN_RCV  1u
@@ -83,8 +101,8 @@ struct virtio_mmio *vsock_mmio(struct vsock_dev *dev);
  * the connection is in the wrong state for the call. */
 int vsock_host_connected(struct vsock_dev *dev, uint64_t conn_id);
 /* Queues up to `len` bytes for the guest; returns how many were taken,
- * bounded by the guest's credit and VSOCK_CONN_BUF (0 when the connection
- * cannot carry data). */
+ * bounded by the guest's credit, VSOCK_CONN_BUF and the device's memory
+ * cap (0 when the connection cannot carry data). */
 size_t vsock_host_send(struct vsock_dev *dev, uint64_t conn_id, const void *buf, size_t len);
 /* The host consumed `bytes` of what `data` delivered. */
 int vsock_host_credit(struct vsock_dev *dev, uint64_t conn_id, uint32_t bytes);
@@ -98,6 +116,10 @@ int vsock_host_close(struct vsock_dev *dev, uint64_t conn_id);
  * EBUSY when the port pair is in use, ENOSPC when the table is full. */
 int vsock_host_connect(struct vsock_dev *dev, uint32_t guest_port, uint32_t host_port,
 		       uint64_t *conn_id);
+
+/* Bytes the device now holds or has promised (see VSOCK_MEM_MAX): never
+ * more than VSOCK_MEM_MAX. */
+size_t vsock_mem_bytes(const struct vsock_dev *dev);
 
 /* Monotonic time (ns) of the first heartbeat, 0 if none yet. */
 uint64_t vsock_heartbeat_time(const struct vsock_dev *dev);

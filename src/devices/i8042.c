@@ -95,3 +95,11 @@ void i8042_write(struct i8042 *k, uint16_t port, uint8_t val)
 		break;
 	}
 }
+
+/* As uart_read_bytes: byte i of a wide IN is the port at `port` + i (0x61
+ * to 0x63 and 0x65 to 0x67 are not the controller's: 0xff). */
+void i8042_read_bytes(struct i8042 *k, uint16_t port, uint8_t *data, unsigned len)
+{
+	for (unsigned i = 0; i < len; i++)
+		data[i] = i8042_read(k, (uint16_t)(port + i));
+}

@@ -322,3 +322,14 @@ size_t uart_receive(struct uart *u, const uint8_t *buf, size_t len)
 	update(u);
 	return n;
 }
+
+/* An IN wider than a byte from these 8-bit ports is split by the ISA bus
+ * into byte reads of consecutive ports, low byte first (QEMU splits it the
+ * same way); past the UART's eight ports nothing answers. So every byte of
+ * the guest's register is defined, with the side effects real hardware has
+ * (e.g. a 2-byte read of RBR also reads IER). */
+void uart_read_bytes(struct uart *u, unsigned off, uint8_t *data, unsigned len)
+{
+	for (unsigned i = 0; i < len; i++)
+		data[i] = uart_read(u, off + i);
+}

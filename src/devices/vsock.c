@@ -15,9 +15,12 @@
  * Toward the guest, connectionless RSTs go first, then the connections with
  * something to send, round-robin one packet each. With no rx buffer posted
  * the packets wait, bounded: a connection's state is a few flags plus at
- * most VSOCK_CONN_BUF bytes, and RSTs past VSOCK_RST_QUEUE are dropped (the
- * guest's connect or close then times out). Delivery resumes when the guest
- * kicks the rx queue. */
+ * most VSOCK_CONN_BUF bytes (all of them together VSOCK_MEM_MAX), and RSTs
+ * past VSOCK_RST_QUEUE are dropped (the guest's connect or close then times
+ * out). Delivery resumes when the guest kicks the rx queue. One kick or
+ * host call fills at most VSOCK_RX_BUDGET buffers; what is left goes out on
+ * the next (a driver kicks whenever it posts buffers). An rx buffer too
+ * short for a header fails the device, as a malformed queue does. */
 #include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -90,12 +93,10 @@ static int put_packet(struct vsock_dev *dev, const struct virtq_chain *ch,
 	if (virtq_chain_write(ch, dev->gm, 0, raw, sizeof(raw)) != VSOCK_HDR_SIZE)
 		return -1;
 	while (done < h->len) {
-		uint32_t at = (c->buf_head + done) % VSOCK_CONN_BUF;
-		uint32_t n = VSOCK_CONN_BUF - at;
+		uint32_t n = h->len - done;
+		const uint8_t *p = vsock_conn_queued(c, done, &n);
 
-		if (n > h->len - done)
-			n = h->len - done;
-		if (virtq_chain_write(ch, dev->gm, VSOCK_HDR_SIZE + done, c->buf + at, n) != n)
+		if (virtq_chain_write(ch, dev->gm, VSOCK_HDR_SIZE + done, p, n) != n)
 			return -1;
 		done += n;
 	}
@@ -136,25 +137,26 @@ static bool rx_waiting(struct vsock_dev *dev)
 	return dev->rst_n || vsock_conn_next(dev);
 }
 
-/* Fills posted rx buffers while packets wait. A buffer too small for a
- * header is handed back empty: the guest posted garbage, and keeping it
- * would stall the queue. */
-static void deliver(struct vsock_dev *dev)
+/* Fills posted rx buffers while packets wait, at most `budget` of them;
+ * returns how many it took. A buffer too small for a header is the
+ * driver's error (Linux posts a header and a page): the queue fails, as
+ * for a bad descriptor, since handing it back empty would let the driver
+ * post it again forever. */
+static unsigned deliver(struct vsock_dev *dev, unsigned budget)
 {
 	struct virtq *q = &dev->mmio.vq[RXQ];
+	unsigned taken = 0;
 	bool pushed = false;
 	int r = 0;
 
-	while (!dev->mmio.broken && rx_waiting(dev)) {
+	while (taken < budget && !dev->mmio.broken && rx_waiting(dev)) {
 		struct virtq_chain ch;
 
 		r = virtq_pop(q, dev->gm, &ch);
 		if (r <= 0)
 			break;
-		if (ch.writable_len < VSOCK_HDR_SIZE)
-			r = virtq_push(q, dev->gm, ch.head, 0);
-		else
-			r = deliver_one(dev, &ch);
+		taken++;
+		r = ch.writable_len < VSOCK_HDR_SIZE ? -1 : deliver_one(dev, &ch);
 		if (r < 0)
 			break;
 		pushed = true;
@@ -163,21 +165,27 @@ static void deliver(struct vsock_dev *dev)
 		virtio_mmio_fail(&dev->mmio);
 	if (pushed)
 		virtio_mmio_interrupt(&dev->mmio, INT_USED);
+	return taken;
 }
 
 /* Delivery runs at depth 0 only and counts as a level itself, so a
  * callback it causes (writable) that sends more just asks for another
- * round instead of recursing. */
+ * round instead of recursing. All rounds share one budget; when it runs
+ * out, rx_wanted stays set and the next kick or host call goes on. */
 void vsock_kick_rx(struct vsock_dev *dev)
 {
+	unsigned left = VSOCK_RX_BUDGET;
+
 	dev->rx_wanted = true;
 	if (dev->depth)
 		return;
 	dev->depth++;
-	while (dev->rx_wanted) {
+	while (dev->rx_wanted && left) {
 		dev->rx_wanted = false;
-		deliver(dev);
+		left -= deliver(dev, left);
 	}
+	if (!left)
+		dev->rx_wanted = true;
 	dev->depth--;
 }
 
@@ -346,8 +354,7 @@ struct vsock_dev *vsock_new(uint64_t guest_cid, const struct guestmem *gm,
 	dev->ops = ops;
 	dev->ctx = ctx;
 	dev->rxq_head = dev->rxq_tail = -1;
-	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
-		dev->conn[i].rx_prev = dev->conn[i].rx_next = -1;
+	vsock_conn_init(dev);
 	virtio_mmio_init(&dev->mmio, &vsock_ops, dev, gm, set_irq, irq_ctx);
 	return dev;
 }
@@ -363,6 +370,11 @@ void vsock_free(struct vsock_dev *dev)
 struct virtio_mmio *vsock_mmio(struct vsock_dev *dev)
 {
 	return &dev->mmio;
+}
+
+size_t vsock_mem_bytes(const struct vsock_dev *dev)
+{
+	return dev->mem;
 }
 
 uint64_t vsock_heartbeat_time(const struct vsock_dev *dev)

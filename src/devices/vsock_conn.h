@@ -12,6 +12,15 @@
 #define VSOCK_HDR_SIZE	  44
 #define VSOCK_TYPE_STREAM 1
 #define VSOCK_RST_QUEUE	  256 /* connectionless RSTs waiting for rx buffers */
+/* Rx chains filled per kick or host call: twice the largest ring, so a
+ * driver that posts a full ring and kicks is served at once, while one
+ * that keeps posting tiny buffers gives the caller (and the bus lock) back
+ * after this many. The rest waits for the next kick or host call. */
+#define VSOCK_RX_BUDGET (2 * VIRTQ_MAX_SIZE)
+/* The connection map: chains of slots hashed by port pair, twice as many
+ * buckets as connections so chains stay short. */
+#define VSOCK_HASH_BITS 11
+#define VSOCK_HASH_SIZE (1u << VSOCK_HASH_BITS)
 
 enum vsock_op {
 	VSOCK_OP_REQUEST = 1,
@@ -62,13 +71,19 @@ struct vsock_conn {
 	/* To the guest: its window, and what we delivered into it. */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
 	/* From the guest: what it sent, what the host consumed, and the
-	 * fwd_cnt the guest last saw from us. */
-	uint32_t rx_cnt, fwd_cnt, fwd_sent;
-	/* Bytes queued for the guest, a ring of VSOCK_CONN_BUF. */
+	 * fwd_cnt and buf_alloc it last saw from us (its credit; buf_alloc is
+	 * never lowered, as Linux's credit arithmetic would wrap). */
+	uint32_t rx_cnt, fwd_cnt, fwd_sent, rx_win;
+	/* Bytes queued for the guest: a ring of buf_cap, a power of two that
+	 * grows with need up to VSOCK_CONN_BUF, freed when empty. */
 	uint8_t *buf;
-	uint32_t buf_head, buf_len;
+	uint32_t buf_head, buf_len, buf_cap;
+	/* What this connection counts toward the device's memory, and of that
+	 * what it takes from the pool, as last accounted. */
+	uint32_t mem, charged;
 	int rx_prev, rx_next; /* the list of connections with packets to send */
 	bool in_rxq;
+	int hnext; /* next slot in its hash chain, or in the free list */
 };
 
 struct vsock_dev {
@@ -78,7 +93,11 @@ struct vsock_dev {
 	const struct vsock_host_ops *ops;
 	void *ctx;
 	struct vsock_conn conn[VSOCK_MAX_CONNS];
-	unsigned nconns;
+	unsigned nconns, nclosing;
+	int hash[VSOCK_HASH_SIZE]; /* first slot of each chain, -1 if none */
+	uint64_t hash_key[2];	   /* random, so a guest cannot pick colliding ports */
+	int free_head;		   /* first free slot, -1 if none */
+	size_t mem, pool_used;	   /* sums of the connections' mem and charged */
 	uint64_t generation;
 	int rxq_head, rxq_tail;
 	struct vsock_hdr rst[VSOCK_RST_QUEUE];
@@ -96,6 +115,8 @@ void vsock_enter(struct vsock_dev *dev);
 void vsock_leave(struct vsock_dev *dev);
 
 /* vsock_conn.c */
+/* Sets up the empty table of a zeroed device. */
+void vsock_conn_init(struct vsock_dev *dev);
 void vsock_conn_reset_all(struct vsock_dev *dev, bool tell_host);
 /* A guest packet to CID 3, already checked for CIDs, type and length. */
 void vsock_conn_recv(struct vsock_dev *dev, const struct vsock_hdr *h, const uint8_t *payload);
@@ -108,5 +129,8 @@ uint32_t vsock_conn_build(struct vsock_dev *dev, struct vsock_conn *c, struct vs
 			  uint32_t room);
 void vsock_conn_sent(struct vsock_dev *dev, struct vsock_conn *c, const struct vsock_hdr *h,
 		     uint32_t n);
+/* The queued bytes of `c` from `off` on, as far as the ring runs without
+ * wrapping; `*len` (at most the bytes wanted) says how many. */
+const uint8_t *vsock_conn_queued(const struct vsock_conn *c, uint32_t off, uint32_t *len);
 
 #endif

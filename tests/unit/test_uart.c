@@ -461,6 +461,64 @@ static void test_fuzz(void **state)
 	assert_memory_equal(s.out, "OK", 2);
 }
 
+/* Two UARTs brought to the same state: a byte received, IER,
+ * LCR and the scratch register set. */
+static void wide_pair(struct uart u[2], struct sink *s)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		uart_init(&u[i], sink_tx, sink_irq, s);
+		uart_write(&u[i], LCR, 0x03);
+		uart_write(&u[i], IER, 0x05);
+		uart_write(&u[i], SCR, 0x5a);
+		assert_int_equal(uart_receive(&u[i], (const uint8_t *)"A", 1), 1);
+	}
+}
+
+/* A 2- or 4-byte IN from a byte-wide port fills every byte, as the ISA bus
+ * splits it: byte i is the register at port + i (0xff where nothing
+ * decodes), never what the buffer held before. */
+static void test_uart_wide_port_reads_fill_every_byte(void **state)
+{
+	static const unsigned offs[] = {0, 2, 5, 6, 7};
+	struct sink s = {0};
+
+	(void)state;
+	for (unsigned w = 2; w <= 4; w += 2) {
+		for (unsigned o = 0; o < sizeof(offs) / sizeof(offs[0]); o++) {
+			struct uart u[2];
+			uint8_t got[4], want[4];
+
+			wide_pair(u, &s);
+			memset(got, 0xa5, sizeof(got));
+			uart_read_bytes(&u[0], offs[o], got, w);
+			for (unsigned i = 0; i < w; i++)
+				want[i] = uart_read(&u[1], offs[o] + i);
+			assert_memory_equal(got, want, w);
+			/* With the same side effects (the FIFO popped once). */
+			for (unsigned r = 0; r < 8; r++)
+				assert_int_equal(uart_read(&u[0], r), uart_read(&u[1], r));
+		}
+	}
+}
+
+static void test_i8042_wide_port_reads_fill_every_byte(void **state)
+{
+	struct sink s = {0};
+	struct i8042 k;
+	uint8_t b[4];
+
+	(void)state;
+	i8042_init(&k, sink_reset, &s);
+	i8042_write(&k, 0x64, 0xaa);
+	memset(b, 0xa5, sizeof(b));
+	i8042_read_bytes(&k, 0x64, b, 2);
+	assert_int_equal(b[0], 0x15); /* SYS, unlocked, output full */
+	assert_int_equal(b[1], 0xff); /* 0x65: nothing there */
+	memset(b, 0xa5, sizeof(b));
+	i8042_read_bytes(&k, 0x60, b, 4);
+	assert_memory_equal(b, "\x55\xff\xff\xff", 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -475,6 +533,8 @@ int main(void)
 	    cmocka_unit_test(test_irq_out2),
 	    cmocka_unit_test(test_null_callbacks),
 	    cmocka_unit_test(test_i8042),
+	    cmocka_unit_test(test_uart_wide_port_reads_fill_every_byte),
+	    cmocka_unit_test(test_i8042_wide_port_reads_fill_every_byte),
 	    cmocka_unit_test(test_fuzz),
 	};
 

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "devices/vsock_conn.h"
 #include "vsockdrv.h"
 
 #define MEM_SIZE 0x200000
@@ -31,6 +32,12 @@ struct env {
 	uint8_t *got; /* data from the guest */
 	size_t got_len;
 	uint64_t got_id;
+	bool discard;	    /* count data from the guest, keep none */
+	uint64_t got_total; /* bytes from the guest, ever */
+	/* Called from `writable`, as another vCPU or thread would act while
+	 * the device works. */
+	void (*on_writable)(struct env *e, uint64_t id);
+	unsigned reposts; /* rx buffers on_writable may still post */
 };
 
 static void fake_irq(void *ctx, int level)
@@ -62,6 +69,10 @@ static void h_data(void *ctx, uint64_t id, const void *buf, size_t len)
 {
 	struct env *e = ctx;
 
+	e->got_total += len;
+	e->got_id = id;
+	if (e->discard)
+		return;
 	assert_true(e->got_len + len <= 2 * VSOCK_CONN_BUF);
 	memcpy(e->got + e->got_len, buf, len);
 	e->got_len += len;
@@ -70,7 +81,11 @@ static void h_data(void *ctx, uint64_t id, const void *buf, size_t len)
 
 static void h_writable(void *ctx, uint64_t id)
 {
-	((struct env *)ctx)->writables++;
+	struct env *e = ctx;
+
+	e->writables++;
+	if (e->on_writable)
+		e->on_writable(e, id);
 }
 
 static void h_shutdown(void *ctx, uint64_t id, uint32_t flags)
@@ -105,18 +120,6 @@ static const struct vsock_host_ops host_ops = {
 };
 
 /* --- the driver side (the rest is vsockdrv.c) --------------------------- */
-
-/* The next used rx entry is buffer `head` handed back with nothing in it. */
-static void skip_empty(struct env *e, uint32_t head)
-{
-	uint32_t elem[2];
-	uint16_t i = e->d.used_seen[0]++;
-
-	assert_int_equal(guestmem_read(&e->d.gm, USED(0) + 4 + 8 * (uint64_t)(i % QSIZE), elem, 8),
-			 0);
-	assert_int_equal(elem[0], head);
-	assert_int_equal(elem[1], 0);
-}
 
 static void expect(struct env *e, struct pkt *p, uint16_t op, uint32_t sport, uint32_t dport)
 {
@@ -292,30 +295,39 @@ static void test_credit_from_guest(void **state)
 	uint64_t id;
 	struct pkt p;
 
-	vd_post_rx(&e->d, 8);
+	vd_post_rx(&e->d, 1);
 	id = open_conn(e, 1234, 65536);
 	/* With plenty of room left, consuming is not announced. */
+	vd_post_rx(&e->d, 1);
 	vd_tx(&e->d, OP_RW, 1234, 5000, chunk, 4096, 0, 65536, 0);
 	assert_int_equal(vsock_host_credit(e->d.dev, id, 4096), 0);
 	assert_false(vd_rx(&e->d, &p));
-	for (unsigned i = 0; i < 4; i++)
+	/* The rest of the window it was told (fwd_cnt 0). */
+	for (unsigned i = 0; i < 3; i++)
 		vd_tx(&e->d, OP_RW, 1234, 5000, chunk, sizeof(chunk), 0, 65536, 0);
-	assert_int_equal(e->got_len, VSOCK_CONN_BUF + 4096);
+	vd_tx(&e->d, OP_RW, 1234, 5000, chunk, sizeof(chunk) - 4096, 0, 65536, 0);
+	assert_int_equal(e->got_len, VSOCK_CONN_BUF);
+	assert_int_equal(e->closed, 0);
 	/* The guest's view is now short of one packet: each credit goes out. */
 	assert_int_equal(vsock_host_credit(e->d.dev, id, 100), 0);
 	expect(e, &p, OP_CREDIT_UPDATE, 5000, 1234);
 	assert_int_equal(p.fwd_cnt, 4196);
+	vd_post_rx(&e->d, 1);
 	assert_int_equal(vsock_host_credit(e->d.dev, id, VSOCK_MAX_PAYLOAD - 100), 0);
 	expect(e, &p, OP_CREDIT_UPDATE, 5000, 1234);
 	assert_int_equal(p.fwd_cnt, 4096 + VSOCK_MAX_PAYLOAD);
 	assert_int_equal(vsock_host_credit(e->d.dev, id, VSOCK_CONN_BUF), -EINVAL);
 	vd_tx(&e->d, OP_RW, 1234, 5000, chunk, sizeof(chunk), 0, 65536, 0);
-	assert_int_equal(e->got_len, VSOCK_CONN_BUF + VSOCK_MAX_PAYLOAD + 4096);
+	assert_int_equal(e->got_len, VSOCK_CONN_BUF + VSOCK_MAX_PAYLOAD);
+	vd_post_rx(&e->d, 1);
 	assert_int_equal(vsock_host_credit(e->d.dev, id, 4096), 0);
 	expect(e, &p, OP_CREDIT_UPDATE, 5000, 1234);
 	assert_int_equal(p.fwd_cnt, VSOCK_MAX_PAYLOAD + 8192);
-	/* Past the credit: RST and closed. */
-	vd_tx(&e->d, OP_RW, 1234, 5000, chunk, 8192, 0, 65536, 0);
+	/* Past the credit it was told (8 KiB), though the host has read 4 KiB
+	 * more (the update waits for an rx buffer): RST and closed. */
+	assert_int_equal(vsock_host_credit(e->d.dev, id, 4096), 0);
+	vd_tx(&e->d, OP_RW, 1234, 5000, chunk, 8192 + 1, 0, 65536, 0);
+	vd_post_rx(&e->d, 1);
 	expect(e, &p, OP_RST, 5000, 1234);
 	assert_int_equal(e->closed, 1);
 	assert_int_equal(e->closed_id, id);
@@ -663,16 +675,13 @@ static void test_bad_rx_buffers(void **state)
 	struct env *e = *state;
 	struct pkt p;
 
-	/* A buffer too small for a header is returned empty; the next one is
-	 * used. Then a header split over two descriptors. */
-	vd_put_desc(&e->d, 0, 0, RXBUF, 10, F_WRITE, 0);
-	vd_post(&e->d, 0, 0);
+	/* A header split over two descriptors. (One too small for a header
+	 * fails the queue: test_rx_header_short_buffers_break_queue.) */
 	vd_put_desc(&e->d, 0, 1, RXBUF + RXSZ, 20, F_WRITE | F_NEXT, 2);
 	vd_put_desc(&e->d, 0, 2, RXBUF + RXSZ + 20, RXSZ - 20, F_WRITE, 0);
 	vd_post(&e->d, 0, 1);
 	e->d.posted_rx = 3;
 	vd_tx(&e->d, OP_REQUEST, 1234, 5000, NULL, 0, 0, 65536, 0);
-	skip_empty(e, 0);
 	assert_true(vd_rx(&e->d, &p));
 	assert_int_equal(p.op, OP_RESPONSE);
 	assert_int_equal(p.dst_port, 1234);
@@ -681,6 +690,268 @@ static void test_bad_rx_buffers(void **state)
 	vd_post(&e->d, 0, 3);
 	assert_int_equal(vsock_host_send(e->d.dev, e->last_id, "x", 1), 1);
 	assert_true(vsock_mmio(e->d.dev)->broken);
+}
+
+/* --- budgets: what a hostile guest can make the device do --------------- */
+
+static uint16_t rx_used_idx(struct env *e)
+{
+	uint16_t idx;
+
+	assert_int_equal(guestmem_read(&e->d.gm, USED(0) + 2, &idx, 2), 0);
+	return idx;
+}
+
+/* Posts rx buffer `b` of `len` bytes (no kick). */
+static void post_rx_len(struct env *e, uint16_t b, uint32_t len)
+{
+	vd_put_desc(&e->d, 0, b, RXBUF + (uint64_t)b * RXSZ, len, F_WRITE, 0);
+	vd_post(&e->d, 0, b);
+}
+
+/* Rx buffers too short for a packet header are the driver's error: the
+ * device fails instead of handing them back empty for the driver to post
+ * again, forever. */
+static void test_rx_header_short_buffers_break_queue(void **state)
+{
+	struct env *e = *state;
+	uint32_t elem[2];
+	uint64_t id;
+
+	vd_post_rx(&e->d, 1);
+	id = open_conn(e, 1234, 65536);
+	for (uint16_t b = 1; b <= 8; b++)
+		post_rx_len(e, b, HDR - 1);
+	e->d.posted_rx = 9;
+	vd_wr(&e->d, 0x050, 0);
+	assert_int_equal(vsock_host_send(e->d.dev, id, "x", 1), 1);
+	assert_true(vsock_mmio(e->d.dev)->broken);
+	assert_false(vd_used(&e->d, elem));
+}
+
+/* Reposts the used tiny buffer and keeps the host's data coming, from
+ * inside the device's delivery, as a guest's other vCPU would. */
+static void repost_tiny(struct env *e, uint64_t id)
+{
+	static const uint8_t two[2];
+
+	if (!e->reposts)
+		return;
+	e->reposts--;
+	post_rx_len(e, (uint16_t)(e->d.posted_rx++ % QSIZE), HDR + 1);
+	vsock_host_send(e->d.dev, id, two, sizeof(two));
+}
+
+/* Buffers of a header and one byte are valid, and a guest that keeps
+ * posting them while the host keeps sending must not keep the caller in
+ * the device: each call fills at most VSOCK_RX_BUDGET buffers, and the
+ * next kick goes on where it stopped. */
+static void test_rx_budget_tiny_buffers_do_not_spin(void **state)
+{
+	struct env *e = *state;
+	static uint8_t big[VSOCK_CONN_BUF + 1];
+	uint16_t before;
+	uint64_t id;
+
+	vd_post_rx(&e->d, 1);
+	id = open_conn(e, 1234, 0x40000000);
+	for (uint16_t b = 0; b < QSIZE; b++)
+		post_rx_len(e, b, HDR + 1);
+	e->d.posted_rx = QSIZE;
+	e->on_writable = repost_tiny;
+	e->reposts = 5 * VSOCK_RX_BUDGET;
+	before = rx_used_idx(e);
+	assert_true(vsock_host_send(e->d.dev, id, big, sizeof(big)) > 0);
+	assert_true((uint16_t)(rx_used_idx(e) - before) <= VSOCK_RX_BUDGET);
+	assert_true(e->reposts > 0);
+	/* Reposts last for four more budgets: each kick takes one. */
+	for (unsigned kick = 0; kick < 4; kick++) {
+		uint16_t at = rx_used_idx(e);
+
+		vd_wr(&e->d, 0x050, 0);
+		assert_true((uint16_t)(rx_used_idx(e) - at) <= VSOCK_RX_BUDGET);
+		assert_true(rx_used_idx(e) != at);
+	}
+	assert_false(vsock_mmio(e->d.dev)->broken);
+}
+
+/* The guest floods the heartbeat port without posting rx buffers: the
+ * device answers one 0xB7 per connection, and what it queues stays within
+ * VSOCK_MEM_MAX. */
+static void test_heartbeat_flood_answered_once(void **state)
+{
+	struct env *e = *state;
+	static uint8_t beats[4096];
+	uint32_t win[64];
+	unsigned echoed = 0;
+	struct pkt p;
+
+	memset(beats, VSOCK_HEARTBEAT_BYTE, sizeof(beats));
+	vd_post_rx(&e->d, 64);
+	for (uint32_t i = 0; i < 64; i++) {
+		vd_tx(&e->d, OP_REQUEST, 1000 + i, VSOCK_HEARTBEAT_PORT, NULL, 0, 0, 0x40000000, 0);
+		expect(e, &p, OP_RESPONSE, VSOCK_HEARTBEAT_PORT, 1000 + i);
+		win[i] = p.buf_alloc;
+	}
+	for (uint32_t i = 0; i < 64; i++) {
+		for (uint32_t sent = 0; sent + sizeof(beats) <= win[i]; sent += sizeof(beats))
+			vd_tx(&e->d, OP_RW, 1000 + i, VSOCK_HEARTBEAT_PORT, beats, sizeof(beats), 0,
+			      0x40000000, 0);
+		assert_true(vsock_mem_bytes(e->d.dev) <= VSOCK_MEM_MAX);
+	}
+	assert_int_equal(e->heartbeats, 64);
+	for (unsigned round = 0; round < 64; round++) {
+		vd_post_rx(&e->d, 64);
+		while (vd_rx(&e->d, &p)) {
+			if (p.op != OP_RW)
+				continue;
+			for (uint32_t i = 0; i < p.len; i++)
+				assert_int_equal(p.data[i], VSOCK_HEARTBEAT_BYTE);
+			echoed += p.len;
+		}
+	}
+	assert_int_equal(echoed, 64);
+}
+
+/* Every connection fills the window it was given toward a host that reads
+ * nothing: the guest's credit stops before the device's total does. */
+static void test_many_conns_guest_windows_capped(void **state)
+{
+	struct env *e = *state;
+	static uint8_t chunk[VSOCK_MAX_PAYLOAD];
+	uint64_t first = 0;
+	uint32_t win = 0, first_win = 0;
+	struct pkt p;
+
+	e->discard = true;
+	for (uint32_t i = 0; i < VSOCK_MAX_CONNS; i++) {
+		uint32_t gp = 10000 + i;
+
+		vd_post_rx(&e->d, 1);
+		vd_tx(&e->d, OP_REQUEST, gp, 5000, NULL, 0, 0, 65536, 0);
+		expect(e, &p, OP_RESPONSE, 5000, gp);
+		win = p.buf_alloc;
+		if (i == 0) {
+			first = e->last_id;
+			first_win = win;
+		}
+		for (uint32_t sent = 0; sent < win;) {
+			uint32_t n = win - sent < sizeof(chunk) ? win - sent : sizeof(chunk);
+
+			vd_tx(&e->d, OP_RW, gp, 5000, chunk, n, 0, 65536, 0);
+			sent += n;
+		}
+	}
+	assert_int_equal(e->closed, 0);
+	assert_true(e->got_total <= VSOCK_MEM_MAX);
+	assert_true(vsock_mem_bytes(e->d.dev) <= VSOCK_MEM_MAX);
+	assert_true(win <= VSOCK_MEM_SHARE);
+	/* Past the credit it was told: cut off. */
+	vd_post_rx(&e->d, 1);
+	vd_tx(&e->d, OP_RW, 10000 + VSOCK_MAX_CONNS - 1, 5000, chunk, 1, 0, 65536, 0);
+	expect(e, &p, OP_RST, 5000, 10000 + VSOCK_MAX_CONNS - 1);
+	assert_int_equal(e->closed, 1);
+	/* The host reads the first connection's bytes: its credit comes back. */
+	assert_int_equal(vsock_host_credit(e->d.dev, first, first_win), 0);
+	vd_post_rx(&e->d, 1);
+	expect(e, &p, OP_CREDIT_UPDATE, 5000, 10000);
+	assert_int_equal(p.fwd_cnt, first_win);
+	assert_true(p.buf_alloc - (first_win - p.fwd_cnt) >= VSOCK_MEM_SHARE);
+}
+
+/* The host queues all it may for every connection of a guest that posts
+ * no rx buffers: the device's total stays within VSOCK_MEM_MAX, the later
+ * connections get only their share, and delivery makes room again. */
+static void test_many_conns_host_queues_capped(void **state)
+{
+	struct env *e = *state;
+	static uint8_t big[VSOCK_CONN_BUF];
+	static uint64_t ids[VSOCK_MAX_CONNS];
+	uint64_t total = 0;
+	size_t took = 0;
+	struct pkt p;
+
+	for (uint32_t i = 0; i < VSOCK_MAX_CONNS; i++) {
+		vd_post_rx(&e->d, 1);
+		ids[i] = open_conn(e, 10000 + i, 0x40000000);
+	}
+	for (uint32_t i = 0; i < VSOCK_MAX_CONNS; i++) {
+		took = vsock_host_send(e->d.dev, ids[i], big, sizeof(big));
+		total += took;
+		assert_true(vsock_mem_bytes(e->d.dev) <= VSOCK_MEM_MAX);
+	}
+	assert_true(total <= VSOCK_MEM_MAX);
+	assert_true(took > 0 && took <= VSOCK_MEM_SHARE);
+	assert_int_equal(vsock_host_send(e->d.dev, ids[VSOCK_MAX_CONNS - 1], big, 1), 0);
+	vd_post_rx(&e->d, QSIZE);
+	while (vd_rx(&e->d, &p))
+		;
+	assert_true(e->writables > 0);
+}
+
+/* Connection i's ports: 32 guest ports and 32 host ports that differ only
+ * in their high bits. */
+static void lookup_ports(unsigned i, uint32_t *gp, uint32_t *hp)
+{
+	*gp = (i % 32) << 16 | 7;
+	*hp = 5000 + i / 32 * 1024;
+}
+
+/* Many connections, with ports chosen to share low bits, some closed and
+ * their port pairs reused: every packet still reaches its own connection. */
+static void test_conn_lookup_many_conns_and_closes(void **state)
+{
+	struct env *e = *state;
+	static uint64_t ids[VSOCK_MAX_CONNS];
+	const unsigned n = VSOCK_MAX_CONNS;
+	struct pkt p;
+
+	e->discard = true;
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t gp, hp;
+
+		lookup_ports(i, &gp, &hp);
+		vd_post_rx(&e->d, 1);
+		vd_tx(&e->d, OP_REQUEST, gp, hp, NULL, 0, 0, 65536, 0);
+		expect(e, &p, OP_RESPONSE, hp, gp);
+		ids[i] = e->last_id;
+	}
+	for (unsigned i = 0; i < n; i += 3) {
+		uint32_t gp, hp;
+
+		lookup_ports(i, &gp, &hp);
+		vd_tx(&e->d, OP_RST, gp, hp, NULL, 0, 0, 65536, 0);
+		assert_int_equal(e->closed_id, ids[i]);
+		ids[i] = 0;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t gp, hp;
+
+		lookup_ports(i, &gp, &hp);
+		e->got_id = 0;
+		vd_tx(&e->d, OP_RW, gp, hp, "k", 1, 0, 65536, 0);
+		if (ids[i]) {
+			assert_int_equal(e->got_id, ids[i]);
+			continue;
+		}
+		/* Gone: RST, then the pair is free for a new connection. */
+		assert_int_equal(e->got_id, 0);
+		vd_post_rx(&e->d, 1);
+		expect(e, &p, OP_RST, hp, gp);
+		vd_post_rx(&e->d, 1);
+		vd_tx(&e->d, OP_REQUEST, gp, hp, NULL, 0, 0, 65536, 0);
+		expect(e, &p, OP_RESPONSE, hp, gp);
+		ids[i] = e->last_id;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t gp, hp;
+		uint64_t other;
+
+		lookup_ports(i, &gp, &hp);
+		vd_tx(&e->d, OP_RW, gp, hp, "k", 1, 0, 65536, 0);
+		assert_int_equal(e->got_id, ids[i]);
+		assert_int_equal(vsock_host_connect(e->d.dev, gp, hp, &other), -EBUSY);
+	}
 }
 
 int main(void)
@@ -705,6 +976,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_guest_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_rx_buffers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rx_header_short_buffers_break_queue, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_rx_budget_tiny_buffers_do_not_spin, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_heartbeat_flood_answered_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_conns_guest_windows_capped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_conns_host_queues_capped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conn_lookup_many_conns_and_closes, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

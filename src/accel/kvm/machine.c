@@ -218,22 +218,28 @@ static void machine_pio(void *ctx, uint16_t port, bool is_write, uint8_t *data, 
 		if (is_write)
 			uart_write(&m->uart, port - UART_COM1_BASE, data[0]);
 		else
-			data[0] = uart_read(&m->uart, port - UART_COM1_BASE);
+			uart_read_bytes(&m->uart, port - UART_COM1_BASE, data, len);
 	} else if (port == I8042_DATA_PORT || port == I8042_CMD_PORT) {
 		if (is_write)
 			i8042_write(&m->kbd, port, data[0]);
 		else
-			data[0] = i8042_read(&m->kbd, port);
+			i8042_read_bytes(&m->kbd, port, data, len);
 	} else if (port == PVPANIC_PORT && m->spec.acpi) {
-		if (is_write)
+		if (is_write) {
 			pvpanic_write(&m->pvpanic, data[0]);
-		else
+		} else {
+			/* Byte-wide: nothing answers past it. */
+			memset(data, 0xff, len);
 			data[0] = pvpanic_read(&m->pvpanic);
+		}
 	} else if (port == X86_ACPI_SLEEP_PORT && m->spec.acpi) {
-		if (is_write)
+		if (is_write) {
 			machine_sleep_write(m, data[0]);
-		else
+		} else {
+			/* Byte-wide, as the UART's: nothing answers past it. */
+			memset(data, 0xff, len);
 			data[0] = 0; /* sleep status: never woken */
+		}
 	} else if (!is_write) {
 		/* Nothing there: a floating bus reads all ones. */
 		memset(data, 0xff, len);
