@@ -271,10 +271,11 @@ sleep 300 &
 spid=$!
 ctl_pids+=("$spid")
 fake_record a4 "$spid" fake-recycled
-expect "terminate: a record whose PID was recycled (no supervisor holds its socket)" 0 "" -- \
-	nx terminate-enclave --enclave-name fake-recycled
-gone "$spid" && bad "terminate: a recycled PID is never signalled" || ok "terminate: a recycled PID is never signalled"
-check_eq "terminate (recycled PID): stale files removed" "$(left a4)" 0
+expect "a record whose PID was recycled (that process holds no socket of ours) is stale" 0 "" -- \
+	nx describe-enclaves
+check_eq "recycled PID: not listed" "$(json "$T/out" "[e['EnclaveName'] for e in j]")" "[]"
+check_eq "recycled PID: stale files removed" "$(left a4)" 0
+gone "$spid" && bad "recycled PID: never signalled" || ok "recycled PID: never signalled"
 kill "$spid"
 # A failed console request says why, once (no message formatted into itself).
 fake_sup a5 drop fake-console
