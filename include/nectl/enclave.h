@@ -22,6 +22,8 @@
 #define ENCLAVE_FIRST_AUTO_CID 16
 #define ENCLAVE_MAX_CPUS       64
 #define ENCLAVE_MAX_FORWARDS   64
+
+/* Forwarded connections open at once (enclave_opts). */
 #define ENCLAVE_DEFAULT_FORWARD_CONNS	    512
 #define ENCLAVE_DEFAULT_FORWARD_CONNS_TOTAL 1024
 #define ENCLAVE_MAX_FORWARD_CONNS	    1024

@@ -44,9 +44,10 @@ static int run_memory(const char *text, uint64_t *mib, struct nectl_err *err)
 	if (run_u64("memory", num, UINT64_MAX, mib, err) < 0)
 		return -1;
 	if (*mib > ENCLAVE_MAX_MEMORY_MIB / mul)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
-				     "Invalid memory value `%s`: more than %llu MiB cannot be addressed",
-				     text, (unsigned long long)ENCLAVE_MAX_MEMORY_MIB);
+		return nectl_err_set(
+		    err, NECTL_E_INVALID_ARG,
+		    "Invalid memory value `%s`: more than %llu MiB cannot be addressed", text,
+		    (unsigned long long)ENCLAVE_MAX_MEMORY_MIB);
 	*mib *= mul;
 	return 0;
 }

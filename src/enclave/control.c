@@ -243,8 +243,9 @@ static int control_kill(const char *dir, const char *sid, pid_t pid, int pidfd,
 	if (control_signal(pidfd, pid, SIGTERM) < 0) {
 		if (errno == EPERM)
 			return control_denied(dir, sid, 38, "terminate it", err);
-		return errno == ESRCH ? 0
-				      : nectl_err_sys(err, 38, errno, "cannot signal PID %d", (int)pid);
+		return errno == ESRCH
+			   ? 0
+			   : nectl_err_sys(err, 38, errno, "cannot signal PID %d", (int)pid);
 	}
 	if (control_wait_gone(pidfd, pid, CONTROL_TERM_MS))
 		return 0;
@@ -285,7 +286,7 @@ static int control_stop(const char *dir, const char *sid, pid_t pid, struct nect
 
 int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *err)
 {
-	char dir[PATH_MAX], sid[24];
+	char dir[PATH_MAX], sid[24], path[PATH_MAX];
 	pid_t pid = (pid_t)json_integer_value(json_object_get(record, "ProcessID"));
 
 	if (enclave_run_dir(dir, sizeof(dir), err) < 0)
@@ -296,6 +297,9 @@ int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *e
 	if (!control_exited(record) && control_stop(dir, sid, pid, err) < 0)
 		return -1;
 	rundir_remove(dir, sid);
+	rundir_file(dir, sid, ".json", path, sizeof(path));
+	if (access(path, F_OK) == 0)
+		return control_denied(dir, sid, 38, "remove what it left", err);
 	*result = json_object();
 	json_object_set(*result, "EnclaveName", json_object_get(record, "EnclaveName"));
 	json_object_set(*result, "EnclaveID", json_object_get(record, "EnclaveID"));

@@ -35,7 +35,7 @@ struct fwd_rule {
 	char path[108];	 /* Unix socket path */
 	char host[256];	 /* TCP host (name or address, without IPv6 brackets) */
 	char service[8]; /* TCP port, decimal */
-	char text[512];	 /* the rule as given, for messages */
+	char text[512];	 /* the rule as given, for messages (control characters as '?') */
 };
 
 /* Parses "PORT=unix:PATH" / "PORT=tcp:HOST:HOSTPORT" (FWD_TO_HOST) or

@@ -53,8 +53,8 @@ static void listener_rest(struct forwarder *f, size_t i, int e)
 		return;
 	ent->rest_said = true;
 	snprintf(line, sizeof(line),
-		 "%s '%s': out of file descriptors (%s); not accepting for %u ms at a time "
-		 "until some are free (said once)",
+		 "%s '%s': out of file descriptors or memory (%s); not accepting for %u ms at "
+		 "a time until some are free (said once)",
 		 fwd_rule_option(ent->rule.dir), ent->rule.text, strerror(e), FWD_LISTEN_REST_MS);
 	f->note(f->note_ctx, line);
 }

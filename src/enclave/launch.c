@@ -50,11 +50,11 @@ static int launch_memory(struct enclave_plan *p, const struct enclave_opts *o,
 				     "File: '%s', failing operation: 'Open'", o->eif_path);
 	/* Checked before anything shifts it into bytes, which would wrap. */
 	if (o->memory_mib > ENCLAVE_MAX_MEMORY_MIB)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
-				     "Invalid memory value `%llu` MiB: more than %llu MiB cannot be "
-				     "addressed",
-				     (unsigned long long)o->memory_mib,
-				     (unsigned long long)ENCLAVE_MAX_MEMORY_MIB);
+		return nectl_err_set(
+		    err, NECTL_E_INVALID_ARG,
+		    "Invalid memory value `%llu` MiB: more than %llu MiB cannot be "
+		    "addressed",
+		    (unsigned long long)o->memory_mib, (unsigned long long)ENCLAVE_MAX_MEMORY_MIB);
 	min = 4 * (((uint64_t)st.st_size + MIB - 1) / MIB);
 	if (o->memory_mib == 0 || o->memory_mib < min)
 		return nectl_err_set(err, 26,
@@ -114,8 +114,8 @@ static int launch_forwards(struct enclave_plan *p, const struct enclave_opts *o,
 		return nectl_err_set(err, NECTL_E_INVALID_ARG,
 				     "at most %d forwarded connections at once",
 				     ENCLAVE_MAX_FORWARD_CONNS);
-	p->fwd_max_conns = o->forward_max_conns ? o->forward_max_conns
-						: ENCLAVE_DEFAULT_FORWARD_CONNS;
+	p->fwd_max_conns =
+	    o->forward_max_conns ? o->forward_max_conns : ENCLAVE_DEFAULT_FORWARD_CONNS;
 	p->fwd_max_conns_total = o->forward_max_conns_total ? o->forward_max_conns_total
 							    : ENCLAVE_DEFAULT_FORWARD_CONNS_TOTAL;
 	for (size_t i = 0; i < o->nto_host; i++)

@@ -18,8 +18,8 @@
 
 struct sup_client {
 	int fd;
-	bool console; /* streaming the console; otherwise reading a request */
-	uid_t uid;    /* the peer (SO_PEERCRED at accept); (uid_t)-1 if unknown */
+	bool console;	     /* streaming the console; otherwise reading a request */
+	uid_t uid;	     /* the peer (SO_PEERCRED at accept); (uid_t)-1 if unknown */
 	uint64_t idle_since; /* accepted, or its last request (sup_now_ns) */
 	char in[CONTROL_LINE_MAX];
 	size_t in_len;

@@ -98,8 +98,8 @@ static void sup_accept_rest(struct sup *s, int e)
 		return;
 	s->accept_rest_said = true;
 	snprintf(line, sizeof(line),
-		 "control socket: out of file descriptors (%s); not accepting for %u ms at a "
-		 "time until some are free (said once)",
+		 "control socket: out of file descriptors or memory (%s); not accepting for %u ms "
+		 "at a time until some are free (said once)",
 		 strerror(e), SUP_ACCEPT_REST_MS);
 	sup_note(s, line);
 }
@@ -265,7 +265,8 @@ nfds_t sup_control_fds(struct sup *s, struct pollfd *pfd, struct sup_client **wh
 			continue;
 		who[n] = c;
 		pfd[n++] = (struct pollfd){
-		    .fd = c->fd, .events = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0))};
+		    .fd = c->fd,
+		    .events = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0))};
 	}
 	return n;
 }

@@ -294,6 +294,18 @@ expect "--memory in MiB whose bytes overflow 64 bits (E03)" 3 "memory" -- \
 printf '{"eif_path": "%s", "memory_mib": 17592186044417, "cpu_count": 1}' "$T/v.eif" >"$T/bigmem.json"
 expect "--config memory_mib whose bytes overflow 64 bits (E03)" 3 "memory" -- \
 	nx run-enclave --emulate --config "$T/bigmem.json"
+expect "--forward-max-conns 0 is refused (E03)" 3 "forward-max-conns" -- \
+	nx run-enclave --emulate --eif-path "$T/v.eif" --memory 64 --cpu-count 1 --forward-max-conns 0
+expect "--forward-max-conns-total over 1024 is refused (E03)" 3 "1..1024" -- \
+	nx run-enclave --emulate --eif-path "$T/v.eif" --memory 64 --cpu-count 1 \
+	--forward-max-conns-total 1025
+printf '{"eif_path": "%s", "memory_mib": 64, "cpu_count": 1, "forward_max_conns": "many"}' "$T/v.eif" \
+	>"$T/capcfg.json"
+expect "--config forward_max_conns must be a number (E17)" 17 "forward_max_conns" -- \
+	nx run-enclave --emulate --config "$T/capcfg.json"
+grep -q -- "--forward-max-conns N (default 512)" <("$NECTL" run-enclave --help) &&
+	ok "run-enclave --help gives the forwarding caps and their defaults" ||
+	bad "run-enclave --help gives the forwarding caps and their defaults"
 
 # 3. Real supervisors, with a tiny guest that halts before any heartbeat.
 python3 - "$T/tiny.bz" <<'PY'
@@ -340,6 +352,7 @@ else
 	# a shell with fd 7 open on a file and a soft fd limit of 512; sets LPID
 	# (the launcher), SPID (the supervisor), SID and LOG.
 	record_of() { grep -ls "\"EnclaveName\": \"$1\"" "$RD"/*.json | head -1 | grep .; }
+	has_record() { record_of "$1" >/dev/null; }
 	tiny_start() {
 		local name=$1
 		shift
@@ -349,7 +362,7 @@ else
 		LPID=$!
 		ctl_pids+=("$LPID")
 		SPID= SID=
-		if wait_for 20 record_of "$name"; then
+		if wait_for 20 has_record "$name"; then
 			local rec
 			rec=$(record_of "$name")
 			SPID=$(json "$rec" "j['ProcessID']")

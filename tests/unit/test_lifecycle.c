@@ -333,7 +333,7 @@ static void test_launch_leaves_no_child(void **state)
 
 /* --- the control socket: credentials, slots, idle clients ---------------- */
 
-#define OWNER ((uid_t)4242)
+#define OWNER	 ((uid_t)4242)
 #define STRANGER ((uid_t)65534)
 
 /* Children a failed assertion would leave running; killed by kids_reap. */
