@@ -461,6 +461,17 @@ PY
 	check_eq "terminate: files removed" "$(left "$SID")" 0
 	wait "$LPID"
 
+	# 1. A supervisor that cannot answer at all (stopped): signalled, killed,
+	# and only then called terminated.
+	tiny_start stuck
+	kill -STOP "$SPID"
+	expect "terminate: a stopped supervisor is killed, then reported terminated" 0 "" -- \
+		nx terminate-enclave --enclave-name stuck
+	gone "$SPID" && ok "terminate (stopped supervisor): gone, its VM with it" ||
+		bad "terminate (stopped supervisor): gone, its VM with it"
+	check_eq "terminate (stopped supervisor): files removed" "$(left "$SID")" 0
+	wait "$LPID"
+
 	# 6. A signature section that cannot be decoded: the message names the
 	# image once (it used to be formatted into itself).
 	cp "$T/tiny.eif" "$T/tinys.eif"
