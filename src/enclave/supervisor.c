@@ -337,7 +337,6 @@ static int sup_save_first(struct sup *s, struct nectl_err *err)
 static int sup_listen(struct sup *s, struct nectl_err *err)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-
 	mode_t mask;
 	int rc = 0;
 
