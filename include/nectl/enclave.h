@@ -23,6 +23,13 @@
 #define ENCLAVE_MAX_CPUS       64
 #define ENCLAVE_MAX_FORWARDS   64
 
+/* Forwarded connections open at once (enclave_opts). */
+#define ENCLAVE_DEFAULT_FORWARD_CONNS	    512
+#define ENCLAVE_DEFAULT_FORWARD_CONNS_TOTAL 1024
+#define ENCLAVE_MAX_FORWARD_CONNS	    1024
+/* Memory is given in MiB and must be addressable in bytes. */
+#define ENCLAVE_MAX_MEMORY_MIB (UINT64_MAX >> 20)
+
 struct enclave_opts {
 	const char *eif_path;
 	uint64_t memory_mib;
@@ -40,6 +47,10 @@ struct enclave_opts {
 	/* Add ACPI tables to the machine (not Nitro's: for debugging kernels
 	 * that need them; such an image would not boot on Nitro). */
 	bool machine_acpi;
+	/* Forwarded connections open at once, per rule and for the enclave
+	 * (0: ENCLAVE_DEFAULT_FORWARD_CONNS, ENCLAVE_DEFAULT_FORWARD_CONNS_TOTAL;
+	 * at most ENCLAVE_MAX_FORWARD_CONNS); one more is refused. */
+	unsigned forward_max_conns, forward_max_conns_total;
 };
 
 struct enclave_launched {
@@ -54,8 +65,10 @@ int enclave_run_dir(char *out, size_t len, struct nectl_err *err);
 /* nitro-cli's CID rules for --enclave-cid (E03). */
 int enclave_check_cid(uint64_t cid, struct nectl_err *err);
 
-/* Checks everything that can be checked before a supervisor exists (EIF,
- * 4x memory rule E26, CPUs E20/E21/E22, CID, forwarding rules), reserves a
+/* Checks everything that can be checked before a supervisor exists (EIF:
+ * it opens (E19), parses and its CRC matches (E35); memory: at most
+ * ENCLAVE_MAX_MEMORY_MIB (E03), 4x rule E26; CPUs E20/E21/E22; CID;
+ * forwarding rules and caps), reserves a
  * CID and name, starts the supervisor and waits for the enclave's boot
  * heartbeat. A failure inside the supervisor comes back as its own error
  * (E36 for a boot without heartbeat) and leaves nothing behind. */
@@ -72,12 +85,17 @@ int enclave_describe_all(bool metadata, json_t **array, struct nectl_err *err);
 int enclave_find(const char *id, const char *name, json_t **record, struct nectl_err *err);
 
 /* Terminates one enclave (running: the supervisor stops the VM and removes
- * its files; exited: its files are removed). *result: nitro-cli's object. */
+ * its files; exited: its files are removed) and returns once its supervisor
+ * is gone. A supervisor that does not answer is verified to be the one
+ * (rundir) and signalled: SIGTERM, then SIGKILL. Anything else fails, with
+ * the files left: E38 (another user's enclave, or it would not end).
+ * *result: nitro-cli's object. */
 int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *err);
 
 /* Opens the enclave's console: a live stream from the supervisor (what was
  * captured so far, then new output until the enclave ends), or the captured
- * log of an exited enclave. E44 unless the enclave runs in debug mode. */
+ * log of an exited enclave. E44 unless the enclave runs in debug mode and
+ * the caller is its owner or root. */
 int enclave_console_open(const json_t *record, int *fd, struct nectl_err *err);
 
 #endif

@@ -23,7 +23,8 @@ static int run_u64(const char *opt, const char *text, uint64_t max, uint64_t *ou
 	return 0;
 }
 
-/* nitro-cli's --memory: MiB, or with an M, G or T suffix. */
+/* nitro-cli's --memory: MiB, or with an M, G or T suffix. Refused when
+ * its bytes do not fit in 64 bits (16777217T would wrap to 1 TiB). */
 static int run_memory(const char *text, uint64_t *mib, struct nectl_err *err)
 {
 	char num[32];
@@ -40,8 +41,13 @@ static int run_memory(const char *text, uint64_t *mib, struct nectl_err *err)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG, "Invalid memory value `%s`", text);
 	memcpy(num, text, n);
 	num[n] = 0;
-	if (run_u64("memory", num, UINT64_MAX / (1024 * 1024), mib, err) < 0)
+	if (run_u64("memory", num, UINT64_MAX, mib, err) < 0)
 		return -1;
+	if (*mib > ENCLAVE_MAX_MEMORY_MIB / mul)
+		return nectl_err_set(
+		    err, NECTL_E_INVALID_ARG,
+		    "Invalid memory value `%s`: more than %llu MiB cannot be addressed", text,
+		    (unsigned long long)ENCLAVE_MAX_MEMORY_MIB);
 	*mib *= mul;
 	return 0;
 }
@@ -158,8 +164,24 @@ static int run_json_uint(json_t *cfg, const char *key, uint64_t *out, struct nec
 	return 1;
 }
 
+/* A forwarded-connection cap: 1..ENCLAVE_MAX_FORWARD_CONNS. */
+static int run_json_cap(json_t *cfg, const char *key, unsigned *out, struct nectl_err *err)
+{
+	uint64_t v = 0;
+	int r = run_json_uint(cfg, key, &v, err);
+
+	if (r <= 0)
+		return r;
+	if (v < 1 || v > ENCLAVE_MAX_FORWARD_CONNS)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "--config: `%s` must be in 1..%d",
+				     key, ENCLAVE_MAX_FORWARD_CONNS);
+	*out = (unsigned)v;
+	return 0;
+}
+
 /* nitro-cli's --config keys (unknown keys ignored), plus forward_to_host and
- * forward_into_enclave arrays and the machine_acpi boolean. The config owns
+ * forward_into_enclave arrays, the forward_max_conns(_total) caps and the
+ * machine_acpi boolean. The config owns
  * the strings: *cfg_out lives as long as o. */
 static int run_from_config(const char *path, struct enclave_opts *o, int *ids, json_t **cfg_out,
 			   const char **to_host, const char **into, struct nectl_err *err)
@@ -208,10 +230,28 @@ static int run_from_config(const char *path, struct enclave_opts *o, int *ids, j
 		   json_is_true(json_object_get(cfg, "attach_console"));
 	if (run_json_strings(cfg, "forward_to_host", to_host, &o->nto_host, err) < 0 ||
 	    run_json_strings(cfg, "forward_into_enclave", into, &o->ninto_enclave, err) < 0 ||
-	    run_json_bool(cfg, "machine_acpi", &o->machine_acpi, err) < 0)
+	    run_json_bool(cfg, "machine_acpi", &o->machine_acpi, err) < 0 ||
+	    run_json_cap(cfg, "forward_max_conns", &o->forward_max_conns, err) < 0 ||
+	    run_json_cap(cfg, "forward_max_conns_total", &o->forward_max_conns_total, err) < 0)
 		return -1;
 	o->to_host = to_host;
 	o->into_enclave = into;
+	return 0;
+}
+
+/* --forward-max-conns(-total) N: 1..ENCLAVE_MAX_FORWARD_CONNS. */
+static int run_cap(const struct args *a, const char *opt, unsigned *out, struct nectl_err *err)
+{
+	const char *v = args_get(a, opt);
+	uint64_t u;
+
+	if (!v)
+		return 0;
+	if (run_u64(opt, v, ENCLAVE_MAX_FORWARD_CONNS, &u, err) < 0 || u == 0)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				     "The parameter `%s` must be a number in 1..%d (`%s`)", opt,
+				     ENCLAVE_MAX_FORWARD_CONNS, v);
+	*out = (unsigned)u;
 	return 0;
 }
 
@@ -253,6 +293,9 @@ static int run_enclave_run(const struct args *a, struct nectl_err *err)
 	o.into_enclave = into;
 	if (args_has(a, "machine-acpi"))
 		o.machine_acpi = true;
+	if (run_cap(a, "forward-max-conns", &o.forward_max_conns, err) < 0 ||
+	    run_cap(a, "forward-max-conns-total", &o.forward_max_conns_total, err) < 0)
+		goto out;
 	if ((v = args_get(a, "heartbeat-timeout"))) {
 		if (run_u64("heartbeat-timeout", v, 86400, &u, err) < 0)
 			goto out;
@@ -303,6 +346,8 @@ static const struct opt_spec run_enclave_opts[] = {{"eif-path", true, false, NUL
 						   {"forward-to-host", true, true, NULL},
 						   {"forward-into-enclave", true, true, NULL},
 						   {"heartbeat-timeout", true, false, NULL},
+						   {"forward-max-conns", true, false, NULL},
+						   {"forward-max-conns-total", true, false, NULL},
 						   {"machine-acpi", false, false, NULL},
 						   {"verbose", false, false, NULL},
 						   {0}};
@@ -315,6 +360,7 @@ const struct cli_cmd cli_cmd_run_enclave = {
 	    "           [--debug-mode] [--attach-console] [--enclave-name NAME]\n"
 	    "           [--forward-to-host PORT=unix:PATH | PORT=tcp:HOST:HOSTPORT]...\n"
 	    "           [--forward-into-enclave tcp:HOST:LPORT=PORT | unix:PATH=PORT]...\n"
+	    "           [--forward-max-conns N] [--forward-max-conns-total N]\n"
 	    "           [--heartbeat-timeout S] [--machine-acpi] [--verbose]\n"
 	    "       nectl run-enclave --emulate --config FILE.json [--forward-...]\n"
 	    "\n"
@@ -322,7 +368,8 @@ const struct cli_cmd cli_cmd_run_enclave = {
 	    "boots the unmodified EIF on nectl's KVM hypervisor (the EIF is written into\n"
 	    "enclave memory at 8 MiB and booted from there, with virtio-vsock at 0xd0000000\n"
 	    "and the parent at CID 3), waits for the enclave's boot heartbeat, and prints\n"
-	    "nitro-cli's JSON. Checks as nitro-cli: memory >= 4x the EIF size (E26), CIDs\n"
+	    "nitro-cli's JSON. Checks as nitro-cli: the EIF parses and its CRC matches\n"
+	    "(E35), memory >= 4x the EIF size (E26) and addressable (E03), CIDs\n"
 	    "(0 = auto from 16; 1-3 and >= 2^32-1 refused), CPUs (E20/E21/E22); a signed\n"
 	    "EIF must verify (E59); no heartbeat within --heartbeat-timeout (default as\n"
 	    "nitro-cli, at least 180 s) is E36 and the enclave is torn down. Names: the\n"
@@ -342,10 +389,15 @@ const struct cli_cmd cli_cmd_run_enclave = {
 	    "--forward-to-host: a guest connection to CID 3 port PORT is connected to the\n"
 	    "Unix socket or TCP address; other ports are refused (RST).\n"
 	    "--forward-into-enclave: nectl listens on the address and connects each client\n"
-	    "to the enclave's vsock port PORT. In --config: \"forward_to_host\" and\n"
-	    "\"forward_into_enclave\" arrays of the same strings and \"machine_acpi\" (true or\n"
-	    "false), next to nitro-cli's keys (eif_path, memory_mib, cpu_count | cpu_ids,\n"
-	    "enclave_cid, debug_mode, attach_console, enclave_name).\n"
+	    "to the enclave's vsock port PORT.\n"
+	    "--forward-max-conns N (default 512) and --forward-max-conns-total N (default\n"
+	    "1024, also the most for either): forwarded connections open at once per rule\n"
+	    "and for the whole enclave; one more is refused (the guest's gets RST, a host\n"
+	    "client is accepted and closed at once). In --config: \"forward_to_host\" and\n"
+	    "\"forward_into_enclave\" arrays of the same strings, \"forward_max_conns\",\n"
+	    "\"forward_max_conns_total\" and \"machine_acpi\" (true or false), next to\n"
+	    "nitro-cli's keys (eif_path, memory_mib, cpu_count | cpu_ids, enclave_cid,\n"
+	    "debug_mode, attach_console, enclave_name).\n"
 	    "--verbose: memory backing (hugepages when reserved, else anonymous memory)\n"
 	    "and phase timings (load, kernel entry, heartbeat) on stderr.\n"
 	    "\n"

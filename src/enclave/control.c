@@ -1,5 +1,6 @@
 /* The client side of the run directory: describe, find, terminate and the
- * console, for any user of the library (the CLI is one). */
+ * console, for any user of the library (the CLI is one). A terminate never
+ * says an enclave is gone while its supervisor runs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -7,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,39 +94,69 @@ int enclave_find(const char *id, const char *name, json_t **record, struct nectl
 				  : "No enclave matched the given name.");
 }
 
-/* One request line; the reply line is read a byte at a time so that a
- * console stream after it stays in the socket. */
-static int control_ask(const char *dir, const char *sid, const char *op, int *fd_out,
-		       json_t **reply, struct nectl_err *err)
-{
-	char line[CONTROL_LINE_MAX], req[64];
-	size_t n = 0;
-	int fd = rundir_connect(dir, sid);
-	struct pollfd pfd;
+/* The supervisor answers at once, whatever it is doing; a terminate then
+ * takes until its process ends (the VM's memory freed), then the signals. */
+#define CONTROL_REPLY_MS 5000
+#define CONTROL_STOP_MS	 30000
+#define CONTROL_TERM_MS	 5000
+#define CONTROL_KILL_MS	 5000
 
-	if (fd < 0)
-		return nectl_err_sys(err, 11, errno, "cannot connect to the enclave process");
-	snprintf(req, sizeof(req), "{\"op\": \"%s\"}\n", op);
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
-		goto fail;
-	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+static int64_t control_ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
+	       (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* One reply line within the deadline, read a byte at a time so that a
+ * console stream after it stays in the socket. */
+static json_t *control_read_reply(int fd)
+{
+	char line[CONTROL_LINE_MAX];
+	struct timespec deadline;
+	size_t n = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += CONTROL_REPLY_MS / 1000;
 	while (n < sizeof(line) - 1) {
-		/* A terminate waits for the VM to stop: allow it time. */
-		if (poll(&pfd, 1, 60000) <= 0 || read(fd, line + n, 1) != 1)
-			goto fail;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = control_ms_left(&deadline);
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 || read(fd, line + n, 1) != 1)
+			return NULL;
 		if (line[n] == '\n')
 			break;
 		n++;
 	}
 	line[n] = 0;
-	*reply = json_loads(line, 0, NULL);
-	if (!*reply)
-		goto fail;
+	return json_loads(line, 0, NULL);
+}
+
+/* One request line, one reply line. On failure *why is the errno of what
+ * failed: EACCES when the socket is not ours, ETIMEDOUT for silence. */
+static int control_ask(const char *dir, const char *sid, const char *op, int *fd_out,
+		       json_t **reply, int *why, struct nectl_err *err)
+{
+	char req[64];
+	int fd = rundir_connect(dir, sid, CONTROL_REPLY_MS);
+	size_t len;
+
+	if (fd < 0) {
+		*why = errno;
+		return nectl_err_sys(err, 11, errno, "cannot connect to the enclave process");
+	}
+	len = (size_t)snprintf(req, sizeof(req), "{\"op\": \"%s\"}\n", op);
+	/* MSG_NOSIGNAL: a supervisor that hangs up must not kill the caller. */
+	*reply = send(fd, req, len, MSG_NOSIGNAL) == (ssize_t)len ? control_read_reply(fd) : NULL;
+	if (!*reply) {
+		*why = ETIMEDOUT;
+		close(fd);
+		return nectl_err_set(err, 11, "the enclave process did not answer");
+	}
 	*fd_out = fd;
 	return 0;
-fail:
-	close(fd);
-	return nectl_err_set(err, 11, "the enclave process did not answer");
 }
 
 static int control_reply_error(json_t *reply, struct nectl_err *err)
@@ -142,38 +176,130 @@ static bool control_exited(const json_t *rec)
 	return st && strcmp(st, "EXITED") == 0;
 }
 
-/* The supervisor removes its files before it answers; its process ends just
- * after. Wait for that, so "no process left" holds when terminate returns. */
-static void control_wait_gone(pid_t pid)
+/* The socket's owner: whose enclave it is, for a refusal's message. */
+static unsigned control_owner(const char *dir, const char *sid)
 {
-	for (int i = 0; i < 500 && !rundir_pid_gone(pid); i++)
+	char path[PATH_MAX];
+	struct stat st;
+
+	rundir_file(dir, sid, ".sock", path, sizeof(path));
+	return stat(path, &st) == 0 ? (unsigned)st.st_uid : 0;
+}
+
+static int control_denied(const char *dir, const char *sid, int code, const char *what,
+			  struct nectl_err *err)
+{
+	return nectl_err_set(err, code,
+			     "Permission denied: only the enclave's owner (uid %u) or root may %s",
+			     control_owner(dir, sid), what);
+}
+
+/* A handle on the process that a recycled PID cannot redirect; -1 when
+ * it is gone (errno ESRCH) or pidfds are not available. */
+static int control_pidfd(pid_t pid)
+{
+	if (pid <= 0) {
+		errno = ESRCH;
+		return -1;
+	}
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static bool control_wait_gone(int pidfd, pid_t pid, int ms)
+{
+	struct timespec deadline;
+
+	if (pidfd >= 0) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+		/* Readable once the process has ended, zombie or not. */
+		return poll(&p, 1, ms) > 0 || rundir_pid_gone(pid);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += ms / 1000;
+	while (!rundir_pid_gone(pid) && control_ms_left(&deadline) > 0)
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	return rundir_pid_gone(pid);
+}
+
+static int control_signal(int pidfd, pid_t pid, int sig)
+{
+	if (pidfd >= 0)
+		return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+	return kill(pid, sig);
+}
+
+/* The supervisor did not answer, or did not end: signal it, once it is
+ * sure to be the enclave's supervisor (never a recycled PID). */
+static int control_kill(const char *dir, const char *sid, pid_t pid, int pidfd,
+			struct nectl_err *err)
+{
+	int serves = rundir_pid_serves(dir, sid, pid);
+
+	if (serves == 0 || rundir_pid_gone(pid))
+		return 0; /* that PID is not (or no longer) the supervisor */
+	if (serves < 0)
+		return control_denied(dir, sid, 38, "terminate it", err);
+	if (control_signal(pidfd, pid, SIGTERM) < 0) {
+		if (errno == EPERM)
+			return control_denied(dir, sid, 38, "terminate it", err);
+		return errno == ESRCH
+			   ? 0
+			   : nectl_err_sys(err, 38, errno, "cannot signal PID %d", (int)pid);
+	}
+	if (control_wait_gone(pidfd, pid, CONTROL_TERM_MS))
+		return 0;
+	if (control_signal(pidfd, pid, SIGKILL) < 0 && errno != ESRCH)
+		return nectl_err_sys(err, 38, errno, "cannot signal PID %d", (int)pid);
+	if (control_wait_gone(pidfd, pid, CONTROL_KILL_MS))
+		return 0;
+	return nectl_err_set(err, 38,
+			     "Failed to terminate the enclave: its supervisor (PID %d) did not "
+			     "answer and still runs after SIGKILL",
+			     (int)pid);
+}
+
+/* Returns once the supervisor is gone: it was asked and ended, or it did
+ * not answer and was signalled. A refusal (another user's enclave) ends
+ * here, with the enclave untouched. */
+static int control_stop(const char *dir, const char *sid, pid_t pid, struct nectl_err *err)
+{
+	int pidfd = control_pidfd(pid), fd, why = 0, rc = 0;
+	bool gone = pidfd < 0 && errno == ESRCH;
+	struct nectl_err asked = {0};
+	json_t *reply;
+
+	if (control_ask(dir, sid, "terminate", &fd, &reply, &why, &asked) == 0) {
+		rc = control_reply_error(reply, err);
+		json_decref(reply);
+		close(fd);
+		gone = rc == 0 && control_wait_gone(pidfd, pid, CONTROL_STOP_MS);
+	} else if (why == EACCES || why == EPERM) {
+		rc = control_denied(dir, sid, 38, "terminate it", err);
+	}
+	if (rc == 0 && !gone)
+		rc = control_kill(dir, sid, pid, pidfd, err);
+	if (pidfd >= 0)
+		close(pidfd);
+	return rc;
 }
 
 int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *err)
 {
-	char dir[PATH_MAX], sid[24];
-	json_t *reply = NULL;
-	int fd = -1, rc = 0;
+	char dir[PATH_MAX], sid[24], path[PATH_MAX];
+	pid_t pid = (pid_t)json_integer_value(json_object_get(record, "ProcessID"));
 
-	if (enclave_run_dir(dir, sizeof(dir), err) < 0 || !*record_sid(record, sid))
+	if (enclave_run_dir(dir, sizeof(dir), err) < 0)
 		return -1;
-	if (control_exited(record)) {
-		rundir_remove(dir, sid);
-	} else if (control_ask(dir, sid, "terminate", &fd, &reply, err) == 0) {
-		rc = control_reply_error(reply, err);
-		json_decref(reply);
-		close(fd);
-		if (rc == 0)
-			control_wait_gone(
-			    (pid_t)json_integer_value(json_object_get(record, "ProcessID")));
-	} else {
-		/* Gone between listing and asking: nothing is left to stop. */
-		rundir_remove(dir, sid);
-		rc = 0;
-	}
-	if (rc < 0)
+	if (!*record_sid(record, sid))
+		return nectl_err_set(err, 11, "the enclave's record has no usable EnclaveID");
+	/* An exited enclave's supervisor has freed everything already. */
+	if (!control_exited(record) && control_stop(dir, sid, pid, err) < 0)
 		return -1;
+	rundir_remove(dir, sid);
+	rundir_file(dir, sid, ".json", path, sizeof(path));
+	if (access(path, F_OK) == 0)
+		return control_denied(dir, sid, 38, "remove what it left", err);
 	*result = json_object();
 	json_object_set(*result, "EnclaveName", json_object_get(record, "EnclaveName"));
 	json_object_set(*result, "EnclaveID", json_object_get(record, "EnclaveID"));
@@ -211,8 +337,9 @@ int enclave_console_open(const json_t *record, int *fd, struct nectl_err *err)
 {
 	char dir[PATH_MAX], sid[24];
 	const char *flags = json_string_value(json_object_get(record, "Flags"));
+	struct nectl_err asked = {0};
 	json_t *reply;
-	int rc;
+	int rc, why = 0;
 
 	if (!flags || strcmp(flags, "DEBUG_MODE") != 0)
 		return nectl_err_set(err, 44,
@@ -222,10 +349,12 @@ int enclave_console_open(const json_t *record, int *fd, struct nectl_err *err)
 		return -1;
 	if (control_exited(record))
 		return control_open_log(dir, sid, fd, err);
-	if (control_ask(dir, sid, "console", fd, &reply, err) < 0) {
+	if (control_ask(dir, sid, "console", fd, &reply, &why, &asked) < 0) {
 		if (control_ended_now(dir, sid))
 			return control_open_log(dir, sid, fd, err);
-		return nectl_err_set(err, 44, "Enclave console connection failure: %s", err->msg);
+		if (why == EACCES || why == EPERM)
+			return control_denied(dir, sid, 44, "stream its console", err);
+		return nectl_err_set(err, 44, "Enclave console connection failure: %s", asked.msg);
 	}
 	rc = control_reply_error(reply, err);
 	json_decref(reply);

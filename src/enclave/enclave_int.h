@@ -30,6 +30,7 @@ struct enclave_plan {
 	unsigned hb_timeout_s;
 	struct fwd_rule rules[ENCLAVE_MAX_FORWARDS];
 	size_t nrules;
+	unsigned fwd_max_conns, fwd_max_conns_total; /* forwarded connections at once */
 };
 
 /* rundir.c: "<dir>/<sid><suffix>" */
@@ -44,8 +45,15 @@ int rundir_write_record(const char *dir, const char *sid, json_t *rec, struct ne
 const char *record_sid(const json_t *rec, char out[24]);
 /* The process is gone, or a zombie nobody has reaped yet. */
 bool rundir_pid_gone(pid_t pid);
-/* Connects to sid's control socket; -1 with errno when nobody listens. */
-int rundir_connect(const char *dir, const char *sid);
+/* Is pid sid's supervisor? It is when it holds the listening socket bound
+ * at sid's socket path, which a supervisor keeps until it ends and a
+ * recycled PID cannot have. 1 yes, 0 no (or gone), -1 cannot tell (another
+ * user's process). */
+int rundir_pid_serves(const char *dir, const char *sid, pid_t pid);
+/* Connects to sid's control socket, waiting up to timeout_ms while its
+ * backlog is full; -1 with errno (ENOENT, ECONNREFUSED: nobody listens;
+ * EACCES: not ours; EAGAIN: still full). */
+int rundir_connect(const char *dir, const char *sid, int timeout_ms);
 
 /* supervisor.c: runs the enclave until it ends; never returns. Reports to
  * report_fd: "R\n" once the record exists (the launcher then drops the
@@ -81,7 +89,9 @@ size_t console_read(struct console *c, uint64_t *pos, void *out, size_t max);
 void console_fini(struct console *c);
 
 /* control.c: one request line, one reply line (then, for "console", the
- * stream). Requests: {"op":"terminate"} and {"op":"console"}. */
+ * stream). Requests: {"op":"terminate"} and {"op":"console"}; both for the
+ * enclave's owner and root only. A terminate is answered at once; the
+ * caller waits for the supervisor's end. */
 #define CONTROL_LINE_MAX 4096
 
 #endif

@@ -171,6 +171,8 @@ int fwd_create(struct forwarder **out, const struct fwd_rule *rules, size_t n,
 	}
 	f->epfd = f->evfd = -1;
 	f->next_port = FWD_FIRST_PORT;
+	f->max_conns = FWD_DEFAULT_MAX_CONNS;
+	f->max_total = FWD_DEFAULT_MAX_CONNS_TOTAL;
 	for (size_t i = VSOCK_MAX_CONNS; i-- > 0;) {
 		f->conn[i].fd = -1;
 		f->conn[i].hnext = f->free_list;
@@ -182,6 +184,18 @@ int fwd_create(struct forwarder **out, const struct fwd_rule *rules, size_t n,
 	}
 	*out = f;
 	return 0;
+}
+
+void fwd_set_limits(struct forwarder *f, unsigned per_rule, unsigned per_enclave,
+		    void (*note)(void *ctx, const char *line), void *note_ctx)
+{
+	f->max_conns = per_rule ? per_rule : FWD_DEFAULT_MAX_CONNS;
+	f->max_total = per_enclave ? per_enclave : FWD_DEFAULT_MAX_CONNS_TOTAL;
+	/* The device's own table is the hard ceiling. */
+	if (f->max_total > VSOCK_MAX_CONNS)
+		f->max_total = VSOCK_MAX_CONNS;
+	f->note = note;
+	f->note_ctx = note_ctx;
 }
 
 void fwd_attach(struct forwarder *f, struct vsock_dev *dev, void (*lock)(void *),

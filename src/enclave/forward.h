@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nectl/enclave.h"
 #include "nectl/err.h"
 #include "nectl/vsock.h"
 
@@ -34,7 +35,7 @@ struct fwd_rule {
 	char path[108];	 /* Unix socket path */
 	char host[256];	 /* TCP host (name or address, without IPv6 brackets) */
 	char service[8]; /* TCP port, decimal */
-	char text[512];	 /* the rule as given, for messages */
+	char text[512];	 /* the rule as given, for messages (control characters as '?') */
 };
 
 /* Parses "PORT=unix:PATH" / "PORT=tcp:HOST:HOSTPORT" (FWD_TO_HOST) or
@@ -51,6 +52,18 @@ struct forwarder;
  * No thread yet. */
 int fwd_create(struct forwarder **out, const struct fwd_rule *rules, size_t n,
 	       struct nectl_err *err);
+/* Connections forwarded at once: per rule and for the whole enclave (0:
+ * the default). One more is refused: a guest's connection to the host gets
+ * RST, a client of an into-enclave listener is accepted and closed at once.
+ * note (may be NULL) gets a line for the log, once per listener that ran
+ * out of file descriptors; it is called with the bus lock held. */
+#define FWD_DEFAULT_MAX_CONNS	    ENCLAVE_DEFAULT_FORWARD_CONNS
+#define FWD_DEFAULT_MAX_CONNS_TOTAL ENCLAVE_DEFAULT_FORWARD_CONNS_TOTAL
+void fwd_set_limits(struct forwarder *f, unsigned per_rule, unsigned per_enclave,
+		    void (*note)(void *ctx, const char *line), void *note_ctx);
+/* Out of file descriptors (EMFILE, ENFILE): a listener is not polled for
+ * this long, or until a forwarded connection ends. */
+#define FWD_LISTEN_REST_MS 1000
 /* The device ops; their ctx is the forwarder. */
 const struct vsock_host_ops *fwd_ops(void);
 /* Before the guest runs: the device, the bus lock, and the heartbeat

@@ -61,7 +61,7 @@ struct fwd_conn *fwd_conn_new(struct forwarder *f, struct fwd_entry *e)
 	struct fwd_conn *c = f->free_list;
 	bool dirty;
 
-	if (!c)
+	if (!c || e->nconns >= f->max_conns || f->st.conns_open >= f->max_total)
 		return NULL;
 	f->free_list = c->hnext;
 	/* A freed connection may still sit on the dirty list; it stays. */
@@ -70,6 +70,7 @@ struct fwd_conn *fwd_conn_new(struct forwarder *f, struct fwd_entry *e)
 	c->dirty = dirty;
 	c->fd = -1;
 	c->entry = e;
+	e->nconns++;
 	f->st.conns_total++;
 	f->st.conns_open++;
 	return c;
@@ -113,6 +114,7 @@ void fwd_conn_release(struct forwarder *f, struct fwd_conn *c)
 	c->in_len = c->out_len = 0;
 	c->fd = -1;
 	c->state = FWD_C_FREE;
+	c->entry->nconns--;
 	c->hnext = f->free_list;
 	f->free_list = c;
 	f->st.conns_open--;

@@ -63,6 +63,8 @@ struct fwd_entry {
 	struct addrinfo *ai; /* to host over TCP: resolved once, at create */
 	int lfd;	     /* into the enclave: the listener */
 	bool paused;	     /* out of file descriptors: not polled */
+	bool rest_said;	     /* ... and said so in the log */
+	unsigned nconns;     /* connections of this rule now */
 	bool unlink;	     /* a Unix listener we created */
 	dev_t st_dev;
 	ino_t st_ino;
@@ -73,6 +75,10 @@ struct forwarder {
 	size_t n;
 	int epfd, evfd;
 	bool woken, stopping, started, any_paused;
+	uint64_t rest_until; /* paused listeners are polled again (CLOCK_MONOTONIC ms) */
+	unsigned max_conns, max_total;
+	void (*note)(void *ctx, const char *line);
+	void *note_ctx;
 	bool busy; /* the thread holds the lock and will look at the dirty list */
 	pthread_t thread;
 	struct vsock_dev *dev;
@@ -96,7 +102,7 @@ int fwd_rules_check(const struct fwd_rule *rules, size_t n, struct nectl_err *er
 
 /* forward_conn.c */
 struct fwd_conn *fwd_conn_find(struct forwarder *f, uint64_t id);
-/* A free connection for `e`, or NULL when all VSOCK_MAX_CONNS are taken. */
+/* A free connection for `e`, or NULL at the rule's or the enclave's cap. */
 struct fwd_conn *fwd_conn_new(struct forwarder *f, struct fwd_entry *e);
 /* Makes it reachable by c->id, for the ops. */
 void fwd_conn_add(struct forwarder *f, struct fwd_conn *c);

@@ -7,10 +7,12 @@
  * waits in epoll without the lock, then takes it and services what epoll
  * reported and what is dirty. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "enclave/forward_int.h"
@@ -26,6 +28,46 @@ static void listener_set(struct forwarder *f, size_t i, bool on)
 
 	if (epoll_ctl(f->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, f->ent[i].lfd, &ev) == 0)
 		f->ent[i].paused = !on;
+}
+
+static uint64_t fwd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Level-triggered epoll would wake at once for a listener whose accept
+ * keeps failing, so it rests: until a connection ends (which frees a
+ * descriptor) or FWD_LISTEN_REST_MS pass, whichever is first. Said once. */
+static void listener_rest(struct forwarder *f, size_t i, int e)
+{
+	struct fwd_entry *ent = &f->ent[i];
+	char line[700];
+
+	listener_set(f, i, false);
+	f->any_paused = true;
+	f->rest_until = fwd_now_ms() + FWD_LISTEN_REST_MS;
+	if (ent->rest_said || !f->note)
+		return;
+	ent->rest_said = true;
+	snprintf(line, sizeof(line),
+		 "%s '%s': out of file descriptors or memory (%s); not accepting for %u ms at "
+		 "a time until some are free (said once)",
+		 fwd_rule_option(ent->rule.dir), ent->rule.text, strerror(e), FWD_LISTEN_REST_MS);
+	f->note(f->note_ctx, line);
+}
+
+/* The epoll timeout: until the resting listeners' time is up. */
+static int fwd_wait_ms(const struct forwarder *f)
+{
+	uint64_t now;
+
+	if (!f->any_paused)
+		return -1;
+	now = fwd_now_ms();
+	return f->rest_until <= now ? 0 : (int)(f->rest_until - now);
 }
 
 void fwd_listeners_resume(struct forwarder *f)
@@ -67,16 +109,13 @@ static void listener_accept(struct forwarder *f, size_t i)
 			continue;
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* Until a connection ends; level-triggered would spin. */
-				listener_set(f, i, false);
-				f->any_paused = true;
-			}
+			    errno == ENOMEM)
+				listener_rest(f, i, errno);
 			return;
 		}
 		c = fwd_conn_new(f, e);
 		if (!c) {
-			close(fd); /* the device's table is full too */
+			close(fd); /* at the rule's or the enclave's cap */
 			continue;
 		}
 		c->fd = fd;
@@ -124,10 +163,13 @@ void *fwd_thread_main(void *arg)
 	bool stop = false;
 
 	while (!stop) {
-		int n = epoll_wait(f->epfd, ev, EV_BATCH, -1);
+		/* The paused state is this thread's alone: read without the lock. */
+		int n = epoll_wait(f->epfd, ev, EV_BATCH, fwd_wait_ms(f));
 
 		f->lock(f->lock_ctx);
 		f->busy = true;
+		if (f->any_paused && fwd_now_ms() >= f->rest_until)
+			fwd_listeners_resume(f);
 		for (int i = 0; i < n; i++)
 			fwd_dispatch(f, &ev[i]);
 		fwd_run_dirty(f);

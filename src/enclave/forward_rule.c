@@ -1,7 +1,7 @@
 /* forward_rule.c: the --forward-to-host and --forward-into-enclave rule
  * syntax, and the checks across a rule set. Every message names the option
- * and the rule as given, so the user can tell which of several rules is
- * wrong. */
+ * and the rule as given (control characters shown as '?'), so the user can
+ * tell which of several rules is wrong. */
 #include <stdio.h>
 #include <string.h>
 
@@ -123,6 +123,11 @@ int fwd_rule_parse(enum fwd_dir dir, const char *spec, struct fwd_rule *r, struc
 	memset(r, 0, sizeof(*r));
 	r->dir = dir;
 	snprintf(r->text, sizeof(r->text), "%s", spec);
+	/* The text goes into one-line messages and the log: a rule from a
+	 * --config file may hold a newline or an escape sequence. */
+	for (char *c = r->text; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	if (len >= sizeof(r->text))
 		return rule_fail(r, err, "rule longer than 511 bytes");
 	if (dir == FWD_TO_HOST) {

@@ -1,19 +1,24 @@
 /* The launch sequence's first half, in the caller's process: every check
  * nitro-cli makes before its enclave process exists, the CID and name
- * reservation under the run directory's lock, the fork of the supervisor,
- * and the wait for its report (boot heartbeat or error). */
+ * reservation under the run directory's lock, the start of the supervisor
+ * as a clean daemon, and the wait for its report (boot heartbeat or error). */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "enclave/enclave_int.h"
+#include "nectl/eif.h"
 
 #define MIB (1ull << 20)
 
@@ -43,6 +48,13 @@ static int launch_memory(struct enclave_plan *p, const struct enclave_opts *o,
 	    !S_ISREG(st.st_mode))
 		return nectl_err_sys(err, NECTL_E_FILE, errno ? errno : EINVAL,
 				     "File: '%s', failing operation: 'Open'", o->eif_path);
+	/* Checked before anything shifts it into bytes, which would wrap. */
+	if (o->memory_mib > ENCLAVE_MAX_MEMORY_MIB)
+		return nectl_err_set(
+		    err, NECTL_E_INVALID_ARG,
+		    "Invalid memory value `%llu` MiB: more than %llu MiB cannot be "
+		    "addressed",
+		    (unsigned long long)o->memory_mib, (unsigned long long)ENCLAVE_MAX_MEMORY_MIB);
 	min = 4 * (((uint64_t)st.st_size + MIB - 1) / MIB);
 	if (o->memory_mib == 0 || o->memory_mib < min)
 		return nectl_err_set(err, 26,
@@ -97,6 +109,15 @@ static int launch_forwards(struct enclave_plan *p, const struct enclave_opts *o,
 	if (o->nto_host + o->ninto_enclave > ENCLAVE_MAX_FORWARDS)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG, "at most %d forwarding rules",
 				     ENCLAVE_MAX_FORWARDS);
+	if (o->forward_max_conns > ENCLAVE_MAX_FORWARD_CONNS ||
+	    o->forward_max_conns_total > ENCLAVE_MAX_FORWARD_CONNS)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				     "at most %d forwarded connections at once",
+				     ENCLAVE_MAX_FORWARD_CONNS);
+	p->fwd_max_conns =
+	    o->forward_max_conns ? o->forward_max_conns : ENCLAVE_DEFAULT_FORWARD_CONNS;
+	p->fwd_max_conns_total = o->forward_max_conns_total ? o->forward_max_conns_total
+							    : ENCLAVE_DEFAULT_FORWARD_CONNS_TOTAL;
 	for (size_t i = 0; i < o->nto_host; i++)
 		if (fwd_rule_parse(FWD_TO_HOST, o->to_host[i], &p->rules[p->nrules++], err) < 0)
 			return -1;
@@ -214,6 +235,25 @@ static void launch_id(struct enclave_plan *p)
 	snprintf(p->id, sizeof(p->id), "%s-enc%s", n ? tag : "i-0000000000000000", p->sid);
 }
 
+/* As describe-eif: the whole image is read once (streaming) and must parse
+ * and match its CRC, so a corrupted image is refused before any memory or
+ * supervisor exists. */
+static int launch_check_eif(const struct enclave_plan *p, struct nectl_err *err)
+{
+	struct eif_image img;
+	int rc = 0;
+
+	if (eif_read_file(p->eif_path, &img, NULL, err) < 0)
+		return -1;
+	if (img.crc_stored != img.crc_computed)
+		rc = nectl_err_set(err, NECTL_E_EIF,
+				   "%s: CRC mismatch (header 0x%08x, computed 0x%08x): the image "
+				   "is corrupted",
+				   p->eif_path, img.crc_stored, img.crc_computed);
+	eif_image_free(&img);
+	return rc;
+}
+
 static int launch_plan(struct enclave_plan *p, const struct enclave_opts *o, struct nectl_err *err)
 {
 	if (!o->eif_path)
@@ -222,6 +262,7 @@ static int launch_plan(struct enclave_plan *p, const struct enclave_opts *o, str
 				     "`eif-path` argument.");
 	if ((o->cid && enclave_check_cid(o->cid, err) < 0) || launch_memory(p, o, err) < 0 ||
 	    launch_cpus(p, o, err) < 0 || launch_forwards(p, o, err) < 0 ||
+	    launch_check_eif(p, err) < 0 ||
 	    enclave_run_dir(p->run_dir, sizeof(p->run_dir), err) < 0)
 		return -1;
 	p->debug = o->debug;
@@ -229,6 +270,70 @@ static int launch_plan(struct enclave_plan *p, const struct enclave_opts *o, str
 	p->hb_timeout_s = launch_hb_timeout(p, o);
 	launch_id(p);
 	return 0;
+}
+
+/* Closes every descriptor from lo to hi (inclusive). */
+static void launch_close_range(unsigned lo, unsigned hi)
+{
+	if (lo > hi)
+		return;
+	if (syscall(SYS_close_range, lo, hi, 0) == 0)
+		return;
+	/* Kernels before 5.9: one by one, up to the descriptor limit. */
+	for (long fd = lo, max = sysconf(_SC_OPEN_MAX); fd <= (long)hi && fd < max; fd++)
+		close((int)fd);
+}
+
+/* The supervisor is a daemon: it keeps none of the caller's descriptors but
+ * the two it is handed (a caller's non-CLOEXEC socket or file would stay
+ * open as long as the enclave runs), none of its signal dispositions or
+ * mask (an ignored SIGTERM could not reach signalfd), a umask that keeps
+ * its records and socket its owner's to change, and as many descriptors as
+ * it may have (forwarded connections and control clients each hold one). */
+static void launch_daemon_state(int *keep_a, int *keep_b)
+{
+	unsigned a, b;
+	struct rlimit rl;
+	sigset_t none;
+
+	/* Above the standard three, which the supervisor points at /dev/null. */
+	if (*keep_a < 3)
+		*keep_a = fcntl(*keep_a, F_DUPFD_CLOEXEC, 3);
+	if (*keep_b < 3)
+		*keep_b = fcntl(*keep_b, F_DUPFD_CLOEXEC, 3);
+	a = (unsigned)(*keep_a < *keep_b ? *keep_a : *keep_b);
+	b = (unsigned)(*keep_a < *keep_b ? *keep_b : *keep_a);
+	launch_close_range(3, a - 1);
+	launch_close_range(a + 1, b - 1);
+	launch_close_range(b + 1, ~0u);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	umask(022);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* The first child: cleans up, forks the supervisor and exits at once, so
+ * the supervisor is nobody's child but init's (or the nearest subreaper's)
+ * and is reaped whatever the caller does. */
+_Noreturn static void launch_child(const struct enclave_plan *p, int report_fd, int lock_fd)
+{
+	pid_t pid;
+
+	launch_daemon_state(&report_fd, &lock_fd);
+	pid = fork();
+	if (pid < 0) {
+		dprintf(report_fd, "E05 cannot start the enclave process: %s\n", strerror(errno));
+		_exit(1);
+	}
+	if (pid > 0)
+		_exit(0);
+	supervisor_main(p, report_fd, lock_fd);
 }
 
 /* "R" (reserved: drop the lock), then "OK" or "E<code> <message>". */
@@ -314,10 +419,12 @@ int enclave_launch(const struct enclave_opts *o, struct enclave_launched *out,
 	}
 	if (pid == 0) {
 		close(pfd[0]);
-		supervisor_main(p, pfd[1], lock_fd);
+		launch_child(p, pfd[1], lock_fd);
 	}
 	close(pfd[1]);
 	pfd[1] = -1;
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
 	in = fdopen(pfd[0], "r");
 	if (!in) {
 		nectl_err_sys(err, 4, errno, "cannot read the enclave process's pipe");

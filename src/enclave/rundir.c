@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "enclave/enclave_int.h"
@@ -87,23 +88,92 @@ const char *record_sid(const json_t *rec, char out[24])
 	return out;
 }
 
-int rundir_connect(const char *dir, const char *sid)
+int rundir_connect(const char *dir, const char *sid, int timeout_ms)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd;
+	int fd, e;
 
 	rundir_file(dir, sid, ".sock", a.sun_path, sizeof(a.sun_path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a full backlog (a supervisor that stopped accepting)
+	 * must not hang the caller; it is retried until the deadline. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
+	for (int waited = 0;; waited += 20) {
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			return fd;
+		}
+		e = errno;
+		if (e != EAGAIN || waited >= timeout_ms)
+			break;
+		nanosleep(&(struct timespec){0, 20000000}, NULL);
 	}
-	return fd;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+/* The inodes of listening sockets bound at path, in pid's network
+ * namespace (/proc/<pid>/net/unix: Num RefCount Protocol Flags Type St
+ * Inode Path). */
+static int rundir_listeners(pid_t pid, const char *path, unsigned long *ino, int max)
+{
+	char file[64], line[PATH_MAX + 128];
+	int n = 0;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "/proc/%d/net/unix", (int)pid);
+	f = fopen(file, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -1;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		unsigned long flags, inode;
+		int at = -1;
+
+		line[strcspn(line, "\n")] = 0;
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %lu %n", &flags, &inode, &at) == 2 &&
+		    at > 0 && (flags & 0x10000) && strcmp(line + at, path) == 0)
+			ino[n++] = inode; /* 0x10000: __SO_ACCEPTCON, listening */
+	}
+	fclose(f);
+	return n;
+}
+
+int rundir_pid_serves(const char *dir, const char *sid, pid_t pid)
+{
+	char path[PATH_MAX], link[64], want[40];
+	unsigned long ino[8];
+	struct dirent *de;
+	DIR *d;
+	int n, rc = 0;
+
+	if (pid <= 0)
+		return 0;
+	rundir_file(dir, sid, ".sock", path, sizeof(path));
+	n = rundir_listeners(pid, path, ino, (int)(sizeof(ino) / sizeof(ino[0])));
+	if (n <= 0)
+		return n;
+	snprintf(link, sizeof(link), "/proc/%d/fd", (int)pid);
+	d = opendir(link);
+	if (!d)
+		return errno == ENOENT ? 0 : -1;
+	while (rc == 0 && (de = readdir(d))) {
+		char target[64];
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "%s/%s", link, de->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = 0;
+		for (int i = 0; i < n && rc == 0; i++) {
+			snprintf(want, sizeof(want), "socket:[%lu]", ino[i]);
+			rc = strcmp(target, want) == 0;
+		}
+	}
+	closedir(d);
+	return rc;
 }
 
 void rundir_remove(const char *dir, const char *sid)
@@ -158,19 +228,25 @@ bool rundir_pid_gone(pid_t pid)
 	return gone;
 }
 
+/* Stale: nobody listens on the socket and the record's process is gone,
+ * or is not the supervisor any more (a recycled PID). A socket that is not
+ * ours to connect to (EACCES) or has a full backlog has a supervisor. */
 static bool rundir_stale(const char *dir, const char *sid, const json_t *rec)
 {
 	const char *state = json_string_value(json_object_get(rec, "State"));
+	pid_t pid = (pid_t)json_integer_value(json_object_get(rec, "ProcessID"));
 	int fd;
 
 	if (state && strcmp(state, "EXITED") == 0)
 		return false;
-	fd = rundir_connect(dir, sid);
+	fd = rundir_connect(dir, sid, 0);
 	if (fd >= 0) {
 		close(fd);
 		return false;
 	}
-	return rundir_pid_gone((pid_t)json_integer_value(json_object_get(rec, "ProcessID")));
+	if (errno != ENOENT && errno != ECONNREFUSED)
+		return false;
+	return rundir_pid_gone(pid) || rundir_pid_serves(dir, sid, pid) == 0;
 }
 
 static json_t *rundir_load(const char *dir, const char *file)

@@ -3,6 +3,7 @@
 #ifndef NECTL_ENCLAVE_SUP_H
 #define NECTL_ENCLAVE_SUP_H
 
+#include <poll.h>
 #include <stdatomic.h>
 
 #include "enclave/enclave_int.h"
@@ -11,10 +12,17 @@
 #include "nectl/vsock.h"
 
 #define SUP_MAX_CLIENTS 32
+/* A client without a complete request for this long is dropped; console
+ * streams are never idle. */
+#define SUP_IDLE_MS 5000
+/* Out of file descriptors (EMFILE, ENFILE): the listener rests this long. */
+#define SUP_ACCEPT_REST_MS 1000
 
 struct sup_client {
 	int fd;
-	bool console; /* streaming the console; otherwise reading a request */
+	bool console;	     /* streaming the console; otherwise reading a request */
+	uid_t uid;	     /* the peer (SO_PEERCRED at accept); (uid_t)-1 if unknown */
+	uint64_t idle_since; /* accepted, or its last request (sup_now_ns) */
 	char in[CONTROL_LINE_MAX];
 	size_t in_len;
 	uint64_t pos; /* console stream position */
@@ -58,6 +66,8 @@ struct sup {
 	const char *state;
 	json_t *exit_info;
 	struct sup_client clients[SUP_MAX_CLIENTS];
+	uint64_t accept_rest_until; /* the listener is not polled before (ns) */
+	bool accept_rest_said;	    /* the first rest is in the console log */
 };
 
 uint64_t sup_now_ns(void);
@@ -84,9 +94,19 @@ const struct vsock_host_ops *sup_vsock_ops_get(void);
 /* Parses one report line (with its '\n'); 0 or -1. */
 int sup_app_parse(const char *line, size_t len, enum sup_app_end *end, int *value);
 
-/* sup_control.c */
-void sup_accept(struct sup *s);
-void sup_client_io(struct sup *s, struct sup_client *c, short revents);
+
+/* sup_control.c: the control socket's share of the supervisor's loop. Fills
+ * pfd with the listener (unless it rests) and every client, who[i] naming
+ * the client of pfd[i] (NULL: the listener); at most 1 + SUP_MAX_CLIENTS. */
+nfds_t sup_control_fds(struct sup *s, struct pollfd *pfd, struct sup_client **who);
+/* Serves what poll reported on those entries, then drops idle clients and
+ * ends the listener's rest when their time has come. */
+void sup_control_io(struct sup *s, const struct pollfd *pfd, struct sup_client *const *who,
+		    nfds_t n);
+/* When the control socket next needs the loop (sup_now_ns), 0: never. */
+uint64_t sup_control_deadline(const struct sup *s);
+/* A line of nectl's own in the console log (kept in debug mode). */
+void sup_note(void *ctx, const char *line);
 /* Pushes new console output to streaming clients. */
 void sup_console_pump(struct sup *s);
 /* Closes every client (console streams get what is left first). */

@@ -252,10 +252,14 @@ static void sup_on_heartbeat(struct sup *s)
 
 static int sup_poll_timeout(const struct sup *s)
 {
-	uint64_t now = sup_now_ns(), deadline = 0;
+	uint64_t now = sup_now_ns(), deadline = sup_control_deadline(s);
 
-	if (!s->booted)
-		deadline = s->t_entry + (uint64_t)s->p->hb_timeout_s * 1000000000ull;
+	if (!s->booted) {
+		uint64_t hb = s->t_entry + (uint64_t)s->p->hb_timeout_s * 1000000000ull;
+
+		if (!deadline || hb < deadline)
+			deadline = hb;
+	}
 	if (!deadline)
 		return -1;
 	return deadline <= now ? 0 : (int)((deadline - now) / 1000000 + 1);
@@ -284,22 +288,12 @@ _Noreturn static void sup_loop(struct sup *s)
 	for (;;) {
 		struct pollfd pfd[3 + SUP_MAX_CLIENTS];
 		struct sup_client *who[3 + SUP_MAX_CLIENTS];
-		nfds_t n = 3;
+		nfds_t n = 2;
 		uint64_t v;
 
 		pfd[0] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
 		pfd[1] = (struct pollfd){.fd = s->sig_fd, .events = POLLIN};
-		pfd[2] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
-		for (unsigned i = 0; i < SUP_MAX_CLIENTS; i++) {
-			struct sup_client *c = &s->clients[i];
-
-			if (c->fd < 0)
-				continue;
-			who[n] = c;
-			pfd[n++] = (struct pollfd){
-			    .fd = c->fd,
-			    .events = (short)(POLLIN | (c->out_len > c->out_off ? POLLOUT : 0))};
-		}
+		n += sup_control_fds(s, pfd + 2, who + 2);
 		if (poll(pfd, n, sup_poll_timeout(s)) < 0 && errno != EINTR)
 			sup_halt(s, SUP_STOP_TERMINATE);
 		if (pfd[0].revents && read(s->wake_fd, &v, sizeof(v)) < 0) {
@@ -316,11 +310,7 @@ _Noreturn static void sup_loop(struct sup *s)
 		}
 		if (s->stop != SUP_STOP_NONE || atomic_load(&s->exited))
 			sup_on_exit(s);
-		if (pfd[2].revents)
-			sup_accept(s);
-		for (nfds_t i = 3; i < n; i++)
-			if (pfd[i].revents)
-				sup_client_io(s, who[i], pfd[i].revents);
+		sup_control_io(s, pfd + 2, who + 2, n - 2);
 		sup_console_pump(s);
 	}
 }
@@ -337,16 +327,20 @@ static int sup_save_first(struct sup *s, struct nectl_err *err)
 static int sup_listen(struct sup *s, struct nectl_err *err)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	mode_t mask;
+	int rc = 0;
 
 	rundir_file(s->p->run_dir, s->p->sid, ".sock", a.sun_path, sizeof(a.sun_path));
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* The owner's only (describe reads the records, not the socket); the
+	 * supervisor checks the peer's credentials as well. Created so, with
+	 * no moment of wider access. */
+	mask = umask(0177);
 	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    listen(s->lfd, 16) < 0)
-		return nectl_err_sys(err, 11, errno, "%s: cannot listen", a.sun_path);
-	/* Anyone may connect (describe-like requests); the supervisor checks
-	 * the peer's credentials for anything that changes the enclave. */
-	chmod(a.sun_path, 0766);
-	return 0;
+		rc = nectl_err_sys(err, 11, errno, "%s: cannot listen", a.sun_path);
+	umask(mask);
+	return rc;
 }
 
 static int sup_setup_fds(struct sup *s, struct nectl_err *err)
@@ -385,8 +379,13 @@ static int sup_check_signature(struct sup *s, struct nectl_err *err)
 	if (!img->signature)
 		return 0;
 	if (eif_signature_verify(img->signature, img->signature_len, img->pcrs.pcr0, &check, err) <
-	    0)
-		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: %s", s->p->eif_path, err->msg);
+	    0) {
+		char why[NECTL_ERR_MSG_MAX];
+
+		/* Not err->msg itself: a buffer formatted into itself is undefined. */
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: %s", s->p->eif_path, why);
+	}
 	if (!check.cose_valid || !check.payload_matches || !check.cert_time_valid)
 		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: signature check failed: %s",
 				     s->p->eif_path, check.reason);
@@ -402,6 +401,7 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 	if (console_init(&s->cons, p->debug, log, sup_wake, s, err) < 0 ||
 	    fwd_create(&s->fwd, p->rules, p->nrules, err) < 0)
 		return -1;
+	fwd_set_limits(s->fwd, p->fwd_max_conns, p->fwd_max_conns_total, sup_note, s);
 	if (machine_create(&s->m,
 			   &(struct machine_spec){.eif_path = p->eif_path,
 						  .mem_mib = p->memory_mib,

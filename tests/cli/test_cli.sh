@@ -177,6 +177,326 @@ printf '{"eif_path": "%s", "memory_mib": 64, "cpu_count": 1, "machine_acpi": "ye
 expect "--config machine_acpi must be a boolean" 17 "\`machine_acpi\` must be true or false" -- \
 	"$NECTL" run-enclave --emulate --config "$T/acpi.json"
 
+# --- The supervisor's control plane and the launch checks (issue 9) ---------
+# Supervisors are faked (a process holding the control socket) or real: a
+# tiny guest whose kernel halts for ever keeps a real supervisor in its boot
+# phase (no heartbeat ever comes), control loop and all, on a KVM that cannot
+# run Linux. A second user is `nobody`, through setpriv.
+chmod 711 "$T" # a second user reaches the run directory, nothing else
+RD="$T/run"
+mkdir -m 755 "$RD"
+ctl_pids=()
+ctl_cleanup() {
+	for p in "${ctl_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for f in "$RD"/*.json; do
+		[ -e "$f" ] && kill -9 "$(json "$f" "j['ProcessID']")" 2>/dev/null
+	done
+	return 0
+}
+trap 'ctl_cleanup; rm -rf "$T"' EXIT
+nx() { NECTL_RUN_DIR=$RD "$NECTL" "$@"; }
+as_nobody() { NECTL_RUN_DIR=$RD setpriv --reuid=65534 --regid=65534 --clear-groups "$NECTL" "$@"; }
+# gone PID: no such process, or a zombie (its resources are freed).
+gone() { ! [ -e "/proc/$1" ] || sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^[ZX]'; }
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# wait_for SECONDS COMMAND...: polls the condition every 50 ms.
+wait_for() {
+	local n=$(($1 * 20))
+	shift
+	while ! "$@"; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.05
+	done
+}
+# fake_record SID PID NAME: a running debug-mode enclave's record.
+fake_record() {
+	printf '{"EnclaveName": "%s", "EnclaveID": "i-0000000000000000-enc%s", "ProcessID": %s, "EnclaveCID": %s, "NumberOfCPUs": 1, "CPUIDs": [0], "MemoryMiB": 64, "State": "RUNNING", "Flags": "DEBUG_MODE"}\n' \
+		"$3" "$1" "$2" "$((100 + ${#ctl_pids[@]}))" >"$RD/$1.json"
+}
+# A stand-in for a stuck supervisor: it holds SID's control socket and either
+# drops every connection at once (all client slots taken) or accepts and never
+# answers; with "hang-noterm" it also ignores SIGTERM.
+cat >"$T/fakesup.py" <<'PY'
+import os, signal, socket, sys
+path, mode = sys.argv[1], sys.argv[2]
+if mode == 'hang-noterm':
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(64)
+open(sys.argv[3], 'w').close()
+held = []
+while True:
+    c, _ = s.accept()
+    if mode == 'drop':
+        c.close()
+    else:
+        held.append(c)
+PY
+# fake_sup SID MODE NAME: starts the stand-in and its record; FPID is its PID.
+fake_sup() {
+	rm -f "$T/ready"
+	python3 "$T/fakesup.py" "$RD/$1.sock" "$2" "$T/ready" &
+	FPID=$!
+	ctl_pids+=("$FPID")
+	wait_for 10 test -e "$T/ready"
+	fake_record "$1" "$FPID" "$3"
+}
+left() { ls "$RD" | grep -c "^$1\." ; }
+
+# 1. terminate-enclave never says "Terminated" while the supervisor runs.
+fake_sup a1 drop fake-drop
+expect "terminate: a supervisor whose client slots are full is stopped, not called gone" 0 "" -- \
+	nx terminate-enclave --enclave-name fake-drop
+check_eq "terminate (slots full): says Terminated" "$(json "$T/out" "j['Terminated']" 2>/dev/null)" True
+wait_for 1 gone "$FPID" && ok "terminate (slots full): the supervisor is gone when it says so" ||
+	bad "terminate (slots full): the supervisor is gone when it says so (PID $FPID still runs)"
+check_eq "terminate (slots full): files removed once it is gone" "$(left a1)" 0
+fake_sup a2 hang-noterm fake-hang
+t0=$SECONDS
+expect "terminate: a supervisor that accepts and never answers, deaf to SIGTERM, is killed" 0 "" -- \
+	nx terminate-enclave --enclave-name fake-hang
+gone "$FPID" && ok "terminate (never answers): SIGKILL after SIGTERM, gone in $((SECONDS - t0)) s" ||
+	bad "terminate (never answers): the supervisor is gone (PID $FPID still runs)"
+check_eq "terminate (never answers): files removed" "$(left a2)" 0
+fake_sup a3 hang fake-foreign
+expect "terminate: another user's enclave is refused (E38), not reported gone" 38 "Permission denied" -- \
+	as_nobody terminate-enclave --enclave-name fake-foreign
+[ "$(wc -l <"$T/err")" -eq 1 ] && ok "terminate refused: one line" || bad "terminate refused: one line: $(cat "$T/err")"
+check_eq "terminate refused: the files stay" "$(left a3)" 2
+gone "$FPID" && bad "terminate refused: the supervisor still runs" || ok "terminate refused: the supervisor still runs"
+kill "$FPID"
+sleep 300 &
+spid=$!
+ctl_pids+=("$spid")
+fake_record a4 "$spid" fake-recycled
+expect "a record whose PID was recycled (that process holds no socket of ours) is stale" 0 "" -- \
+	nx describe-enclaves
+check_eq "recycled PID: not listed" "$(json "$T/out" "[e['EnclaveName'] for e in j]")" "[]"
+check_eq "recycled PID: stale files removed" "$(left a4)" 0
+gone "$spid" && bad "recycled PID: never signalled" || ok "recycled PID: never signalled"
+kill "$spid"
+# A failed console request says why, once (no message formatted into itself).
+fake_sup a5 drop fake-console
+expect "console: a supervisor that drops the request" 44 "Enclave console connection failure" -- \
+	nx console --enclave-name fake-console --disconnect-timeout 1
+check_eq "console failure: the message is not formatted into itself" \
+	"$(grep -o "Enclave console connection failure" "$T/err" | wc -l)" 1
+kill "$FPID"
+rm -f "$RD"/a5.*
+
+# 2. Launch checks before any supervisor exists.
+expect "--memory 16777217T does not wrap to 1 TiB (E03)" 3 "memory" -- \
+	nx run-enclave --emulate --eif-path "$T/v.eif" --memory 16777217T --cpu-count 1
+expect "--memory in MiB whose bytes overflow 64 bits (E03)" 3 "memory" -- \
+	nx run-enclave --emulate --eif-path "$T/v.eif" --memory 17592186044416 --cpu-count 1
+printf '{"eif_path": "%s", "memory_mib": 17592186044417, "cpu_count": 1}' "$T/v.eif" >"$T/bigmem.json"
+expect "--config memory_mib whose bytes overflow 64 bits (E03)" 3 "memory" -- \
+	nx run-enclave --emulate --config "$T/bigmem.json"
+expect "--forward-max-conns 0 is refused (E03)" 3 "forward-max-conns" -- \
+	nx run-enclave --emulate --eif-path "$T/v.eif" --memory 64 --cpu-count 1 --forward-max-conns 0
+expect "--forward-max-conns-total over 1024 is refused (E03)" 3 "1..1024" -- \
+	nx run-enclave --emulate --eif-path "$T/v.eif" --memory 64 --cpu-count 1 \
+	--forward-max-conns-total 1025
+printf '{"eif_path": "%s", "memory_mib": 64, "cpu_count": 1, "forward_max_conns": "many"}' "$T/v.eif" \
+	>"$T/capcfg.json"
+expect "--config forward_max_conns must be a number (E17)" 17 "forward_max_conns" -- \
+	nx run-enclave --emulate --config "$T/capcfg.json"
+grep -q -- "--forward-max-conns N (default 512)" <("$NECTL" run-enclave --help) &&
+	ok "run-enclave --help gives the forwarding caps and their defaults" ||
+	bad "run-enclave --help gives the forwarding caps and their defaults"
+
+# 3. Real supervisors, with a tiny guest that halts before any heartbeat.
+python3 - "$T/tiny.bz" <<'PY'
+import struct, sys
+setup = 4
+k = bytearray(64 << 10)
+k[0x1f1] = setup
+struct.pack_into('<H', k, 0x1fe, 0xaa55)
+k[0x201] = 0x66
+k[0x202:0x206] = b'HdrS'
+struct.pack_into('<H', k, 0x206, 0x020f)
+k[0x211] = 1
+struct.pack_into('<I', k, 0x22c, 0x7fffffff)
+struct.pack_into('<I', k, 0x230, 0x200000)
+k[0x234] = 1
+struct.pack_into('<H', k, 0x236, 3)
+struct.pack_into('<I', k, 0x238, 2047)
+struct.pack_into('<I', k, 0x258, 0x1000000)
+struct.pack_into('<I', k, 0x260, 0x1000000)
+# 64-bit entry: "OK\n" to COM1, then hlt for ever.
+code = bytes([0x66, 0xba, 0xf8, 0x03, 0xb0, 0x4f, 0xee, 0xb0, 0x4b, 0xee, 0xb0, 0x0a, 0xee,
+              0xf4, 0xeb, 0xfd])
+entry = (setup + 1) * 512 + 0x200
+k[entry:entry + len(code)] = code
+open(sys.argv[1], 'wb').write(k)
+PY
+"$NECTL" build-eif --kernel "$T/tiny.bz" --cmdline x --ramdisk "$T/rd0" --output "$T/tiny.eif" \
+	>/dev/null 2>&1
+# A CRC error anywhere in the image: refused by the launch (E35) before any
+# supervisor or memory exists, as describe-eif reports it.
+python3 - "$T/tiny.eif" "$T/badcrc.eif" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[-1] ^= 1
+open(sys.argv[2], 'wb').write(b)
+PY
+expect "run-enclave: an EIF whose CRC does not match is refused (E35)" 35 "CRC" -- \
+	nx run-enclave --emulate --eif-path "$T/badcrc.eif" --memory 64 --cpu-count 1 --heartbeat-timeout 2
+check_eq "bad CRC: no supervisor was started" "$(ls "$RD" | grep -c '\.json$')" 0
+if ! [ -w /dev/kvm ] || ! python3 -c 'import fcntl,os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; then
+	echo "# no usable /dev/kvm: the real-supervisor cases are skipped"
+else
+	# tiny_start NAME [run-enclave options]: launches in the background, from
+	# a shell with fd 7 open on a file and a soft fd limit of 512; sets LPID
+	# (the launcher), SPID (the supervisor), SID and LOG.
+	record_of() { grep -ls "\"EnclaveName\": \"$1\"" "$RD"/*.json | head -1 | grep .; }
+	has_record() { record_of "$1" >/dev/null; }
+	tiny_start() {
+		local name=$1
+		shift
+		sh -c 'ulimit -Sn 512 && exec "$@"' sh env NECTL_RUN_DIR="$RD" "$NECTL" run-enclave \
+			--emulate --eif-path "$T/tiny.eif" --memory 64 --cpu-count 1 --debug-mode \
+			--enclave-name "$name" --heartbeat-timeout 300 "$@" >"$T/$name.run" 2>&1 7>"$T/fd7" &
+		LPID=$!
+		ctl_pids+=("$LPID")
+		SPID= SID=
+		if wait_for 20 has_record "$name"; then
+			local rec
+			rec=$(record_of "$name")
+			SPID=$(json "$rec" "j['ProcessID']")
+			SID=$(basename "$rec" .json)
+			LOG="$RD/$SID.log"
+			wait_for 10 grep -q OK "$LOG"
+		fi
+	}
+	tiny_start tiny
+fi
+if [ -z "${SPID:-}" ]; then
+	[ -w /dev/kvm ] && bad "a tiny guest keeps a real supervisor booting: $(cat "$T/tiny.run")"
+else
+	ok "a tiny guest keeps a real supervisor booting"
+
+	# 5. A clean daemon.
+	links=$(for f in /proc/"$SPID"/fd/*; do readlink "$f"; done)
+	echo "$links" | grep -q "$T/fd7" && bad "supervisor: does not inherit the launcher's fd 7 ($(echo $links))" ||
+		ok "supervisor: does not inherit the launcher's fd 7"
+	ppid=$(sed 's/.*) //' "/proc/$SPID/stat" | awk '{print $2}')
+	[ "$ppid" != "$LPID" ] && ok "supervisor: not the launcher's child (double fork: reaped whatever the caller does)" ||
+		bad "supervisor: not the launcher's child (its parent is the launcher, $LPID)"
+	sigign=$(awk '/^SigIgn/ {print $2}' "/proc/$SPID/status")
+	[ $((0x$sigign & 0x1000)) -ne 0 ] && ok "supervisor: SIGPIPE ignored" || bad "supervisor: SIGPIPE ignored ($sigign)"
+	check_eq "supervisor: RLIMIT_NOFILE soft raised to the hard limit" \
+		"$(awk '/^Max open files/ {print ($4 == $5)}' "/proc/$SPID/limits")" 1
+	check_eq "control socket: owner only (no world-writable socket)" "$(stat -c %a "$RD/$SID.sock")" 600
+
+	# 3. Credentials: a second user may neither stream the console nor terminate.
+	expect "console: another user is refused (E44)" 44 "Permission denied" -- \
+		as_nobody console --enclave-name tiny --disconnect-timeout 1
+	grep -q "^OK" "$T/out" && bad "console refused: nothing of the console leaked" ||
+		ok "console refused: nothing of the console leaked"
+	expect "terminate: another user is refused (E38)" 38 "Permission denied" -- \
+		as_nobody terminate-enclave --enclave-name tiny
+	gone "$SPID" && bad "terminate refused: the enclave runs on" || ok "terminate refused: the enclave runs on"
+	expect "console: the owner streams it" 0 "" -- nx console --enclave-name tiny --disconnect-timeout 1
+	grep -q "^OK" "$T/out" && ok "console: the owner sees the guest's output" ||
+		bad "console: the owner sees the guest's output: $(head -c 300 "$T/out")"
+
+	# 2. Idle connections cannot lock the owner out, and are dropped.
+	cat >"$T/idle.py" <<'PY'
+import socket, sys, time
+conns = []
+for _ in range(int(sys.argv[4])):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sys.argv[1])
+    conns.append(c)
+open(sys.argv[2], 'w').close()
+time.sleep(float(sys.argv[3]))
+closed = 0
+for c in conns:
+    c.setblocking(False)
+    try:
+        closed += c.recv(1) == b''
+    except OSError:
+        pass
+print(closed)
+PY
+	rm -f "$T/ready"
+	python3 "$T/idle.py" "$RD/$SID.sock" "$T/ready" 8 40 >"$T/idle.out" &
+	ipid=$!
+	wait_for 10 test -e "$T/ready"
+	sleep 0.3
+	expect "console: the owner gets through 40 idle connections" 0 "" -- \
+		nx console --enclave-name tiny --disconnect-timeout 1
+	wait "$ipid"
+	check_eq "idle connections are closed by the supervisor within the idle timeout" "$(cat "$T/idle.out")" 40
+
+	# 4. Out of file descriptors: the control socket rests instead of spinning.
+	nfd=$(ls "/proc/$SPID/fd" | wc -l)
+	soft=$(awk '/^Max open files/ {print $4}' "/proc/$SPID/limits")
+	prlimit --pid "$SPID" --nofile="$nfd:"
+	rm -f "$T/ready"
+	python3 "$T/idle.py" "$RD/$SID.sock" "$T/ready" 2.5 10 >/dev/null &
+	ipid=$!
+	wait_for 10 test -e "$T/ready"
+	sleep 0.2
+	c0=$(cpu_ticks "$SPID")
+	sleep 1
+	c1=$(cpu_ticks "$SPID")
+	[ $((c1 - c0)) -lt 25 ] && ok "control socket at EMFILE: no spin ($((c1 - c0)) ticks in 1 s)" ||
+		bad "control socket at EMFILE: no spin ($((c1 - c0)) ticks in 1 s)"
+	wait "$ipid"
+	prlimit --pid "$SPID" --nofile="$soft:"
+	expect "control socket at EMFILE: recovers once descriptors are free" 0 "" -- \
+		nx console --enclave-name tiny --disconnect-timeout 1
+	check_eq "control socket at EMFILE: said once in the log" \
+		"$(grep -c "out of file descriptors" "$LOG")" 1
+
+	# 1. The owner's terminate: gone when it says so.
+	expect "terminate: the owner" 0 "" -- nx terminate-enclave --enclave-name tiny
+	check_eq "terminate: Terminated" "$(json "$T/out" "j['Terminated']" 2>/dev/null)" True
+	gone "$SPID" && ok "terminate: the supervisor is gone when it returns" ||
+		bad "terminate: the supervisor is gone when it returns"
+	check_eq "terminate: files removed" "$(left "$SID")" 0
+	wait "$LPID"
+
+	# 1. A supervisor that cannot answer at all (stopped): signalled, killed,
+	# and only then called terminated.
+	tiny_start stuck
+	kill -STOP "$SPID"
+	expect "terminate: a stopped supervisor is killed, then reported terminated" 0 "" -- \
+		nx terminate-enclave --enclave-name stuck
+	gone "$SPID" && ok "terminate (stopped supervisor): gone, its VM with it" ||
+		bad "terminate (stopped supervisor): gone, its VM with it"
+	check_eq "terminate (stopped supervisor): files removed" "$(left "$SID")" 0
+	wait "$LPID"
+
+	# 6. A signature section that cannot be decoded: the message names the
+	# image once (it used to be formatted into itself).
+	cp "$T/tiny.eif" "$T/tinys.eif"
+	"$NECTL" sign-eif --eif-path "$T/tinys.eif" --signing-certificate "$T/cert.pem" \
+		--private-key "$T/key.pem" >/dev/null 2>&1
+	python3 - "$T/tinys.eif" "$T/badsig.eif" <<'PY'
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], 'rb').read())
+j = b.find(b'signature\x98') + 11  # the COSE_Sign1 array header, as a CBOR uint
+assert b[j:j + 2] == b'\x18\x84'
+b[j + 1] = 0x85
+n = struct.unpack('>H', b[26:28])[0]
+offs = struct.unpack('>32Q', b[28:284])
+crc = zlib.crc32(b[:544])
+for i in range(n):
+    size = struct.unpack('>Q', b[offs[i] + 4:offs[i] + 12])[0]
+    crc = zlib.crc32(b[offs[i]:offs[i] + 12 + size], crc)
+b[544:548] = struct.pack('>I', crc)
+open(sys.argv[2], 'wb').write(b)
+PY
+	expect "run-enclave: an undecodable signature (E59)" 59 "$T/badsig.eif: signature section: COSE_Sign1" -- \
+		nx run-enclave --emulate --eif-path "$T/badsig.eif" --memory 64 --cpu-count 1 --heartbeat-timeout 5
+fi
+ctl_cleanup
+
 # explain
 expect "explain" 0 "[ E35 ]" -- "$NECTL" explain --error-code E35
 expect "explain unknown" 3 "E99" -- "$NECTL" explain --error-code E99

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -59,6 +60,9 @@ struct env {
 	struct gconn c[MAXC];
 	unsigned heartbeats;
 	char dir[64];
+	unsigned cap_rule, cap_total; /* fwd_set_limits before the start (0: default) */
+	unsigned notes;		      /* lines the forwarder gave for the log */
+	char note[512];
 };
 
 /* --- the data ------------------------------------------------------------ */
@@ -114,6 +118,14 @@ static void fake_irq(void *ctx, int level)
 static void on_heartbeat(void *ctx)
 {
 	((struct env *)ctx)->heartbeats++;
+}
+
+static void on_note(void *ctx, const char *line)
+{
+	struct env *e = ctx;
+
+	e->notes++;
+	snprintf(e->note, sizeof(e->note), "%s", line);
 }
 
 /* --- the driver (bus lock held) ------------------------------------------ */
@@ -577,6 +589,7 @@ static void start(struct env *e, const char *const *to, size_t nto, const char *
 		assert_int_equal(fwd_rule_parse(FWD_INTO_ENCLAVE, into[i], &r[n++], &err), 0);
 	if (fwd_create(&e->f, r, n, &err) < 0)
 		fail_msg("fwd_create: %s", err.msg);
+	fwd_set_limits(e->f, e->cap_rule, e->cap_total, on_note, e);
 	e->d.dev = vsock_new(GUEST_CID, &e->d.gm, fake_irq, e, fwd_ops(), e->f);
 	assert_non_null(e->d.dev);
 	fwd_attach(e->f, e->d.dev, bus_lock, bus_unlock, e, on_heartbeat, e);
@@ -1321,6 +1334,130 @@ static void test_concurrent(void **state)
 	close(s.lfd);
 }
 
+/* --- caps and file descriptors ------------------------------------------- */
+
+/* ping one way, pong the other, over an open pair. */
+static void ping_pong(struct env *e, struct gconn *c, int fd)
+{
+	c->got = 0;
+	assert_int_equal(write(fd, "ping", 4), 4);
+	g_wait_bytes(e, c, 4);
+	assert_memory_equal(c->keep, "ping", 4);
+	g_send_str(e, c, "pong!");
+	expect_read(fd, "pong!");
+}
+
+/* Each forwarded connection holds a descriptor: at the rule's cap the next
+ * client is accepted and closed at once, and the first ones work on. */
+static void test_into_cap_closes_the_next_client(void **state)
+{
+	struct env *e = *state;
+	struct gconn *c[2];
+	char path[128];
+	int fd[3];
+
+	e->cap_rule = 2;
+	start_into_unix(e, path, sizeof(path));
+	for (int i = 0; i < 2; i++) {
+		fd[i] = unix_dial(path);
+		c[i] = g_accept(e, 80);
+	}
+	fd[2] = unix_dial(path);
+	expect_eof(fd[2]);
+	for (int i = 0; i < 2; i++)
+		ping_pong(e, c[i], fd[i]);
+	assert_int_equal(stats(e).conns_total, 2);
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+}
+
+/* To the host, the guest's connection over the cap gets RST. */
+static void test_to_host_cap_resets_the_next_connection(void **state)
+{
+	struct env *e = *state;
+	struct gconn *c;
+	int lfd, fd;
+
+	e->cap_rule = 1;
+	lfd = start_to_unix(e, "host.sock");
+	c = open_to_host(e, lfd, 1234, &fd);
+	assert_int_equal(c->state, GS_OPEN);
+	assert_int_equal(g_connect(e, 1235, 5000)->state, GS_RESET);
+	c->seed = 0;
+	assert_int_equal(write(fd, "\x00", 1), 1);
+	g_wait_bytes(e, c, 1);
+	close(fd);
+	close(lfd);
+}
+
+/* The enclave's cap holds across rules. */
+static void test_enclave_cap_holds_across_rules(void **state)
+{
+	struct env *e = *state;
+	char a[128], b[128], sa[200], sb[200];
+	const char *into[2] = {sa, sb};
+	int fa, fb;
+
+	e->cap_total = 1;
+	path_in(e, a, sizeof(a), "a.sock");
+	path_in(e, b, sizeof(b), "b.sock");
+	snprintf(sa, sizeof(sa), "unix:%s=80", a);
+	snprintf(sb, sizeof(sb), "unix:%s=81", b);
+	start(e, NULL, 0, into, 2);
+	fa = unix_dial(a);
+	ping_pong(e, g_accept(e, 80), fa);
+	fb = unix_dial(b);
+	expect_eof(fb);
+	close(fa);
+	close(fb);
+}
+
+static double cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Out of descriptors (this process's limit lowered under the lowest free
+ * one), a listener rests instead of spinning, says so once, and serves
+ * again once descriptors are free, though no forwarded connection ended. */
+static void test_listener_emfile_rests_and_recovers(void **state)
+{
+	struct env *e = *state;
+	struct rlimit old, low;
+	struct sockaddr_un un;
+	char path[128];
+	int fd[3], probe;
+	double cpu;
+
+	start_into_unix(e, path, sizeof(path));
+	unix_addr(&un, path);
+	for (int i = 0; i < 3; i++)
+		fd[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	probe = dup(0);
+	close(probe);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = (struct rlimit){.rlim_cur = (rlim_t)probe, .rlim_max = old.rlim_max};
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(connect(fd[i], (struct sockaddr *)&un, sizeof(un)), 0);
+	cpu = cpu_s();
+	nanosleep(&(struct timespec){1, 500000000}, NULL);
+	cpu = cpu_s() - cpu;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	if (cpu > 0.3)
+		fail_msg("%.2f s of CPU in 1.5 s out of descriptors: the listener spins", cpu);
+	for (int i = 0; i < 3; i++)
+		ping_pong(e, g_accept(e, 80), fd[i]);
+	assert_int_equal(e->notes, 1);
+	assert_non_null(strstr(e->note, "out of file descriptors"));
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+}
+
 /* --- the end ------------------------------------------------------------- */
 
 static void test_destroy_open(void **state)
@@ -1382,6 +1519,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stalled_guest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_destroy_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_into_cap_closes_the_next_client, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_to_host_cap_resets_the_next_connection, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_enclave_cap_holds_across_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_listener_emfile_rests_and_recovers, setup,
+					    teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
