@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "enclave/forward_int.h"
+#include "nectl/app_report.h"
 
 const char *fwd_rule_option(enum fwd_dir dir)
 {
@@ -48,6 +49,11 @@ static int rule_parse_vport(struct fwd_rule *r, const char *s, size_t len, struc
 	if (r->dir == FWD_TO_HOST && v == VSOCK_HEARTBEAT_PORT)
 		return rule_fail(
 		    r, err, "port 9000 is the enclave's boot heartbeat and cannot be forwarded");
+	/* The supervisor takes the first connection there (nectl/app_report.h). */
+	if (r->dir == FWD_TO_HOST && v == APP_REPORT_PORT)
+		return rule_fail(r, err,
+				 "port 9009 is where nectl's init reports the app's end and cannot "
+				 "be forwarded");
 	r->port = (uint32_t)v;
 	return 0;
 }

@@ -745,6 +745,7 @@ static void test_parse_bad(void **state)
 	    {FWD_TO_HOST, "-1=unix:/x", "decimal number"},
 	    {FWD_TO_HOST, " 80=unix:/x", "decimal number"},
 	    {FWD_TO_HOST, "9000=unix:/x", "port 9000 is the enclave's boot heartbeat"},
+	    {FWD_TO_HOST, "9009=unix:/x", "port 9009 is where nectl's init reports the app's end"},
 	    {FWD_TO_HOST, "80=unix:", "empty Unix socket path"},
 	    {FWD_TO_HOST, "80=tcp:localhost:0", "TCP port must be a decimal number in 1..65535"},
 	    {FWD_TO_HOST, "80=tcp:localhost:65536", "1..65535"},
