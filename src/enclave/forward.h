@@ -80,6 +80,7 @@ struct fwd_stats {
 	uint64_t bytes_from_guest; /* handed over by the `data` op */
 	uint64_t bytes_direct;	   /* of those, sent by the op itself */
 	uint64_t buffered;	   /* held by the forwarder now, both directions */
+	uint64_t mem;		   /* allocated for those bytes now */
 };
 
 /* Takes the bus lock itself: call from other threads only, never from an

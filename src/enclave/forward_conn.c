@@ -108,6 +108,8 @@ void fwd_conn_release(struct forwarder *f, struct fwd_conn *c)
 	if (!c->dead)
 		fwd_conn_forget(f, c);
 	f->st.buffered -= c->in_len + c->out_len;
+	f->out_held -= c->out_len;
+	f->st.mem -= (c->in ? c->in_cap : 0) + (c->out ? c->out_cap : 0);
 	free(c->in);
 	free(c->out);
 	c->in = c->out = NULL;
@@ -164,6 +166,33 @@ static uint32_t conn_events(const struct fwd_conn *c)
 
 /* --- guest -> socket --------------------------------------------------- */
 
+/* The guest -> socket ring holds `need` bytes after this: it grows by
+ * doubling from FWD_OUT_SHARE to VSOCK_CONN_BUF, keeping its bytes in order,
+ * so a connection costs about what it holds. */
+int fwd_conn_in_room(struct forwarder *f, struct fwd_conn *c, uint32_t need)
+{
+	uint32_t cap = c->in ? c->in_cap : FWD_OUT_SHARE;
+	uint8_t *ring;
+
+	if (c->in && need <= c->in_cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	ring = malloc(cap);
+	if (!ring)
+		return -1;
+	for (uint32_t i = 0; i < c->in_len; i++)
+		ring[i] = c->in[(c->in_head + i) % c->in_cap];
+	if (c->in)
+		f->st.mem -= c->in_cap;
+	free(c->in);
+	c->in = ring;
+	c->in_cap = cap;
+	c->in_head = 0;
+	f->st.mem += cap;
+	return 0;
+}
+
 /* Writes what the socket takes; credits it to the guest. -1 on a socket
  * error. */
 static int conn_flush_in(struct forwarder *f, struct fwd_conn *c)
@@ -172,7 +201,7 @@ static int conn_flush_in(struct forwarder *f, struct fwd_conn *c)
 	int r = 0;
 
 	while (c->in_len) {
-		uint32_t k = VSOCK_CONN_BUF - c->in_head;
+		uint32_t k = c->in_cap - c->in_head;
 		ssize_t n;
 
 		if (k > c->in_len)
@@ -184,12 +213,13 @@ static int conn_flush_in(struct forwarder *f, struct fwd_conn *c)
 			r = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 			break;
 		}
-		c->in_head = (c->in_head + (uint32_t)n) % VSOCK_CONN_BUF;
+		c->in_head = (c->in_head + (uint32_t)n) % c->in_cap;
 		c->in_len -= (uint32_t)n;
 		done += (uint32_t)n;
 	}
 	f->st.buffered -= done;
 	if (!c->in_len) {
+		f->st.mem -= c->in ? c->in_cap : 0;
 		free(c->in);
 		c->in = NULL;
 		c->in_head = 0;
@@ -216,18 +246,23 @@ static int conn_offer(struct forwarder *f, struct fwd_conn *c, const uint8_t *p,
 		c->out_off += (uint32_t)took;
 		c->out_len -= (uint32_t)took;
 		f->st.buffered -= took;
+		f->out_held -= took;
 		return 0;
 	}
 	if (took == len)
 		return 0;
-	if (!c->out)
-		c->out = malloc(VSOCK_MAX_PAYLOAD);
+	/* Exactly what is left: conn_pump_out does not read again until it
+	 * is gone. */
+	c->out = malloc(len - took);
 	if (!c->out)
 		return -1;
+	c->out_cap = len - (uint32_t)took;
+	f->st.mem += c->out_cap;
 	memcpy(c->out, p + took, len - took);
 	c->out_off = 0;
 	c->out_len = len - (uint32_t)took;
 	f->st.buffered += c->out_len;
+	f->out_held += c->out_len;
 	return 0;
 }
 
@@ -243,10 +278,23 @@ static int conn_flush_out(struct forwarder *f, struct fwd_conn *c)
 	if (conn_offer(f, c, c->out, left) < 0)
 		return -1;
 	if (!c->out_len) {
+		f->st.mem -= c->out_cap;
 		free(c->out);
 		c->out = NULL;
 	}
 	return 0;
+}
+
+/* How much one read from a host socket may take: what the device does not
+ * take stays with the forwarder, so beyond a small share per connection
+ * only while the forwarder holds little of it in all (FWD_OUT_POOL). */
+static size_t conn_read_size(const struct forwarder *f)
+{
+	size_t room = f->out_held < FWD_OUT_POOL ? FWD_OUT_POOL - f->out_held : 0;
+
+	if (room < FWD_OUT_SHARE)
+		room = FWD_OUT_SHARE;
+	return room < sizeof(f->scratch) ? room : sizeof(f->scratch);
 }
 
 static int conn_pump_out(struct forwarder *f, struct fwd_conn *c)
@@ -258,7 +306,7 @@ static int conn_pump_out(struct forwarder *f, struct fwd_conn *c)
 			return -1;
 		if (c->out_len || c->rd_done || c->sock_eof)
 			return 0;
-		n = recv(c->fd, f->scratch, sizeof(f->scratch), MSG_DONTWAIT);
+		n = recv(c->fd, f->scratch, conn_read_size(f), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -293,6 +341,8 @@ static void conn_stop_reading(struct forwarder *f, struct fwd_conn *c)
 {
 	shutdown(c->fd, SHUT_RD);
 	f->st.buffered -= c->out_len;
+	f->out_held -= c->out_len;
+	f->st.mem -= c->out ? c->out_cap : 0;
 	free(c->out);
 	c->out = NULL;
 	c->out_len = 0;

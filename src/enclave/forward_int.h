@@ -42,12 +42,13 @@ struct fwd_conn {
 	struct fwd_conn *dnext;	   /* dirty list */
 	bool dirty;
 	uint32_t events; /* registered with epoll; 0 = not registered */
-	/* guest -> socket: a ring of VSOCK_CONN_BUF, allocated while not empty */
+	/* guest -> socket: a ring of in_cap bytes (up to VSOCK_CONN_BUF, grown
+	 * as needed), allocated while not empty */
 	uint8_t *in;
-	uint32_t in_head, in_len;
+	uint32_t in_head, in_len, in_cap;
 	/* socket -> guest: what the device did not take of one read */
 	uint8_t *out;
-	uint32_t out_off, out_len;
+	uint32_t out_off, out_len, out_cap;
 	bool dev_full;	  /* vsock_host_send fell short: wait for `writable` */
 	bool guest_eof;	  /* the guest's SHUTDOWN SEND */
 	bool guest_norcv; /* the guest's SHUTDOWN RCV */
@@ -70,6 +71,13 @@ struct fwd_entry {
 	ino_t st_ino;
 };
 
+/* Bytes read from host sockets that the guest has no credit for yet: the
+ * forwarder reads more than FWD_OUT_SHARE per connection only while all of
+ * them hold less than FWD_OUT_POOL, so a guest that gives no credit on many
+ * connections costs the host little (docs/hypervisor.md). */
+#define FWD_OUT_POOL  (1u << 20)
+#define FWD_OUT_SHARE (4u << 10)
+
 struct forwarder {
 	struct fwd_entry *ent;
 	size_t n;
@@ -89,6 +97,7 @@ struct forwarder {
 	void *hb_ctx;
 	uint32_t next_port;
 	struct fwd_stats st;
+	uint64_t out_held; /* socket -> guest bytes the device did not take */
 	struct fwd_conn *hash[FWD_HASH_SIZE];
 	struct fwd_conn *free_list, *dirty;
 	struct fwd_conn conn[VSOCK_MAX_CONNS];
@@ -110,6 +119,8 @@ void fwd_conn_forget(struct forwarder *f, struct fwd_conn *c);
 /* Has the thread service it soon (the dirty list), waking it if need be. */
 void fwd_conn_touch(struct forwarder *f, struct fwd_conn *c);
 void fwd_conn_release(struct forwarder *f, struct fwd_conn *c);
+/* Makes the guest -> socket ring hold `need` bytes; -1 when out of memory. */
+int fwd_conn_in_room(struct forwarder *f, struct fwd_conn *c, uint32_t need);
 /* Does whatever the connection can do now without blocking. */
 void fwd_conn_service(struct forwarder *f, struct fwd_conn *c);
 void fwd_wake(struct forwarder *f);

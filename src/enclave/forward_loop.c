@@ -249,18 +249,17 @@ static void op_data(void *ctx, uint64_t id, const void *buf, size_t len)
 		return;
 	p += sent;
 	len -= sent;
-	if (!c->in)
-		c->in = malloc(VSOCK_CONN_BUF);
-	/* Never overwrite or grow: the device broke its promise, or memory
-	 * ran out; either way this connection cannot go on. */
-	if (!c->in || c->broken || len > VSOCK_CONN_BUF - c->in_len) {
+	/* Never beyond a window: the device broke its promise, or memory ran
+	 * out; either way this connection cannot go on. */
+	if (c->broken || len > VSOCK_CONN_BUF - c->in_len ||
+	    fwd_conn_in_room(f, c, c->in_len + (uint32_t)len) < 0) {
 		c->broken = true;
 		fwd_conn_touch(f, c);
 		return;
 	}
 	for (size_t done = 0; done < len;) {
-		uint32_t at = (c->in_head + c->in_len) % VSOCK_CONN_BUF;
-		size_t k = VSOCK_CONN_BUF - at;
+		uint32_t at = (c->in_head + c->in_len) % c->in_cap;
+		size_t k = c->in_cap - at;
 
 		if (k > len - done)
 			k = len - done;

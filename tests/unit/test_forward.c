@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "enclave/forward.h"
+#include "enclave/forward_int.h"
 #include "vsockdrv.h"
 
 #define MEM_SIZE 0x400000
@@ -1249,6 +1250,53 @@ static void test_stalled_guest(void **state)
 	close(lfd);
 }
 
+/* The forwarder's own memory follows what it holds, whatever the guest
+ * does. Guest -> socket: a guest that fills its window while the host reads
+ * nothing leaves a ring no larger than twice what it holds. Socket -> guest:
+ * guests that give no credit leave the bytes read from their host sockets
+ * within FWD_OUT_POOL plus FWD_OUT_SHARE per connection, not a whole read
+ * each. */
+static void test_forwarder_memory_follows_what_it_holds(void **state)
+{
+	struct env *e = *state;
+	static uint8_t buf[65536];
+	struct gconn *c[MAXC];
+	int lfd, fd[MAXC];
+	uint64_t off = 0, before;
+	struct fwd_stats st;
+
+	lfd = start_to_unix(e, "host.sock");
+	for (unsigned i = 0; i < MAXC; i++)
+		c[i] = open_to_host(e, lfd, 2000 + i, &fd[i]);
+	g_stall(e, c[0], 5, &off);
+	st = stats(e);
+	assert_true(st.buffered > 0);
+	if (st.mem > 2 * st.buffered + 4096)
+		fail_msg("guest -> socket: %llu bytes allocated to hold %llu",
+			 (unsigned long long)st.mem, (unsigned long long)st.buffered);
+	before = st.mem;
+	/* Every guest now closes its window; every host writes a full read. */
+	bus_lock(e);
+	for (unsigned i = 0; i < MAXC; i++)
+		vd_tx(&e->d, OP_CREDIT_UPDATE, c[i]->gport, c[i]->hport, NULL, 0, 0, 0,
+		      c[i]->fwd_cnt);
+	bus_unlock(e);
+	for (unsigned i = 0; i < MAXC; i++) {
+		fcntl(fd[i], F_SETFL, O_NONBLOCK);
+		assert_true(write(fd[i], buf, sizeof(buf)) > 0);
+	}
+	/* The forwarder reads what it may; then nothing moves. */
+	for (uint64_t end = now_ms() + 1000; now_ms() < end;)
+		g_wait_irq(e, 50);
+	st = stats(e);
+	if (st.mem - before > FWD_OUT_POOL + (uint64_t)MAXC * FWD_OUT_SHARE)
+		fail_msg("socket -> guest: %llu bytes allocated for %u guests without credit",
+			 (unsigned long long)(st.mem - before), MAXC);
+	for (unsigned i = 0; i < MAXC; i++)
+		close(fd[i]);
+	close(lfd);
+}
+
 /* --- many at once -------------------------------------------------------- */
 
 #define NCONC	   16
@@ -1518,6 +1566,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stalled_reader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stalled_guest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_forwarder_memory_follows_what_it_holds, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_destroy_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_into_cap_closes_the_next_client, setup, teardown),
