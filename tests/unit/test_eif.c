@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 
 #include "nectl/eif.h"
 
@@ -299,16 +301,49 @@ static void test_pcr_extend_vectors(void **state)
 	const char *id = "i-1234567890abcdef0";
 	uint8_t pcr[48] = {0};
 
-	eif_pcr_extend(pcr, arn, strlen(arn));
+	assert_int_equal(eif_pcr_extend(pcr, arn, strlen(arn), NULL), 0);
 	assert_hex(pcr, 48,
 		   "78fce75db17cd4e0a3fb8dad3ad128ca5e77edbb2b2c7f75329dccd99aa5f6ef4fc1f1a452e315b9e98f9e312e6921e6");
 	memset(pcr, 0, sizeof(pcr));
-	eif_pcr_extend(pcr, id, strlen(id));
+	assert_int_equal(eif_pcr_extend(pcr, id, strlen(id), NULL), 0);
 	assert_hex(pcr, 48,
 		   "08f996b5d43e047a9eb51e7f548bfee7e164fd7dc8f65541f2ac09d6545ac812719327281c401a67a10fcba87ae79ce0");
 }
 
 /* A failed build leaves neither the output nor a temporary file behind. */
+/* A library never aborts: with no SHA-384 to be had (here, a default library
+ * context holding only the null provider), extending fails with an error. In a
+ * child, so that the old abort() is a failed test rather than a dead runner. */
+static void test_pcr_extend_without_sha384_returns_error(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+		struct nectl_err err = {0};
+		uint8_t pcr[48] = {0}, zero[48] = {0};
+
+		if (!ctx || !OSSL_PROVIDER_load(ctx, "null"))
+			_exit(100);
+		OSSL_LIB_CTX_set0_default(ctx);
+		if (eif_pcr_extend(pcr, "x", 1, &err) != -1 || err.code != NECTL_E_HASH ||
+		    !strstr(err.msg, "SHA-384") || memcmp(pcr, zero, 48) != 0)
+			_exit(1);
+		memset(&err, 0, sizeof(err));
+		if (eif_pcr_from_digest(pcr, zero, &err) != -1 || err.code != NECTL_E_HASH)
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status))
+		fail_msg("eif_pcr_extend killed the process (signal %d)", WTERMSIG(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_build_failure_atomic(void **state)
 {
 	struct eif_input rd = {.path = "/nonexistent/ramdisk"};
@@ -378,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_producer_input),
 		cmocka_unit_test(test_pcr_empty),
 		cmocka_unit_test(test_pcr_extend_vectors),
+		cmocka_unit_test(test_pcr_extend_without_sha384_returns_error),
 		cmocka_unit_test(test_build_failure_atomic),
 		cmocka_unit_test(test_kernel_config),
 		cmocka_unit_test(test_format_time),
