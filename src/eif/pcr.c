@@ -10,8 +10,7 @@
 
 #include "nectl/eif.h"
 
-int eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len,
-		   struct nectl_err *err)
+int eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len, struct nectl_err *err)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	uint8_t out[EIF_HASH_SIZE];
