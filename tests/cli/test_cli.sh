@@ -111,9 +111,35 @@ for i in range(n):
 b[544:548] = struct.pack('>I', crc)
 open(sys.argv[2], 'wb').write(b)
 PY
-expect "describe tampered" 0 "" -- "$NECTL" describe-eif --eif-path "$T/tampered.eif"
+# nitro-cli fails describe-eif (E35) on a signature that does not verify;
+# scripts gate on the status. The JSON, with the reason, is still printed.
+expect "describe-eif: tampered signed image exits E35" 35 "signature does not verify" -- \
+	"$NECTL" describe-eif --eif-path "$T/tampered.eif"
+[ "$(wc -l <"$T/err")" -eq 1 ] && ok "describe-eif: bad signature error is one line" ||
+	bad "describe-eif: bad signature error is one line"
 check_eq "tampered SignatureCheck" "$(json "$T/out" "(j['CheckCRC'], j['SignatureCheck'])")" "(True, False)"
 grep -q "PCR0" <(json "$T/out" "j.get('SignatureError')") && ok "tampered reason" || bad "tampered reason"
+# The same signed image with the last byte of its COSE signature flipped.
+python3 - "$T/s.eif" "$T/badsig.eif" <<'PY'
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], 'rb').read())
+n = struct.unpack('>H', b[26:28])[0]
+offs = struct.unpack('>32Q', b[28:284])
+for i in range(n):
+    t, _, size = struct.unpack('>HHQ', b[offs[i]:offs[i]+12])
+    if t == 4:
+        b[offs[i] + 12 + size - 1] ^= 0x01
+crc = zlib.crc32(b[:544])
+for i in range(n):
+    size = struct.unpack('>Q', b[offs[i]+4:offs[i]+12])[0]
+    crc = zlib.crc32(b[offs[i]:offs[i]+12+size], crc)
+b[544:548] = struct.pack('>I', crc)
+open(sys.argv[2], 'wb').write(b)
+PY
+expect "describe-eif: corrupted COSE signature exits E35" 35 "signature does not verify" -- \
+	"$NECTL" describe-eif --eif-path "$T/badsig.eif"
+check_eq "corrupted signature: JSON still printed" "$(json "$T/out" "(j['IsSigned'], j['SignatureCheck'], 'SignatureError' in j)")" \
+	"(True, False, True)"
 
 # Errors: one line, the E-code as exit status, nothing half-written.
 expect "missing eif-path" 1 "\`eif-path\`" -- "$NECTL" describe-eif
