@@ -93,24 +93,31 @@ expect "describe re-signed" 0 "" -- "$NECTL" describe-eif --eif-path "$T/s.eif"
 check_eq "re-sign replaces" "$(json "$T/out" "(len(j['Sections']), [s['Type'] for s in j['Sections']].count('signature'), j['SignatureCheck'], j['SigningCertificate']['IssuerName']['commonName'])")" \
 	"($nsec, 1, True, 'second')"
 
-# A signed image whose PCR0 changed: the signature no longer matches.
-python3 - "$T/s.eif" "$T/tampered.eif" <<'PY'
+# eif_flip IN OUT TYPE WHICH BIT: flips BIT of the first or last data byte of
+# the first section of TYPE, then fixes the CRC so only the change shows.
+eif_flip() {
+	python3 - "$@" <<'PY'
 import struct, sys, zlib
-b = bytearray(open(sys.argv[1], 'rb').read())
+src, dst, stype, which, bit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5], 0)
+b = bytearray(open(src, 'rb').read())
 n = struct.unpack('>H', b[26:28])[0]
 offs = struct.unpack('>32Q', b[28:284])
 for i in range(n):
-    t = struct.unpack('>H', b[offs[i]:offs[i]+2])[0]
-    if t == 3:
-        b[offs[i] + 12] ^= 0x20     # first ramdisk byte: B -> b
+    t, _, size = struct.unpack('>HHQ', b[offs[i]:offs[i]+12])
+    if t == stype:
+        b[offs[i] + 12 + (0 if which == 'first' else size - 1)] ^= bit
         break
 crc = zlib.crc32(b[:544])
 for i in range(n):
     size = struct.unpack('>Q', b[offs[i]+4:offs[i]+12])[0]
     crc = zlib.crc32(b[offs[i]:offs[i]+12+size], crc)
 b[544:548] = struct.pack('>I', crc)
-open(sys.argv[2], 'wb').write(b)
+open(dst, 'wb').write(b)
 PY
+}
+# A signed image whose PCR0 changed (first ramdisk byte: B -> b): the
+# signature no longer matches.
+eif_flip "$T/s.eif" "$T/tampered.eif" 3 first 0x20
 # nitro-cli fails describe-eif (E35) on a signature that does not verify;
 # scripts gate on the status. The JSON, with the reason, is still printed.
 expect "describe-eif: tampered signed image exits E35" 35 "signature does not verify" -- \
@@ -120,22 +127,7 @@ expect "describe-eif: tampered signed image exits E35" 35 "signature does not ve
 check_eq "tampered SignatureCheck" "$(json "$T/out" "(j['CheckCRC'], j['SignatureCheck'])")" "(True, False)"
 grep -q "PCR0" <(json "$T/out" "j.get('SignatureError')") && ok "tampered reason" || bad "tampered reason"
 # The same signed image with the last byte of its COSE signature flipped.
-python3 - "$T/s.eif" "$T/badsig.eif" <<'PY'
-import struct, sys, zlib
-b = bytearray(open(sys.argv[1], 'rb').read())
-n = struct.unpack('>H', b[26:28])[0]
-offs = struct.unpack('>32Q', b[28:284])
-for i in range(n):
-    t, _, size = struct.unpack('>HHQ', b[offs[i]:offs[i]+12])
-    if t == 4:
-        b[offs[i] + 12 + size - 1] ^= 0x01
-crc = zlib.crc32(b[:544])
-for i in range(n):
-    size = struct.unpack('>Q', b[offs[i]+4:offs[i]+12])[0]
-    crc = zlib.crc32(b[offs[i]:offs[i]+12+size], crc)
-b[544:548] = struct.pack('>I', crc)
-open(sys.argv[2], 'wb').write(b)
-PY
+eif_flip "$T/s.eif" "$T/badsig.eif" 4 last 0x01
 expect "describe-eif: corrupted COSE signature exits E35" 35 "signature does not verify" -- \
 	"$NECTL" describe-eif --eif-path "$T/badsig.eif"
 check_eq "corrupted signature: JSON still printed" "$(json "$T/out" "(j['IsSigned'], j['SignatureCheck'], 'SignatureError' in j)")" \
