@@ -81,6 +81,44 @@ static bool enclave_docker_reachable(char *path, size_t len)
 	return rc == 0;
 }
 
+/* A private directory (mkdtemp, 0700) for the exported archive: a fixed name
+ * in a shared /tmp could be a symlink another user planted there first. */
+static int enclave_docker_tmp(char *archive, size_t len, int code, struct nectl_err *err)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (!tmp || tmp[0] != '/')
+		tmp = "/tmp";
+	if ((size_t)snprintf(archive, len, "%s/nectl-docker-XXXXXX", tmp) >= len - 16 ||
+	    strchr(archive, '\'')) {
+		archive[0] = '\0';
+		return nectl_err_set(err, code, "TMPDIR `%.200s` is too long or holds a quote", tmp);
+	}
+	if (!mkdtemp(archive)) {
+		int e = errno;
+
+		archive[0] = '\0';
+		return nectl_err_sys(err, code, e, "%s: cannot create a temporary directory", tmp);
+	}
+	strcat(archive, "/image.tar");
+	return 0;
+}
+
+/* Removes the exported archive and its private directory. */
+static void enclave_docker_cleanup(char *archive)
+{
+	char *slash = strrchr(archive, '/');
+
+	if (!archive[0])
+		return;
+	unlink(archive);
+	if (slash) {
+		*slash = '\0';
+		rmdir(archive);
+	}
+	archive[0] = '\0';
+}
+
 /* With a daemon, `docker save` (after `docker build` for --docker-dir) into a
  * temporary archive; without one, say how to bring an archive instead. */
 static int enclave_from_docker(const struct args *args, char *archive, size_t len,
@@ -94,14 +132,15 @@ static int enclave_from_docker(const struct args *args, char *archive, size_t le
 		return nectl_err_set(err, code,
 				     "no Docker daemon at %s: export the image where Docker runs (`docker save %s -o image.tar`, or `skopeo copy docker://%s oci-archive:image.tar`) and pass --image-archive image.tar",
 				     sock, uri, uri);
-	snprintf(archive, len, "/tmp/nectl-docker-%d.tar", (int)getpid());
+	if (enclave_docker_tmp(archive, len, code, err) < 0)
+		return -1;
 	if (dir)
 		snprintf(cmd, sizeof(cmd), "docker build -q -t '%s' '%s' >&2 && docker save '%s' -o '%s'",
 			 uri, dir, uri, archive);
 	else
 		snprintf(cmd, sizeof(cmd), "docker save '%s' -o '%s'", uri, archive);
 	if (strpbrk(uri, "'") || (dir && strchr(dir, '\'')) || system(cmd) != 0) {
-		unlink(archive);
+		enclave_docker_cleanup(archive);
 		return nectl_err_set(err, code, "docker could not export `%s`", uri);
 	}
 	return 0;
@@ -364,7 +403,7 @@ static int enclave_run(const struct args *args, struct nectl_err *err)
 	struct image_notes notes = {0};
 	struct cli_progress cp;
 	struct eif_signer *signer = NULL;
-	char archive[256] = "";
+	char archive[4200] = "";
 	uint64_t entries_done = 0, entries_total = 0;
 	struct eif_pcrs pcrs;
 	json_t *out;
@@ -400,8 +439,7 @@ static int enclave_run(const struct args *args, struct nectl_err *err)
 		rc = cli_print_json(out, err);
 	}
 out:
-	if (archive[0])
-		unlink(archive);
+	enclave_docker_cleanup(archive);
 	image_notes_free(&notes);
 	eif_signer_free(signer);
 	argv_free(o.cmd);

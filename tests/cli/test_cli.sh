@@ -195,6 +195,21 @@ printf '{"eif_path": "%s", "memory_mib": 64, "cpu_count": 1, "machine_acpi": "ye
 expect "--config machine_acpi must be a boolean" 17 "\`machine_acpi\` must be true or false" -- \
 	"$NECTL" run-enclave --emulate --config "$T/acpi.json"
 
+# ---- hostile inputs to the image commands (issue 9) ----
+# kernel fetch: the ABI is checked before it becomes a path or an apt argument
+# (a private cache: nothing is downloaded, the shared cache is not touched).
+for abi in ../../x 'a b' '-o' '6.12/../../etc'; do
+	expect "kernel fetch --version '$abi' refused" 3 "\`$abi\`" -- env NECTL_CACHE_DIR="$T/kc" \
+		"$NECTL" kernel fetch --version "$abi"
+	[ "$(wc -l <"$T/err")" -eq 1 ] && [ ! -s "$T/out" ] && ok "kernel fetch --version '$abi': one line, no JSON" ||
+		bad "kernel fetch --version '$abi': one line, no JSON"
+done
+[ ! -e "$T/kc/kernels/apt" ] && ok "kernel fetch: bad ABIs never reached apt" || bad "kernel fetch: bad ABIs never reached apt"
+expect "build-enclave --kernel-version ../../x refused" 3 "\`../../x\`" -- env NECTL_CACHE_DIR="$T/kc" \
+	"$NECTL" build-enclave --kernel-version ../../x --rootfs "$T" --cmd /x --output-file "$T/kv.eif"
+[ ! -e "$T/kv.eif" ] && ok "build-enclave --kernel-version ../../x: no output" || bad "build-enclave --kernel-version ../../x: no output"
+# ---- end of the image commands' hostile inputs ----
+
 # explain
 expect "explain" 0 "[ E35 ]" -- "$NECTL" explain --error-code E35
 expect "explain unknown" 3 "E99" -- "$NECTL" explain --error-code E99

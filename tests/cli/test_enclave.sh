@@ -269,4 +269,36 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 		--output-file "$T/outdir/bad.eif"
 	noout "$T/outdir/bad.eif" "unreadable file"
 fi
+
+# ---- hostile inputs and hostile neighbours (issue 9) ----
+# --docker-uri exports through `docker save` into a private directory
+# (mkdtemp), never a predictable /tmp name another user could plant a symlink
+# at; both are gone afterwards. A stand-in daemon socket and docker binary.
+mkdir -p "$T/fakebin"
+cat >"$T/fakebin/docker" <<EOF
+#!/bin/sh
+[ "\$1" = save ] && [ "\$3" = -o ] || exit 1
+d=\$(dirname "\$4")
+echo "\$4 \$(stat -c '%a %u' "\$d") \$(ls -A "\$d" | wc -l)" >"$T/docker-o.txt"
+cp "$T/img/docker.tar" "\$4"
+EOF
+chmod 755 "$T/fakebin/docker"
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); time.sleep(120)' "$T/docker.sock" &
+sockpid=$!
+for _ in $(seq 50); do [ -S "$T/docker.sock" ] && break; sleep 0.1; done
+expect "--docker-uri through a daemon" 0 "" -- env DOCKER_HOST="unix://$T/docker.sock" \
+	PATH="$T/fakebin:$PATH" "$NECTL" build-enclave --docker-uri hello:latest --output-file "$T/dk.eif"
+kill "$sockpid" 2>/dev/null
+wait "$sockpid" 2>/dev/null
+read -r dpath dmode downer dcount <"$T/docker-o.txt"
+if [[ $dpath =~ ^/tmp/nectl-docker-[0-9]+\.tar$ ]]; then
+	bad "docker save: predictable name $dpath"
+else
+	[ "$dmode $downer $dcount" = "700 $(id -u) 0" ] && ok "docker save: into a fresh private directory" ||
+		bad "docker save: into a fresh private directory (got $dpath $dmode $downer $dcount)"
+fi
+[ -n "$dpath" ] && [ ! -e "$dpath" ] && [ ! -e "$(dirname "$dpath")" ] &&
+	ok "docker save: archive and directory removed" || bad "docker save: archive and directory removed"
+# ---- end of hostile inputs ----
 summary
