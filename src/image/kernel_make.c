@@ -112,7 +112,7 @@ static void kernel_make_env(char **env, char store[KMAKE_ENV_MAX][4200])
 	const char *fixed[] = {
 	    "LC_ALL=C",
 	    "TZ=UTC",
-	    "KBUILD_BUILD_TIMESTAMP=" NECTL_KSRC_DATE,
+	    ("KBUILD_BUILD_TIMESTAMP=" NECTL_KSRC_DATE),
 	    "KBUILD_BUILD_USER=nectl",
 	    "KBUILD_BUILD_HOST=nectl",
 	    /* Otherwise the "#N" in the version string counts rebuilds of a tree. */
