@@ -320,6 +320,36 @@ static enum eif_arch enclave_host_arch(void)
 								    : EIF_ARCH_X86_64;
 }
 
+/* The --help text states the defaults. */
+_Static_assert(IMAGE_MAX_BYTES_DEFAULT == 4ull << 30 && IMAGE_MAX_ENTRIES_DEFAULT == 500000,
+	       "build-enclave --help gives the limits' defaults");
+
+/* A count or a size: digits, and for a size an optional K, M, G or T
+ * (binary multiples). Zero and overflow are refused. */
+static int enclave_limit(const struct args *args, const char *opt, bool size, uint64_t *out,
+			 struct nectl_err *err)
+{
+	static const char units[] = "KMGT";
+	const char *text = args_get(args, opt), *unit = NULL;
+	unsigned shift = 0;
+	uint64_t v = 0;
+	char *end = NULL;
+
+	if (!text)
+		return 0;
+	errno = 0;
+	if (text[0] >= '0' && text[0] <= '9')
+		v = strtoull(text, &end, 10);
+	if (end && *end && size && (unit = strchr(units, *end & ~0x20)) && *unit && !end[1])
+		shift = 10 * (unsigned)(unit - units + 1);
+	if (!end || errno || v == 0 || (*end && !shift) || v > UINT64_MAX >> shift)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "--%s `%s` is not a positive %s",
+				     opt, text,
+				     size ? "size (bytes, or with K, M, G or T)" : "integer");
+	*out = v << shift;
+	return 0;
+}
+
 static int enclave_app(const struct args *args, struct enclave_opts *o, struct nectl_err *err)
 {
 	const char *cmd = args_get(args, "cmd"), *ep = args_get(args, "entrypoint");
@@ -327,6 +357,9 @@ static int enclave_app(const struct args *args, struct enclave_opts *o, struct n
 	const char *envs[ARGS_MAX];
 	size_t n = args_all(args, "env", envs, ARGS_MAX);
 
+	if (enclave_limit(args, "max-file-data", true, &o->spec.limits.max_bytes, err) < 0 ||
+	    enclave_limit(args, "max-entries", false, &o->spec.limits.max_entries, err) < 0)
+		return -1;
 	if (cmd && !(o->cmd = argv_split(cmd, "cmd", err)))
 		return -1;
 	if (ep && !(o->entrypoint = argv_split(ep, "entrypoint", err)))
@@ -475,6 +508,8 @@ static const struct opt_spec enclave_opts_spec[] = {
 	{"signing-certificate", true, false, NULL},
 	{"private-key", true, false, NULL},
 	{"pcrs-out", true, false, NULL},
+	{"max-file-data", true, false, NULL},
+	{"max-entries", true, false, NULL},
 	{0},
 };
 
@@ -496,6 +531,9 @@ const struct cli_cmd cli_cmd_build_enclave = {
 		"  --cmd \"prog arg...\"         the command: shell-like words or a JSON array\n"
 		"  --entrypoint \"prog...\"      with --cmd, the command is entrypoint + cmd\n"
 		"  --env KEY=VALUE             repeatable; adds to or replaces the image's Env\n"
+		"  --max-file-data SIZE        the most file data the application may hold, sparse\n"
+		"                              holes included (default 4G; K, M, G, T suffixes)\n"
+		"  --max-entries N             the most entries it may hold (default 500000)\n"
 		"  Without --cmd/--entrypoint the image config decides, by nitro-cli's rule:\n"
 		"  Cmd if set, else Entrypoint (Entrypoint is not prepended to Cmd).\n"
 		"\n"

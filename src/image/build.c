@@ -373,6 +373,7 @@ int enclave_image_build(const struct enclave_image_spec *spec, struct eif_pcrs *
 				     "exactly one application source is needed (a rootfs or an image)");
 	if (image_tree_new(&boot, err) < 0 || image_tree_new(&app, err) < 0)
 		goto out;
+	image_tree_set_limits(app, &spec->limits);
 	if (build_customer(spec, app, &cfg, notes, err) < 0 ||
 	    build_bootstrap(spec, boot, err) < 0 ||
 	    build_write(spec, boot, app, &cfg, pcrs, err) < 0)

@@ -95,11 +95,15 @@ struct load_store {
 	int fd;		  /* an image archive, or -1 */
 	int stash_fd;	  /* members of a compressed archive, or -1 */
 	uint64_t stash_len;
+	struct image_limits lim; /* the stash's bytes and the archive's entries */
+	uint64_t headers;	 /* archive entries read */
 	struct load_member *m; /* sorted by name, then seq */
 	size_t count, cap;
 };
 
-int load_store_open(struct load_store *s, const char *path, struct nectl_err *err);
+/* lim: the tree's limits, which also bound the stash and the entries read. */
+int load_store_open(struct load_store *s, const char *path, const struct image_limits *lim,
+		    struct nectl_err *err);
 void load_store_close(struct load_store *s);
 bool load_store_has(struct load_store *s, const char *name);
 /* A whole member of at most max bytes, NUL-terminated. digest ("sha256:...")

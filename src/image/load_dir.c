@@ -138,6 +138,17 @@ static const char *dir_inode_seen(struct dir_walk *w, const struct stat *st, con
 	return NULL;
 }
 
+/* Prefixes the error with the host path it is about; returns -1. */
+static int dir_fail(const char *host, struct nectl_err *err)
+{
+	char inner[NECTL_ERR_MSG_MAX];
+
+	if (!err)
+		return -1;
+	memcpy(inner, err->msg, sizeof(inner));
+	return nectl_err_set(err, err->code, "%s: %s", host, inner);
+}
+
 static int dir_put_reg(struct dir_walk *w, int dirfd, const char *name, const char *host,
 		       struct image_node *n, const struct stat *st, struct nectl_err *err)
 {
@@ -150,6 +161,9 @@ static int dir_put_reg(struct dir_walk *w, int dirfd, const char *name, const ch
 	first = st->st_nlink > 1 ? dir_inode_seen(w, st, n->path) : NULL;
 	if (first)
 		return load_put_link(w->c, n->path, first, n->mtime, err);
+	/* Its apparent size: a sparse file's holes are zeros in the ramdisk. */
+	if (image_tree_charge(w->c->t, 0, (uint64_t)st->st_size, err) < 0)
+		return dir_fail(host, err);
 	n->type = IMAGE_REG;
 	n->size = (uint64_t)st->st_size;
 	n->data = st->st_size ? IMAGE_DATA_FILE : IMAGE_DATA_NONE;
@@ -185,6 +199,8 @@ static int dir_entry(struct dir_walk *w, int dirfd, const char *name, const char
 	struct stat st;
 	int fd, rc;
 
+	if (image_tree_charge(w->c->t, 1, 0, err) < 0)
+		return dir_fail(host, err);
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", host);
 	n.mode = st.st_mode & 07777;

@@ -24,7 +24,13 @@ struct image_tree {
 	struct image_node **sorted; /* cache, NULL when stale */
 	int spool_fd;
 	uint64_t spool_len;
+	struct image_limits lim;
+	uint64_t entries, bytes; /* charged against lim */
 };
+
+/* Nodes the builder adds after the input (rootfs/dev, cmd, env...) stay
+ * within the node limit even when the input used all of its entries. */
+#define TREE_NODE_SLACK 64
 
 static uint64_t tree_hash(const char *s)
 {
@@ -46,7 +52,60 @@ int image_tree_new(struct image_tree **out, struct nectl_err *err)
 		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
 	}
 	t->spool_fd = -1;
+	image_tree_set_limits(t, &(struct image_limits){0});
 	*out = t;
+	return 0;
+}
+
+void image_tree_set_limits(struct image_tree *t, const struct image_limits *l)
+{
+	t->lim.max_bytes = l->max_bytes ? l->max_bytes : IMAGE_MAX_BYTES_DEFAULT;
+	t->lim.max_entries = l->max_entries ? l->max_entries : IMAGE_MAX_ENTRIES_DEFAULT;
+}
+
+const struct image_limits *image_tree_limits(const struct image_tree *t)
+{
+	return &t->lim;
+}
+
+void image_size_text(uint64_t bytes, char out[32])
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	int u = -1;
+
+	while (u < 5 && bytes && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(out, 32, "%llu bytes", (unsigned long long)bytes);
+	else
+		snprintf(out, 32, "%llu %s", (unsigned long long)bytes, units[u]);
+}
+
+static int tree_too_many(const struct image_tree *t, struct nectl_err *err)
+{
+	return nectl_err_set(err, NECTL_E_BUILD,
+			     "more than %llu entries, the limit (raise it with --max-entries)",
+			     (unsigned long long)t->lim.max_entries);
+}
+
+int image_tree_charge(struct image_tree *t, uint64_t entries, uint64_t bytes,
+		      struct nectl_err *err)
+{
+	char limit[32];
+
+	if (entries > t->lim.max_entries - t->entries)
+		return tree_too_many(t, err);
+	if (bytes > t->lim.max_bytes - t->bytes) {
+		image_size_text(t->lim.max_bytes, limit);
+		return nectl_err_set(err, NECTL_E_BUILD,
+				     "%llu bytes would take the image past its limit of %s of file "
+				     "data (raise it with --max-file-data)",
+				     (unsigned long long)bytes, limit);
+	}
+	t->entries += entries;
+	t->bytes += bytes;
 	return 0;
 }
 
@@ -230,6 +289,8 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 		tree_node_free(&e->node);
 		e->node = fresh;
 	} else {
+		if (t->count >= t->lim.max_entries + TREE_NODE_SLACK)
+			return tree_too_many(t, err);
 		e = calloc(1, sizeof(*e));
 		if (!e || tree_copy_node(&e->node, n) < 0) {
 			free(e);
@@ -341,6 +402,23 @@ int image_tree_spool_write(struct image_tree *t, const void *buf, size_t len, ui
 		t->spool_len += (uint64_t)n;
 	}
 	return 0;
+}
+
+int image_tree_spool_hole(struct image_tree *t, uint64_t len, struct nectl_err *err)
+{
+	if (tree_spool_open(t, err) < 0)
+		return -1;
+	if (len > (uint64_t)INT64_MAX - t->spool_len)
+		return nectl_err_set(err, NECTL_E_BUILD, "spool file: hole too large");
+	if (len && ftruncate(t->spool_fd, (off_t)(t->spool_len + len)) < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "spool file: cannot extend");
+	t->spool_len += len;
+	return 0;
+}
+
+uint64_t image_tree_spool_size(const struct image_tree *t)
+{
+	return t->spool_len;
 }
 
 int image_tree_spool_read(const struct image_tree *t, uint64_t off, void *buf, size_t len,

@@ -95,6 +95,40 @@ static void test_metadata_vector(void **state)
 	free(json);
 }
 
+/* Found with fuzz/fuzz_eif_metadata: custom JSON nested as deep as jansson
+ * parses (2048) is one level too deep once inside the metadata object, so
+ * describe-eif could not read the image build-eif had just written. */
+static void test_metadata_build_refuses_what_describe_cannot_read(void **state)
+{
+	char custom[2 * 2048 + 1];
+	struct eif_metadata_fields f = {.image_name = "t", .custom_json = custom};
+	struct eif_image img = {0};
+	struct nectl_err err = {0};
+	json_t *out;
+	char *json = NULL;
+	size_t len;
+
+	(void)state;
+	for (int depth = 2047; depth <= 2048; depth++) {
+		memset(custom, '[', (size_t)depth);
+		memset(custom + depth, ']', (size_t)depth);
+		custom[2 * depth] = '\0';
+		memset(&err, 0, sizeof(err));
+		if (eif_metadata_build(&f, &json, &len, &err) < 0) {
+			assert_int_equal(err.code, NECTL_E_SERDE);
+			assert_non_null(strstr(err.msg, "nested too deeply"));
+			continue;
+		}
+		img.metadata = (uint8_t *)json;
+		img.metadata_len = len;
+		out = json_object();
+		if (eif_metadata_describe(&img, out, &err) < 0)
+			fail_msg("depth %d: built, but describe says `%s`", depth, err.msg);
+		json_decref(out);
+		free(json);
+	}
+}
+
 static void test_vector_bytes(void **state)
 {
 	static const uint8_t head[32] = {0x2e, 0x65, 0x69, 0x66, 0x00, 0x04, 0x00, 0x00,
@@ -407,6 +441,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metadata_vector),
+		cmocka_unit_test(test_metadata_build_refuses_what_describe_cannot_read),
 		cmocka_unit_test(test_vector_bytes),
 		cmocka_unit_test(test_vector_read),
 		cmocka_unit_test(test_roundtrip_files),

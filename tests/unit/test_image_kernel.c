@@ -2,10 +2,8 @@
  * it becomes a path or an apt argument, and the private apt configuration
  * keeps apt's privilege drop (its sandbox user, _apt, can use the download
  * directories). Nothing here touches the network or the shared cache. */
-#include <ftw.h>
 #include <pwd.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,17 +15,10 @@
 #include <cmocka.h>
 
 #include "image/kernel_apt.h"
+#include "imgfix.h"
 #include "nectl/kernel.h"
 
 static char tmpdir[] = "/tmp/nectl-test-kfetch-XXXXXX";
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int group_setup(void **state)
 {
@@ -42,7 +33,7 @@ static int group_teardown(void **state)
 {
 	(void)state;
 	unsetenv("NECTL_CACHE_DIR");
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return imgfix_rmtree(tmpdir);
 }
 
 static void expect_bad_abi(const char *abi)
