@@ -40,6 +40,9 @@ struct image_node {
 	uint32_t rdev_major, rdev_minor;
 	enum image_data data;
 	char *data_path;
+	/* IMAGE_DATA_FILE: the file the scan saw (ino 0: not recorded). It is
+	 * opened again to be read, and must still be that file. */
+	uint64_t data_dev, data_ino;
 	uint64_t spool_off;
 	uint8_t *mem;
 };

@@ -71,6 +71,16 @@ int load_put_link(struct load_ctx *c, const char *path, const char *target, int6
 int load_whiteout(struct load_ctx *c, const char *path, struct nectl_err *err);
 int load_opaque(struct load_ctx *c, const char *dir, struct nectl_err *err);
 
+/* ---- host files (load_dir.c) ---- */
+
+/* Opens name (relative to dirfd, or AT_FDCWD) for reading without following a
+ * symlink in its last component, and checks that it is a regular file and,
+ * when ino is not 0, the very file a scan saw: one swapped since (for a
+ * symlink, another file, or anything through a directory above it swapped for
+ * a symlink) is an error naming shown. Returns the descriptor. */
+int load_file_open(int dirfd, const char *name, const char *shown, uint64_t dev, uint64_t ino,
+		   struct nectl_err *err);
+
 /* ---- tar streams (load_tar.c) ---- */
 
 /* A libarchive reader for tar, any compression. */

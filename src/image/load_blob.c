@@ -351,9 +351,52 @@ bool load_store_has(struct load_store *s, const char *name)
 {
 	struct stat st;
 
+	/* Present as anything: reading it says what is wrong (a symlink...). */
 	if (s->dirfd >= 0)
-		return fstatat(s->dirfd, name, &st, 0) == 0 && S_ISREG(st.st_mode);
+		return fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	return store_resolve(s, name) != NULL;
+}
+
+/* Opens a layout's file (norm: normalized, relative) one component at a time
+ * from the layout's descriptor, following no symlink on the way: index.json,
+ * oci-layout, blobs/ and blobs/sha256/ are the layout's own or nothing. */
+static int store_open_beneath(struct load_store *s, const char *norm, struct nectl_err *err)
+{
+	char part[LOAD_PATH_MAX + 1];
+	const char *p = norm;
+	int dir = s->dirfd, fd;
+
+	for (;;) {
+		size_t n = strcspn(p, "/");
+		bool last = p[n] == '\0';
+
+		memcpy(part, p, n);
+		part[n] = '\0';
+		fd = openat(dir, part,
+			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (last ? 0 : O_DIRECTORY));
+		if (fd < 0) {
+			int e = errno;
+			struct stat st;
+			bool link = fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				    S_ISLNK(st.st_mode);
+
+			if (dir != s->dirfd)
+				close(dir);
+			if (link)
+				return nectl_err_set(err, NECTL_E_BUILD,
+						     "%s/%.*s: is a symlink, which an image layout "
+						     "is not read through",
+						     s->path, (int)(p - norm + n), norm);
+			return nectl_err_sys(err, e == ENOENT ? NECTL_E_BUILD : NECTL_E_FILE, e,
+					     "%s/%s", s->path, norm);
+		}
+		if (dir != s->dirfd)
+			close(dir);
+		if (last)
+			return fd;
+		dir = fd;
+		p += n + 1;
+	}
 }
 
 /* Opens the bytes of a member: fd (closed by the caller if *own), off, size. */
@@ -372,10 +415,9 @@ static int store_region(struct load_store *s, const char *name, int *fd, int *ow
 		    image_path_normalize(name, norm, false, err) < 0)
 			return nectl_err_set(err, NECTL_E_BUILD, "%s: bad blob name `%.256s`",
 					     s->path, name);
-		*fd = openat(s->dirfd, norm, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		*fd = store_open_beneath(s, norm, err);
 		if (*fd < 0)
-			return nectl_err_sys(err, errno == ENOENT ? NECTL_E_BUILD : NECTL_E_FILE,
-					     errno, "%s/%s", s->path, norm);
+			return -1;
 		*own = 1;
 		if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 			close(*fd);

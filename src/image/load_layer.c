@@ -195,6 +195,8 @@ static int link_promote(struct image_node *link, const struct image_node *file)
 	link->data = file->data;
 	link->spool_off = file->spool_off;
 	link->data_path = data_path;
+	link->data_dev = file->data_dev;
+	link->data_ino = file->data_ino;
 	link->mem = mem;
 	return 0;
 }

@@ -374,5 +374,13 @@ grep -q '^\[ E48 \] .*million.tar: entry `f0500000`: more than 500000 entries, t
 	"$T/err" && [ "$(grep -c '^\[ E' "$T/err")" -eq 1 ] &&
 	ok "entry bomb: one error line naming the limit ($ms ms)" || bad "entry bomb: one error line naming the limit ($(cat "$T/err"))"
 noout "$T/million.eif" "entry bomb"
+# An OCI layout's index.json that is a symlink (here to a copy of the real one)
+# is not followed.
+cp -r "$T/img/layout" "$T/linked"
+mv "$T/linked/index.json" "$T/linked-index.json"
+ln -s "$T/linked-index.json" "$T/linked/index.json"
+expect "OCI layout: symlinked index.json not followed" 48 "index.json: is a symlink" -- "$NECTL" build-enclave \
+	--oci-layout "$T/linked" --output-file "$T/linked.eif"
+noout "$T/linked.eif" "symlinked index.json"
 # ---- end of hostile inputs ----
 summary
