@@ -68,7 +68,7 @@ struct image_limits {
 	uint64_t max_entries; /* entries read from the inputs, and nodes in the tree */
 };
 #define IMAGE_MAX_BYTES_DEFAULT	  (4ull << 30) /* 4 GiB */
-#define IMAGE_MAX_ENTRIES_DEFAULT 500000
+#define IMAGE_MAX_ENTRIES_DEFAULT 250000
 
 struct image_tree;
 

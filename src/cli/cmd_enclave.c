@@ -321,7 +321,7 @@ static enum eif_arch enclave_host_arch(void)
 }
 
 /* The --help text states the defaults. */
-_Static_assert(IMAGE_MAX_BYTES_DEFAULT == 4ull << 30 && IMAGE_MAX_ENTRIES_DEFAULT == 500000,
+_Static_assert(IMAGE_MAX_BYTES_DEFAULT == 4ull << 30 && IMAGE_MAX_ENTRIES_DEFAULT == 250000,
 	       "build-enclave --help gives the limits' defaults");
 
 /* A count or a size: digits, and for a size an optional K, M, G or T
@@ -533,7 +533,7 @@ const struct cli_cmd cli_cmd_build_enclave = {
 		"  --env KEY=VALUE             repeatable; adds to or replaces the image's Env\n"
 		"  --max-file-data SIZE        the most file data the application may hold, sparse\n"
 		"                              holes included (default 4G; K, M, G, T suffixes)\n"
-		"  --max-entries N             the most entries it may hold (default 500000)\n"
+		"  --max-entries N             the most entries it may hold (default 250000)\n"
 		"  Without --cmd/--entrypoint the image config decides, by nitro-cli's rule:\n"
 		"  Cmd if set, else Entrypoint (Entrypoint is not prepended to Cmd).\n"
 		"\n"

@@ -370,7 +370,7 @@ expect "tar of a million empty files refused" 48 "entries" -- "$NECTL" build-enc
 ms=$((($(date +%s%N) - t0) / 1000000))
 kill "$genpid" 2>/dev/null
 wait "$genpid" 2>/dev/null
-grep -q '^\[ E48 \] .*million.tar: entry `f0500000`: more than 500000 entries, the limit (raise it with --max-entries)$' \
+grep -q '^\[ E48 \] .*million.tar: entry `f0250000`: more than 250000 entries, the limit (raise it with --max-entries)$' \
 	"$T/err" && [ "$(grep -c '^\[ E' "$T/err")" -eq 1 ] &&
 	ok "entry bomb: one error line naming the limit ($ms ms)" || bad "entry bomb: one error line naming the limit ($(cat "$T/err"))"
 noout "$T/million.eif" "entry bomb"

@@ -176,8 +176,8 @@ static void test_tar_of_a_million_empty_files_stops_at_the_entry_limit(void **st
 	load_in_child(LOAD_TAR, path, &o);
 	close(fds[0]);
 	assert_int_equal(waitpid(writer, &status, 0), writer);
-	/* About 1.2 s on an idle core; the bound leaves room for sanitizers. */
-	expect_refused(&o, "entry `f0500000`: more than 500000 entries, the limit", 10.0);
+	/* About 0.6 s on an idle core; the bound leaves room for sanitizers. */
+	expect_refused(&o, "entry `f0250000`: more than 250000 entries, the limit", 10.0);
 	assert_true(o.count <= IMAGE_MAX_ENTRIES_DEFAULT + 64);
 	print_message("refused after %.2f s with %zu nodes\n", o.secs, o.count);
 }
