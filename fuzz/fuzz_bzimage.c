@@ -19,8 +19,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct x86_mmio_dev fuzz_devs[] = {
-	{NITRO_VSOCK_MMIO, NITRO_MMIO_SLOT, NITRO_VSOCK_IRQ},
-	{NITRO_NSM_MMIO, NITRO_MMIO_SLOT, NITRO_NSM_IRQ},
+    {NITRO_VSOCK_MMIO, NITRO_MMIO_SLOT, NITRO_VSOCK_IRQ},
+    {NITRO_NSM_MMIO, NITRO_MMIO_SLOT, NITRO_NSM_IRQ},
 };
 
 static struct guestmem *fuzz_guest(void)
@@ -53,16 +53,16 @@ static void fuzz_release(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct x86_boot_spec spec = {
-		.bzimage = data,
-		.bzimage_len = size,
-		.cmdline = "console=ttyS0 reboot=k panic=30",
-		.initrd_gpa = FUZZ_INITRD,
-		.initrd_len = 4096,
-		.ncpus = 1 + (unsigned)(size % 4),
-		.devs = fuzz_devs,
-		.ndevs = 2,
-		.acpi = size & 1,
-		.uart = size & 2,
+	    .bzimage = data,
+	    .bzimage_len = size,
+	    .cmdline = "console=ttyS0 reboot=k panic=30",
+	    .initrd_gpa = FUZZ_INITRD,
+	    .initrd_len = 4096,
+	    .ncpus = 1 + (unsigned)(size % 4),
+	    .devs = fuzz_devs,
+	    .ndevs = 2,
+	    .acpi = size & 1,
+	    .uart = size & 2,
 	};
 	struct x86_boot_regs regs;
 	struct nectl_err err = {0};

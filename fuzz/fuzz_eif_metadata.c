@@ -36,7 +36,8 @@ static void fuzz_describe(const uint8_t *json, size_t len)
 /* The custom JSON (NUL-terminated text) wrapped by build, read back by describe. */
 static void fuzz_roundtrip(const char *custom)
 {
-	struct eif_metadata_fields f = {.image_name = "fuzz", .image_version = "1",
+	struct eif_metadata_fields f = {.image_name = "fuzz",
+					.image_version = "1",
 					.build_time = "1970-01-01T00:00:00+00:00",
 					.custom_json = custom};
 	struct nectl_err err = {0};

@@ -112,8 +112,8 @@ static int describe_print(const char *path, json_t *out, struct nectl_err *err)
 	if (cli_print_json(out, err) < 0)
 		return -1;
 	if (bad_sig)
-		return nectl_err_set(err, NECTL_E_EIF, "%s: the signature does not verify: %s", path,
-				     reason);
+		return nectl_err_set(err, NECTL_E_EIF, "%s: the signature does not verify: %s",
+				     path, reason);
 	return 0;
 }
 

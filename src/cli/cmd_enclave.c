@@ -92,7 +92,8 @@ static int enclave_docker_tmp(char *archive, size_t len, int code, struct nectl_
 	if ((size_t)snprintf(archive, len, "%s/nectl-docker-XXXXXX", tmp) >= len - 16 ||
 	    strchr(archive, '\'')) {
 		archive[0] = '\0';
-		return nectl_err_set(err, code, "TMPDIR `%.200s` is too long or holds a quote", tmp);
+		return nectl_err_set(err, code, "TMPDIR `%.200s` is too long or holds a quote",
+				     tmp);
 	}
 	if (!mkdtemp(archive)) {
 		int e = errno;

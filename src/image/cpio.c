@@ -292,8 +292,8 @@ static int cpio_copy_fd(struct cpio_writer *w, int fd, const struct image_node *
  * another file reached through a directory swapped for one. */
 static int cpio_copy_file(struct cpio_writer *w, const struct image_node *n)
 {
-	int fd = load_file_open(AT_FDCWD, n->data_path, n->data_path, n->data_dev, n->data_ino,
-				w->err);
+	int fd =
+	    load_file_open(AT_FDCWD, n->data_path, n->data_path, n->data_dev, n->data_ino, w->err);
 	int rc;
 
 	if (fd < 0)

@@ -55,8 +55,8 @@ static int kernel_abi_check(const char *abi, struct nectl_err *err)
 {
 	char shown[KERNEL_ABI_MAX + 1];
 	size_t n = strnlen(abi, KERNEL_ABI_MAX + 1);
-	bool ok = n > 0 && n <= KERNEL_ABI_MAX && isdigit((unsigned char)abi[0]) &&
-		  !strstr(abi, "..");
+	bool ok =
+	    n > 0 && n <= KERNEL_ABI_MAX && isdigit((unsigned char)abi[0]) && !strstr(abi, "..");
 
 	for (size_t i = 0; ok && i < n; i++)
 		ok = isalnum((unsigned char)abi[i]) || strchr(".+~-", abi[i]);

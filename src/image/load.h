@@ -107,7 +107,7 @@ struct load_store {
 	uint64_t stash_len;
 	struct image_limits lim; /* the stash's bytes and the archive's entries */
 	uint64_t headers;	 /* archive entries read */
-	struct load_member *m; /* sorted by name, then seq */
+	struct load_member *m;	 /* sorted by name, then seq */
 	size_t count, cap;
 };
 

@@ -130,8 +130,9 @@ static int store_stash_member(struct load_store *s, struct archive *a, struct lo
 	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0) {
 		/* Never more than the size it claimed, which fit. */
 		if ((uint64_t)n > m->size - total)
-			return nectl_err_set(err, NECTL_E_BUILD, "%s: member `%.256s` is longer "
-					     "than its size", s->path, m->name);
+			return nectl_err_set(err, NECTL_E_BUILD,
+					     "%s: member `%.256s` is longer than its size", s->path,
+					     m->name);
 		if (store_stash_write(s, buf, (size_t)n, err) < 0)
 			return -1;
 		total += (uint64_t)n;
@@ -373,7 +374,8 @@ static int store_open_beneath(struct load_store *s, const char *norm, struct nec
 		memcpy(part, p, n);
 		part[n] = '\0';
 		fd = openat(dir, part,
-			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (last ? 0 : O_DIRECTORY));
+			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+				(last ? 0 : O_DIRECTORY));
 		if (fd < 0) {
 			int e = errno;
 			struct stat st;

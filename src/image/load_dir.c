@@ -165,8 +165,8 @@ int load_file_open(int dirfd, const char *name, const char *shown, uint64_t dev,
 	if (fd >= 0)
 		close(fd);
 	return nectl_err_set(err, NECTL_E_FILE,
-			     "%s: changed since the input was read (it is now %s); not read",
-			     shown, now);
+			     "%s: changed since the input was read (it is now %s); not read", shown,
+			     now);
 }
 
 /* Prefixes the error with the host path it is about; returns -1. */

@@ -90,8 +90,7 @@ static int tree_too_many(const struct image_tree *t, struct nectl_err *err)
 			     (unsigned long long)t->lim.max_entries);
 }
 
-int image_tree_charge(struct image_tree *t, uint64_t entries, uint64_t bytes,
-		      struct nectl_err *err)
+int image_tree_charge(struct image_tree *t, uint64_t entries, uint64_t bytes, struct nectl_err *err)
 {
 	char limit[32];
 

@@ -58,8 +58,11 @@ static void expect_bad_abi(const char *abi)
 static void test_kernel_abi_is_checked_before_it_becomes_a_path(void **state)
 {
 	static const char *const bad[] = {
-	    "../../x", "a b", "", "6.12/../../etc", "-o", "6.12.95+deb12;reboot",
-	    "6.12\n", "6.12.95+deb12:amd64", "..", "6..12",
+	    "../../x", "a b",
+	    "",	       "6.12/../../etc",
+	    "-o",      "6.12.95+deb12;reboot",
+	    "6.12\n",  "6.12.95+deb12:amd64",
+	    "..",      "6..12",
 	};
 	struct kernel_info k;
 	struct nectl_err err = {0};

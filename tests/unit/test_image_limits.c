@@ -146,8 +146,9 @@ static void test_sparse_tar_claiming_a_terabyte_fails_fast(void **state)
 		assert_int_equal(stat(tp("bomb%zu.tar", i), &st), 0);
 		assert_true(st.st_size < 4096);
 		load_in_child(LOAD_TAR, tp("bomb%zu.tar", i), &o);
-		expect_refused(&o, "entry `bomb`: 1099511627776 bytes would take the image past "
-				   "its limit of 4 GiB of file data",
+		expect_refused(&o,
+			       "entry `bomb`: 1099511627776 bytes would take the image past "
+			       "its limit of 4 GiB of file data",
 			       1.0);
 		assert_int_equal(o.spool, 0);
 	}
@@ -191,8 +192,9 @@ static void test_compressed_image_archive_stash_stops_at_the_limit(void **state)
 	(void)state;
 	imgfix_sparse_bomb(tp("bomb-image.tar.gz"), 1ull << 40, IMGFIX_GZIP);
 	load_in_child(LOAD_IMAGE, tp("bomb-image.tar.gz"), &o);
-	expect_refused(&o, "member `bomb` (1099511627776 bytes) would take the copy of the "
-			   "compressed archive past the limit of 4 GiB",
+	expect_refused(&o,
+		       "member `bomb` (1099511627776 bytes) would take the copy of the "
+		       "compressed archive past the limit of 4 GiB",
 		       1.0);
 }
 
@@ -249,8 +251,9 @@ static void test_limits_apply_to_every_loader(void **state)
 	assert_int_equal(ftruncate(fd, 1ll << 40), 0); /* 1 TiB, no block written */
 	close(fd);
 	t = tree_limited(0, 0);
-	expect_err(image_load_dir(t, tp("sparse-dir"), "", NULL, &err), &err,
-		   "sparse-dir/big: 1099511627776 bytes would take the image past its limit of 4 GiB");
+	expect_err(
+	    image_load_dir(t, tp("sparse-dir"), "", NULL, &err), &err,
+	    "sparse-dir/big: 1099511627776 bytes would take the image past its limit of 4 GiB");
 	image_tree_free(t);
 	t = tree_limited(0, 1);
 	assert_int_equal(mkdir(tp("two-dir"), 0755), 0);
