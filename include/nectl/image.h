@@ -101,6 +101,11 @@ struct image_node *image_tree_get(const struct image_tree *t, const char *path);
 void image_tree_remove(struct image_tree *t, const char *path);
 /* Removes everything under path, keeping path itself. */
 void image_tree_clear_dir(struct image_tree *t, const char *path);
+/* Calls fn for each child of path ("" for the top level), in no particular
+ * order, until fn returns non-zero, which is then returned. fn may walk the
+ * children's children the same way, but must not change the tree. */
+int image_tree_each_child(struct image_tree *t, const char *path,
+			  int (*fn)(void *ctx, struct image_node *child), void *ctx);
 size_t image_tree_count(const struct image_tree *t);
 /* All nodes sorted by path (bytewise, so "a" < "a/b" < "a0"); the array is
  * owned by the tree and valid until it changes. */

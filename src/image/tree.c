@@ -1,7 +1,9 @@
 /* The merged filesystem of an image: a hash table from normalized path to
- * node, sorted on demand. Archives are hostile: paths are normalized and
- * checked before they reach the table, and no node can be placed under a
- * parent that is not a directory. */
+ * node, each node linked to its parent and children, sorted on demand.
+ * Archives are hostile: paths are normalized and checked before they reach
+ * the table, no node can be placed under a parent that is not a directory,
+ * and removing or walking a subtree costs that subtree, never the whole tree
+ * (a layer can hold thousands of whiteouts). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -15,12 +17,15 @@
 
 struct tree_entry {
 	struct image_node node;
-	struct tree_entry *next;
+	struct tree_entry *next;	      /* hash chain */
+	struct tree_entry *parent;	      /* NULL at the top level */
+	struct tree_entry *kids, *prev, *sib; /* children; siblings, both ways */
 };
 
 struct image_tree {
 	struct tree_entry **buckets;
 	size_t nbuckets, count;
+	struct tree_entry *top;	    /* the top-level entries */
 	struct image_node **sorted; /* cache, NULL when stale */
 	int spool_fd;
 	uint64_t spool_len;
@@ -202,59 +207,104 @@ static void tree_grow(struct image_tree *t)
 	t->nbuckets = n;
 }
 
-static void tree_unlink_where(struct image_tree *t, const char *prefix, size_t plen,
-			      bool include_self)
+static struct tree_entry **tree_kids(struct image_tree *t, struct tree_entry *parent)
 {
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct tree_entry **slot = &t->buckets[i];
+	return parent ? &parent->kids : &t->top;
+}
 
-		while (*slot) {
-			const char *p = (*slot)->node.path;
-			bool under = (plen == 0 && *p) ||
-				     (strncmp(p, prefix, plen) == 0 && p[plen] == '/');
-			bool self = include_self && strcmp(p, prefix) == 0;
+static void tree_link_kid(struct image_tree *t, struct tree_entry *e)
+{
+	struct tree_entry **head = tree_kids(t, e->parent);
 
-			if (under || self) {
-				struct tree_entry *dead = *slot;
+	e->prev = NULL;
+	e->sib = *head;
+	if (*head)
+		(*head)->prev = e;
+	*head = e;
+}
 
-				*slot = dead->next;
-				tree_node_free(&dead->node);
-				free(dead);
-				t->count--;
-			} else {
-				slot = &(*slot)->next;
-			}
-		}
+/* Unlinks and frees e, which has no children left. */
+static void tree_drop(struct image_tree *t, struct tree_entry *e)
+{
+	struct tree_entry **slot = tree_slot(t, e->node.path);
+
+	*slot = e->next;
+	if (e->prev)
+		e->prev->sib = e->sib;
+	else
+		*tree_kids(t, e->parent) = e->sib;
+	if (e->sib)
+		e->sib->prev = e->prev;
+	tree_node_free(&e->node);
+	free(e);
+	t->count--;
+}
+
+/* Frees everything below top, deepest first, and top itself if with_self. */
+static void tree_drop_below(struct image_tree *t, struct tree_entry *top, bool with_self)
+{
+	struct tree_entry *e = top;
+
+	for (;;) {
+		struct tree_entry *up;
+
+		while (e->kids)
+			e = e->kids;
+		if (e == top)
+			break;
+		up = e->parent;
+		tree_drop(t, e);
+		e = up;
 	}
+	if (with_self)
+		tree_drop(t, top);
 	free(t->sorted);
 	t->sorted = NULL;
 }
 
-void image_tree_remove(struct image_tree *t, const char *path)
-{
-	struct tree_entry **slot = tree_slot(t, path);
-	struct tree_entry *dead = *slot;
-
-	/* Parents always exist, so nothing lies under an absent path or a
-	 * non-directory: unlink one entry instead of scanning the whole table
-	 * (a layer can hold thousands of whiteouts). */
-	if (path[0] && (!dead || dead->node.type != IMAGE_DIR)) {
-		if (!dead)
-			return;
-		*slot = dead->next;
-		tree_node_free(&dead->node);
-		free(dead);
-		t->count--;
-		free(t->sorted);
-		t->sorted = NULL;
-		return;
-	}
-	tree_unlink_where(t, path, strlen(path), true);
-}
-
 void image_tree_clear_dir(struct image_tree *t, const char *path)
 {
-	tree_unlink_where(t, path, strlen(path), false);
+	struct tree_entry *e;
+
+	if (!path[0]) {
+		while (t->top)
+			tree_drop_below(t, t->top, true);
+		return;
+	}
+	e = *tree_slot(t, path);
+	if (e)
+		tree_drop_below(t, e, false);
+}
+
+void image_tree_remove(struct image_tree *t, const char *path)
+{
+	struct tree_entry *e;
+
+	if (!path[0]) {
+		image_tree_clear_dir(t, path);
+		return;
+	}
+	e = *tree_slot(t, path);
+	if (e)
+		tree_drop_below(t, e, true);
+}
+
+int image_tree_each_child(struct image_tree *t, const char *path,
+			  int (*fn)(void *ctx, struct image_node *child), void *ctx)
+{
+	struct tree_entry *parent = path[0] ? *tree_slot(t, path) : NULL;
+
+	if (path[0] && !parent)
+		return 0;
+	for (struct tree_entry *e = *tree_kids(t, parent), *next; e; e = next) {
+		int rc;
+
+		next = e->sib;
+		rc = fn(ctx, &e->node);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static int tree_copy_node(struct image_node *dst, const struct image_node *src)
@@ -271,7 +321,9 @@ static int tree_copy_node(struct image_node *dst, const struct image_node *src)
 	return 0;
 }
 
-static int tree_insert(struct image_tree *t, const struct image_node *n, struct nectl_err *err)
+/* Puts n at its path; parent is its parent's entry (NULL: top level). */
+static int tree_insert(struct image_tree *t, const struct image_node *n, struct tree_entry *parent,
+		       struct nectl_err *err)
 {
 	struct tree_entry **slot = tree_slot(t, n->path);
 	struct tree_entry *e = *slot;
@@ -283,8 +335,7 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 		if (tree_copy_node(&fresh, n) < 0)
 			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
 		if (was_dir && n->type != IMAGE_DIR)
-			image_tree_clear_dir(t, n->path);
-		e = *tree_slot(t, n->path);
+			tree_drop_below(t, e, false);
 		tree_node_free(&e->node);
 		e->node = fresh;
 	} else {
@@ -297,6 +348,8 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 		}
 		e->next = *slot;
 		*slot = e;
+		e->parent = parent;
+		tree_link_kid(t, e);
 		if (++t->count > t->nbuckets)
 			tree_grow(t);
 	}
@@ -305,20 +358,24 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 	return 0;
 }
 
-/* Every ancestor must be a directory; missing ones are created. */
+/* Every ancestor must be a directory; missing ones are created. *up is the
+ * parent's entry (NULL for a top-level path). */
 static int tree_make_parents(struct image_tree *t, const struct image_node *n,
-			     struct nectl_err *err)
+			     struct tree_entry **up, struct nectl_err *err)
 {
 	char *parent = strdup(n->path);
 	int rc = 0;
 
+	*up = NULL;
 	if (!parent)
 		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
 	for (char *slash = strchr(parent, '/'); slash && rc == 0; slash = strchr(slash + 1, '/')) {
+		struct tree_entry *above = *up;
 		struct image_node *existing;
 
 		*slash = '\0';
-		existing = image_tree_get(t, parent);
+		*up = *tree_slot(t, parent);
+		existing = *up ? &(*up)->node : NULL;
 		if (existing && existing->type != IMAGE_DIR) {
 			rc = nectl_err_set(err, NECTL_E_BUILD,
 					   "`%s` would be created inside `%s`, which is a %s, not a directory",
@@ -328,7 +385,8 @@ static int tree_make_parents(struct image_tree *t, const struct image_node *n,
 			struct image_node dir = {.path = parent, .type = IMAGE_DIR, .mode = 0755,
 						 .mtime = n->mtime};
 
-			rc = tree_insert(t, &dir, err);
+			rc = tree_insert(t, &dir, above, err);
+			*up = rc == 0 ? *tree_slot(t, parent) : NULL;
 		}
 		*slash = '/';
 	}
@@ -338,11 +396,13 @@ static int tree_make_parents(struct image_tree *t, const struct image_node *n,
 
 int image_tree_put(struct image_tree *t, const struct image_node *n, struct nectl_err *err)
 {
+	struct tree_entry *parent;
+
 	if (!n->path[0])
 		return nectl_err_set(err, NECTL_E_BUILD, "an entry names the root directory");
-	if (tree_make_parents(t, n, err) < 0)
+	if (tree_make_parents(t, n, &parent, err) < 0)
 		return -1;
-	return tree_insert(t, n, err);
+	return tree_insert(t, n, parent, err);
 }
 
 size_t image_tree_count(const struct image_tree *t)

@@ -280,6 +280,60 @@ static void test_limits_apply_to_every_loader(void **state)
 	image_tree_free(t);
 }
 
+/* A layer that puts something in each of thousands of lower directories and
+ * then whites each out: every such whiteout removes what the lower layers had
+ * there but keeps the layer's own file. Each must cost the directory it
+ * touches, not the whole tree (re-sorted): 8000 lower files and 4000 pairs
+ * took over 10 s, a few hundred thousand took hours, within the limits. */
+static void test_layer_whiteouts_cost_their_directory_not_the_tree(void **state)
+{
+	enum { LOWER = 8000, PAIRS = 4000 };
+	struct imgfix_entry *l1 = calloc(LOWER, sizeof(*l1)), *l2 = calloc(2 * PAIRS, sizeof(*l2));
+	char(*names)[32] = calloc(LOWER + 2 * PAIRS, sizeof(*names));
+	struct imgfix_layer layers[2] = {{l1, LOWER, IMGFIX_PLAIN}, {l2, 2 * PAIRS, IMGFIX_PLAIN}};
+	struct imgfix_image img = {.arch = "amd64", .layers = layers, .nlayers = 2};
+	struct nectl_err err = {0};
+	struct image_config cfg;
+	struct image_tree *t;
+	double start;
+
+	(void)state;
+	assert_non_null(l1);
+	assert_non_null(l2);
+	assert_non_null(names);
+	for (int i = 0; i < LOWER; i++) {
+		snprintf(names[i], 32, "d%05d/f", i);
+		l1[i] = (struct imgfix_entry){.type = IMGFIX_REG, .path = names[i], .data = "f"};
+	}
+	for (int i = 0; i < PAIRS; i++) {
+		snprintf(names[LOWER + 2 * i], 32, "d%05d/new", i);
+		snprintf(names[LOWER + 2 * i + 1], 32, "d%05d", i);
+		l2[2 * i] = (struct imgfix_entry){
+		    .type = IMGFIX_REG, .path = names[LOWER + 2 * i], .data = "n"};
+		l2[2 * i + 1] = (struct imgfix_entry){.type = IMGFIX_WHITEOUT,
+						      .path = names[LOWER + 2 * i + 1]};
+	}
+	imgfix_oci_layout(tp("whiteouts"), &img, 1, IMGFIX_INDEX_PLAIN);
+	assert_int_equal(image_tree_new(&t, &err), 0);
+	start = now();
+	assert_int_equal(image_load_image(t, tp("whiteouts"), "amd64", "", &cfg, NULL, &err), 0);
+	print_message("%d lower files, %d put-and-whiteout pairs: %.2f s\n", LOWER, PAIRS,
+		      now() - start);
+	if (now() - start > 2.0)
+		fail_msg("took %.2f s", now() - start);
+	assert_non_null(image_tree_get(t, "d00000/new"));
+	assert_null(image_tree_get(t, "d00000/f"));
+	assert_non_null(image_tree_get(t, "d03999/new"));
+	assert_null(image_tree_get(t, "d03999/f"));
+	assert_non_null(image_tree_get(t, "d04000/f"));
+	assert_int_equal(image_tree_count(t), 2 * LOWER);
+	image_config_free(&cfg);
+	image_tree_free(t);
+	free(l1);
+	free(l2);
+	free(names);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +341,7 @@ int main(void)
 	    cmocka_unit_test(test_tar_of_a_million_empty_files_stops_at_the_entry_limit),
 	    cmocka_unit_test(test_compressed_image_archive_stash_stops_at_the_limit),
 	    cmocka_unit_test(test_limits_apply_to_every_loader),
+	    cmocka_unit_test(test_layer_whiteouts_cost_their_directory_not_the_tree),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
