@@ -123,10 +123,13 @@ int eif_image_find(const struct eif_image *img, unsigned type);
 int eif_extract(const struct eif_source *src, const struct eif_image *img, unsigned type,
 		int index, const char *path, struct nectl_err *err);
 
-/* PCR helpers (SHA-384, extend from 48 zero bytes). */
-void eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len);
+/* PCR helpers (SHA-384, extend from 48 zero bytes). They fail (NECTL_E_HASH,
+ * pcr unchanged) only when SHA-384 cannot be had: no memory, no provider. */
+int eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len,
+		   struct nectl_err *err);
 /* PCR of content whose SHA-384 is `digest`: SHA384(0^48 || digest). */
-void eif_pcr_from_digest(uint8_t pcr[EIF_HASH_SIZE], const uint8_t digest[EIF_HASH_SIZE]);
+int eif_pcr_from_digest(uint8_t pcr[EIF_HASH_SIZE], const uint8_t digest[EIF_HASH_SIZE],
+			struct nectl_err *err);
 int eif_pcr_file(const char *path, uint8_t pcr[EIF_HASH_SIZE], struct nectl_err *err);
 void eif_hex(const uint8_t *bytes, size_t len, char *out /* 2*len+1 */);
 

@@ -19,6 +19,7 @@ struct enclave_image_spec {
 	/* The application: exactly one source. */
 	const char *rootfs; /* a directory or a tar archive */
 	const char *image;  /* an OCI layout, OCI archive or docker-save archive */
+	struct image_limits limits; /* what the source may hold; zeros: the defaults */
 	/* Overrides (NULL-terminated argv arrays; NULL when not given). */
 	char *const *cmd;
 	char *const *entrypoint;

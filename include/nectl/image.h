@@ -40,6 +40,9 @@ struct image_node {
 	uint32_t rdev_major, rdev_minor;
 	enum image_data data;
 	char *data_path;
+	/* IMAGE_DATA_FILE: the file the scan saw (ino 0: not recorded). It is
+	 * opened again to be read, and must still be that file. */
+	uint64_t data_dev, data_ino;
 	uint64_t spool_off;
 	uint8_t *mem;
 };
@@ -56,9 +59,30 @@ void image_notes_free(struct image_notes *n);
 
 /* ---- the tree (src/image/tree.c) ---- */
 
+/* What one tree takes in from its inputs, which are hostile: a 2.5 KiB tar
+ * can claim a 1 TiB sparse file, a small compressed one a million entries.
+ * A zero field means its default. */
+struct image_limits {
+	uint64_t max_bytes;   /* file data: the sum of the regular files' sizes, holes
+			       * included (the ramdisk holds them as zeros) */
+	uint64_t max_entries; /* entries read from the inputs, and nodes in the tree */
+};
+#define IMAGE_MAX_BYTES_DEFAULT	  (4ull << 30) /* 4 GiB */
+#define IMAGE_MAX_ENTRIES_DEFAULT 250000
+
 struct image_tree;
 
+/* A new tree has the default limits. */
 int image_tree_new(struct image_tree **out, struct nectl_err *err);
+void image_tree_set_limits(struct image_tree *t, const struct image_limits *l);
+const struct image_limits *image_tree_limits(const struct image_tree *t);
+/* Counts entries and bytes of file data a loader is about to take in against
+ * the limits: NECTL_E_BUILD naming the limit (and nothing counted) when
+ * either would be exceeded. The loaders call it before they write anything. */
+int image_tree_charge(struct image_tree *t, uint64_t entries, uint64_t bytes,
+		      struct nectl_err *err);
+/* "4 GiB", "1 KiB", "1000 bytes": a limit as messages show it. */
+void image_size_text(uint64_t bytes, char out[32]);
 void image_tree_free(struct image_tree *t);
 /* Normalizes a path ("./a//b/" -> "a/b"). Fails (NECTL_E_BUILD) on ".."
  * components that would climb out of the root, and on empty or NUL-containing
@@ -77,14 +101,23 @@ struct image_node *image_tree_get(const struct image_tree *t, const char *path);
 void image_tree_remove(struct image_tree *t, const char *path);
 /* Removes everything under path, keeping path itself. */
 void image_tree_clear_dir(struct image_tree *t, const char *path);
+/* Calls fn for each child of path ("" for the top level), in no particular
+ * order, until fn returns non-zero, which is then returned. fn may walk the
+ * children's children the same way, but must not change the tree. */
+int image_tree_each_child(struct image_tree *t, const char *path,
+			  int (*fn)(void *ctx, struct image_node *child), void *ctx);
 size_t image_tree_count(const struct image_tree *t);
 /* All nodes sorted by path (bytewise, so "a" < "a/b" < "a0"); the array is
  * owned by the tree and valid until it changes. */
 struct image_node *const *image_tree_sorted(struct image_tree *t, size_t *count);
 /* The spool: an unlinked temporary file holding bytes of files read from
- * archives. spool_append reads len bytes from a callback into it. */
+ * archives. spool_write appends len bytes; spool_hole appends len zero bytes
+ * as a hole (a sparse file stays sparse on disk). */
 int image_tree_spool_write(struct image_tree *t, const void *buf, size_t len, uint64_t *off,
 			   struct nectl_err *err);
+int image_tree_spool_hole(struct image_tree *t, uint64_t len, struct nectl_err *err);
+/* Bytes the spool spans (holes included). */
+uint64_t image_tree_spool_size(const struct image_tree *t);
 int image_tree_spool_read(const struct image_tree *t, uint64_t off, void *buf, size_t len,
 			  struct nectl_err *err);
 

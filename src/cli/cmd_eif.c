@@ -100,6 +100,23 @@ static int describe_kernel(const char *path, const struct eif_image *img, json_t
 	return 0;
 }
 
+/* Prints the JSON, then fails as nitro-cli does (E35) when the image is
+ * signed and the signature does not verify: scripts gate on the status. */
+static int describe_print(const char *path, json_t *out, struct nectl_err *err)
+{
+	const char *why = json_string_value(json_object_get(out, "SignatureError"));
+	bool bad_sig = json_is_false(json_object_get(out, "SignatureCheck"));
+	char reason[NECTL_ERR_MSG_MAX / 2];
+
+	snprintf(reason, sizeof(reason), "%s", why ? why : "no reason given");
+	if (cli_print_json(out, err) < 0)
+		return -1;
+	if (bad_sig)
+		return nectl_err_set(err, NECTL_E_EIF, "%s: the signature does not verify: %s",
+				     path, reason);
+	return 0;
+}
+
 static int describe_run(const struct args *args, struct nectl_err *err)
 {
 	struct cli_progress cp;
@@ -130,7 +147,7 @@ static int describe_run(const struct args *args, struct nectl_err *err)
 		json_decref(out);
 		return -1;
 	}
-	return cli_print_json(out, err);
+	return describe_print(path, out, err);
 }
 
 static const struct opt_spec describe_opts[] = {{"eif-path", true, false, NULL}, {0}};
@@ -149,6 +166,9 @@ const struct cli_cmd cli_cmd_describe_eif = {
 		"the devices the Nitro hypervisor announces on the kernel command line. What\n"
 		"it lacks is listed in \"Problems\" and warned about on stderr; NitroReady is\n"
 		"null when the configuration is unknown.\n"
+		"\n"
+		"A signed image whose signature does not verify (SignatureCheck false) exits\n"
+		"with E35, as nitro-cli does, after printing the JSON with its SignatureError.\n"
 		"\n"
 		"Example:\n"
 		"  nectl describe-eif --eif-path app.eif\n",

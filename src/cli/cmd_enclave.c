@@ -81,6 +81,45 @@ static bool enclave_docker_reachable(char *path, size_t len)
 	return rc == 0;
 }
 
+/* A private directory (mkdtemp, 0700) for the exported archive: a fixed name
+ * in a shared /tmp could be a symlink another user planted there first. */
+static int enclave_docker_tmp(char *archive, size_t len, int code, struct nectl_err *err)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (!tmp || tmp[0] != '/')
+		tmp = "/tmp";
+	if ((size_t)snprintf(archive, len, "%s/nectl-docker-XXXXXX", tmp) >= len - 16 ||
+	    strchr(archive, '\'')) {
+		archive[0] = '\0';
+		return nectl_err_set(err, code, "TMPDIR `%.200s` is too long or holds a quote",
+				     tmp);
+	}
+	if (!mkdtemp(archive)) {
+		int e = errno;
+
+		archive[0] = '\0';
+		return nectl_err_sys(err, code, e, "%s: cannot create a temporary directory", tmp);
+	}
+	strcat(archive, "/image.tar");
+	return 0;
+}
+
+/* Removes the exported archive and its private directory. */
+static void enclave_docker_cleanup(char *archive)
+{
+	char *slash = strrchr(archive, '/');
+
+	if (!archive[0])
+		return;
+	unlink(archive);
+	if (slash) {
+		*slash = '\0';
+		rmdir(archive);
+	}
+	archive[0] = '\0';
+}
+
 /* With a daemon, `docker save` (after `docker build` for --docker-dir) into a
  * temporary archive; without one, say how to bring an archive instead. */
 static int enclave_from_docker(const struct args *args, char *archive, size_t len,
@@ -94,14 +133,15 @@ static int enclave_from_docker(const struct args *args, char *archive, size_t le
 		return nectl_err_set(err, code,
 				     "no Docker daemon at %s: export the image where Docker runs (`docker save %s -o image.tar`, or `skopeo copy docker://%s oci-archive:image.tar`) and pass --image-archive image.tar",
 				     sock, uri, uri);
-	snprintf(archive, len, "/tmp/nectl-docker-%d.tar", (int)getpid());
+	if (enclave_docker_tmp(archive, len, code, err) < 0)
+		return -1;
 	if (dir)
 		snprintf(cmd, sizeof(cmd), "docker build -q -t '%s' '%s' >&2 && docker save '%s' -o '%s'",
 			 uri, dir, uri, archive);
 	else
 		snprintf(cmd, sizeof(cmd), "docker save '%s' -o '%s'", uri, archive);
 	if (strpbrk(uri, "'") || (dir && strchr(dir, '\'')) || system(cmd) != 0) {
-		unlink(archive);
+		enclave_docker_cleanup(archive);
 		return nectl_err_set(err, code, "docker could not export `%s`", uri);
 	}
 	return 0;
@@ -281,6 +321,36 @@ static enum eif_arch enclave_host_arch(void)
 								    : EIF_ARCH_X86_64;
 }
 
+/* The --help text states the defaults. */
+_Static_assert(IMAGE_MAX_BYTES_DEFAULT == 4ull << 30 && IMAGE_MAX_ENTRIES_DEFAULT == 250000,
+	       "build-enclave --help gives the limits' defaults");
+
+/* A count or a size: digits, and for a size an optional K, M, G or T
+ * (binary multiples). Zero and overflow are refused. */
+static int enclave_limit(const struct args *args, const char *opt, bool size, uint64_t *out,
+			 struct nectl_err *err)
+{
+	static const char units[] = "KMGT";
+	const char *text = args_get(args, opt), *unit = NULL;
+	unsigned shift = 0;
+	uint64_t v = 0;
+	char *end = NULL;
+
+	if (!text)
+		return 0;
+	errno = 0;
+	if (text[0] >= '0' && text[0] <= '9')
+		v = strtoull(text, &end, 10);
+	if (end && *end && size && (unit = strchr(units, *end & ~0x20)) && *unit && !end[1])
+		shift = 10 * (unsigned)(unit - units + 1);
+	if (!end || errno || v == 0 || (*end && !shift) || v > UINT64_MAX >> shift)
+		return nectl_err_set(err, NECTL_E_INVALID_ARG, "--%s `%s` is not a positive %s",
+				     opt, text,
+				     size ? "size (bytes, or with K, M, G or T)" : "integer");
+	*out = v << shift;
+	return 0;
+}
+
 static int enclave_app(const struct args *args, struct enclave_opts *o, struct nectl_err *err)
 {
 	const char *cmd = args_get(args, "cmd"), *ep = args_get(args, "entrypoint");
@@ -288,6 +358,9 @@ static int enclave_app(const struct args *args, struct enclave_opts *o, struct n
 	const char *envs[ARGS_MAX];
 	size_t n = args_all(args, "env", envs, ARGS_MAX);
 
+	if (enclave_limit(args, "max-file-data", true, &o->spec.limits.max_bytes, err) < 0 ||
+	    enclave_limit(args, "max-entries", false, &o->spec.limits.max_entries, err) < 0)
+		return -1;
 	if (cmd && !(o->cmd = argv_split(cmd, "cmd", err)))
 		return -1;
 	if (ep && !(o->entrypoint = argv_split(ep, "entrypoint", err)))
@@ -364,7 +437,7 @@ static int enclave_run(const struct args *args, struct nectl_err *err)
 	struct image_notes notes = {0};
 	struct cli_progress cp;
 	struct eif_signer *signer = NULL;
-	char archive[256] = "";
+	char archive[4200] = "";
 	uint64_t entries_done = 0, entries_total = 0;
 	struct eif_pcrs pcrs;
 	json_t *out;
@@ -400,8 +473,7 @@ static int enclave_run(const struct args *args, struct nectl_err *err)
 		rc = cli_print_json(out, err);
 	}
 out:
-	if (archive[0])
-		unlink(archive);
+	enclave_docker_cleanup(archive);
 	image_notes_free(&notes);
 	eif_signer_free(signer);
 	argv_free(o.cmd);
@@ -437,6 +509,8 @@ static const struct opt_spec enclave_opts_spec[] = {
 	{"signing-certificate", true, false, NULL},
 	{"private-key", true, false, NULL},
 	{"pcrs-out", true, false, NULL},
+	{"max-file-data", true, false, NULL},
+	{"max-entries", true, false, NULL},
 	{0},
 };
 
@@ -458,6 +532,9 @@ const struct cli_cmd cli_cmd_build_enclave = {
 		"  --cmd \"prog arg...\"         the command: shell-like words or a JSON array\n"
 		"  --entrypoint \"prog...\"      with --cmd, the command is entrypoint + cmd\n"
 		"  --env KEY=VALUE             repeatable; adds to or replaces the image's Env\n"
+		"  --max-file-data SIZE        the most file data the application may hold, sparse\n"
+		"                              holes included (default 4G; K, M, G, T suffixes)\n"
+		"  --max-entries N             the most entries it may hold (default 250000)\n"
 		"  Without --cmd/--entrypoint the image config decides, by nitro-cli's rule:\n"
 		"  Cmd if set, else Entrypoint (Entrypoint is not prepended to Cmd).\n"
 		"\n"

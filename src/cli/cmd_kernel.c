@@ -24,17 +24,20 @@ static json_t *kernel_info_json(const struct kernel_info *k)
 
 static int kernel_fetch_run(const struct args *args, struct nectl_err *err)
 {
-	const char *arch_name = args_get(args, "arch");
+	const char *arch_name = args_get(args, "arch"), *abi = args_get(args, "version");
 	enum eif_arch arch = EIF_ARCH_X86_64;
+	struct nectl_err missing = {0};
 	struct kernel_info k;
 	json_t *out;
 
 	if (arch_name && eif_arch_parse(arch_name, &arch) < 0)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG,
 				     "--arch `%s` is not x86_64 or aarch64", arch_name);
-	if (kernel_find(arch, args_get(args, "version"), &k, NULL) < 0) {
+	if (kernel_find(arch, abi, &k, &missing) < 0) {
+		if (missing.code == NECTL_E_INVALID_ARG)
+			return nectl_err_set(err, missing.code, "--version: %s", missing.msg);
 		fprintf(stderr, "Fetching %s with apt (bookworm-backports)...\n", k.package);
-		if (kernel_fetch(arch, args_get(args, "version"), &k, err) < 0)
+		if (kernel_fetch(arch, abi, &k, err) < 0)
 			return -1;
 	}
 	out = kernel_info_json(&k);
@@ -54,7 +57,10 @@ const struct cli_cmd cli_cmd_kernel_fetch = {
 		"this machine's Debian archive with apt-get (verified by apt, never installed),\n"
 		"and unpacks kernel, config and modules into the cache (NECTL_CACHE_DIR,\n"
 		"/var/cache/nectl as root, else $XDG_CACHE_HOME/nectl). The default ABI is\n"
-		"pinned (" NECTL_KERNEL_DEFAULT "). Prints where the files are, as JSON.\n"
+		"pinned (" NECTL_KERNEL_DEFAULT "); --version takes Debian's spelling only (a\n"
+		"digit, then digits, letters, '.', '+', '~', '-'; at most 64 bytes). apt keeps\n"
+		"its privilege drop: as root, it downloads as _apt. Prints where the files\n"
+		"are, as JSON.\n"
 		"\n"
 		"Example:\n"
 		"  nectl kernel fetch --arch x86_64\n",

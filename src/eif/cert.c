@@ -98,8 +98,7 @@ int cert_der_pcr8(const uint8_t *der, size_t len, uint8_t pcr8[EIF_HASH_SIZE])
 
 	if (!EVP_Digest(der, len, digest, NULL, EVP_sha384(), NULL))
 		return -1;
-	eif_pcr_from_digest(pcr8, digest);
-	return 0;
+	return eif_pcr_from_digest(pcr8, digest, NULL);
 }
 
 /* OpenSSL's text form ("Jan  1 00:00:00 2024 GMT") is what nitro-cli shows. */

@@ -180,24 +180,27 @@ void hasher_submit(struct hasher *h, size_t len, enum hasher_part part)
 	pthread_mutex_unlock(&h->lock);
 }
 
-static void hasher_digest(EVP_MD_CTX *ctx, uint8_t pcr[EIF_HASH_SIZE])
+static int hasher_digest(EVP_MD_CTX *ctx, uint8_t pcr[EIF_HASH_SIZE], struct nectl_err *err)
 {
 	uint8_t digest[EIF_HASH_SIZE];
 
-	EVP_DigestFinal_ex(ctx, digest, NULL);
-	eif_pcr_from_digest(pcr, digest);
+	if (!EVP_DigestFinal_ex(ctx, digest, NULL))
+		return nectl_err_ssl(err, NECTL_E_HASH, "SHA-384 failed");
+	return eif_pcr_from_digest(pcr, digest, err);
 }
 
-void hasher_pcrs(struct hasher *h, struct eif_pcrs *pcrs)
+int hasher_pcrs(struct hasher *h, struct eif_pcrs *pcrs, struct nectl_err *err)
 {
 	pthread_mutex_lock(&h->lock);
 	while (h->done_a < h->submitted || h->done_b < h->submitted)
 		pthread_cond_wait(&h->cond, &h->lock);
 	h->measured = true;
 	pthread_mutex_unlock(&h->lock);
-	hasher_digest(h->all, pcrs->pcr0);
-	hasher_digest(h->boot, pcrs->pcr1);
-	hasher_digest(h->app, pcrs->pcr2);
+	if (hasher_digest(h->all, pcrs->pcr0, err) < 0 ||
+	    hasher_digest(h->boot, pcrs->pcr1, err) < 0 ||
+	    hasher_digest(h->app, pcrs->pcr2, err) < 0)
+		return -1;
+	return 0;
 }
 
 void hasher_finish(struct hasher *h, uint32_t *crc, uint64_t *len)

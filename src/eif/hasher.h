@@ -30,7 +30,7 @@ uint8_t *hasher_buffer(struct hasher *h);
 void hasher_submit(struct hasher *h, size_t len, enum hasher_part part);
 /* Waits for the work submitted so far and finalizes PCR0/1/2 (PCR8 untouched).
  * Later chunks only feed the CRC: the signature, which covers PCR0, comes last. */
-void hasher_pcrs(struct hasher *h, struct eif_pcrs *pcrs);
+int hasher_pcrs(struct hasher *h, struct eif_pcrs *pcrs, struct nectl_err *err);
 /* Waits for the workers; the CRC and length of everything submitted. Frees h. */
 void hasher_finish(struct hasher *h, uint32_t *crc, uint64_t *len);
 /* Stops the workers and frees h without results. */

@@ -32,6 +32,23 @@ static int metadata_set_json(json_t *obj, const char *key, const char *text,
 	return 0;
 }
 
+/* What build writes, describe must read: a custom or Docker JSON nested as
+ * deep as jansson parses is one level too deep inside the metadata object. */
+static int metadata_check_readable(const char *text, size_t len, struct nectl_err *err)
+{
+	json_error_t jerr;
+	json_t *v = json_loadb(text, len, 0, &jerr);
+
+	if (v) {
+		json_decref(v);
+		return 0;
+	}
+	return nectl_err_set(err, NECTL_E_SERDE,
+			     "metadata: the JSON would not read back (%s): is the custom or "
+			     "Docker JSON nested too deeply?",
+			     jerr.text);
+}
+
 int eif_metadata_build(const struct eif_metadata_fields *f, char **out, size_t *len,
 		       struct nectl_err *err)
 {
@@ -61,6 +78,11 @@ int eif_metadata_build(const struct eif_metadata_fields *f, char **out, size_t *
 		goto out;
 	}
 	*len = strlen(*out);
+	if (metadata_check_readable(*out, *len, err) < 0) {
+		free(*out);
+		*out = NULL;
+		goto out;
+	}
 	rc = 0;
 out:
 	json_decref(root);

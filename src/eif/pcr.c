@@ -10,24 +10,33 @@
 
 #include "nectl/eif.h"
 
-void eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len)
+int eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len, struct nectl_err *err)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t out[EIF_HASH_SIZE];
+	int ok;
 
-	/* Only allocation can fail here; a NULL ctx makes every call a no-op
-	 * and the caller sees a zero-extended register, so abort instead. */
-	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha384(), NULL))
-		abort();
-	EVP_DigestUpdate(ctx, pcr, EIF_HASH_SIZE);
-	EVP_DigestUpdate(ctx, data, len);
-	EVP_DigestFinal_ex(ctx, pcr, NULL);
+	/* A failed step would leave a register that looks measured but is not:
+	 * the new value is kept only when every step worked. */
+	ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) &&
+	     EVP_DigestUpdate(ctx, pcr, EIF_HASH_SIZE) && EVP_DigestUpdate(ctx, data, len) &&
+	     EVP_DigestFinal_ex(ctx, out, NULL);
 	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return nectl_err_ssl(err, NECTL_E_HASH, "SHA-384 unavailable");
+	memcpy(pcr, out, EIF_HASH_SIZE);
+	return 0;
 }
 
-void eif_pcr_from_digest(uint8_t pcr[EIF_HASH_SIZE], const uint8_t digest[EIF_HASH_SIZE])
+int eif_pcr_from_digest(uint8_t pcr[EIF_HASH_SIZE], const uint8_t digest[EIF_HASH_SIZE],
+			struct nectl_err *err)
 {
-	memset(pcr, 0, EIF_HASH_SIZE);
-	eif_pcr_extend(pcr, digest, EIF_HASH_SIZE);
+	uint8_t zero[EIF_HASH_SIZE] = {0};
+
+	if (eif_pcr_extend(zero, digest, EIF_HASH_SIZE, err) < 0)
+		return -1;
+	memcpy(pcr, zero, EIF_HASH_SIZE);
+	return 0;
 }
 
 int eif_pcr_file(const char *path, uint8_t pcr[EIF_HASH_SIZE], struct nectl_err *err)
@@ -58,8 +67,7 @@ int eif_pcr_file(const char *path, uint8_t pcr[EIF_HASH_SIZE], struct nectl_err 
 	close(fd);
 	EVP_DigestFinal_ex(ctx, digest, NULL);
 	EVP_MD_CTX_free(ctx);
-	eif_pcr_from_digest(pcr, digest);
-	return 0;
+	return eif_pcr_from_digest(pcr, digest, err);
 }
 
 void eif_hex(const uint8_t *bytes, size_t len, char *out)

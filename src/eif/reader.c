@@ -339,7 +339,10 @@ static int reader_stream_all(const struct eif_source *src, const uint8_t *header
 		}
 		seen_ramdisk |= ramdisk;
 	}
-	hasher_pcrs(st.hasher, &img->pcrs);
+	if (hasher_pcrs(st.hasher, &img->pcrs, err) < 0) {
+		hasher_abort(st.hasher);
+		return -1;
+	}
 	hasher_finish(st.hasher, &body_crc, &body_len);
 	img->crc_computed = (uint32_t)crc32_combine(crc32(0L, header, EIF_CRC_OFFSET), body_crc,
 						    (z_off_t)body_len);

@@ -208,7 +208,8 @@ static int writer_sections(struct writer *w, const struct eif_build_spec *spec,
 				   &spec->ramdisks[i], err) < 0)
 			return -1;
 	/* The signature covers PCR0, so measurement must end before it. */
-	hasher_pcrs(w->hasher, pcrs);
+	if (hasher_pcrs(w->hasher, pcrs, err) < 0)
+		return -1;
 	memset(pcrs->pcr8, 0, sizeof(pcrs->pcr8));
 	pcrs->has_pcr8 = false;
 	if (spec->signer) {

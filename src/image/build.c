@@ -107,17 +107,28 @@ static int build_put_mem(struct image_tree *t, const char *path, uint32_t mode, 
 	return 0;
 }
 
+/* A file the user named (init, nsm.ko): its symlinks are resolved now, once,
+ * and the ramdisk gets the file found then, or an error. */
 static int build_put_file(struct image_tree *t, const char *path, uint32_t mode, int64_t mtime,
 			  const char *host, struct nectl_err *err)
 {
 	struct image_node n = {.path = (char *)path, .type = IMAGE_REG, .mode = mode,
-			       .mtime = mtime, .data = IMAGE_DATA_FILE, .data_path = (char *)host};
+			       .mtime = mtime, .data = IMAGE_DATA_FILE};
+	char *real = realpath(host, NULL);
 	struct stat st;
+	int rc;
 
-	if (stat(host, &st) < 0 || !S_ISREG(st.st_mode))
+	if (!real || lstat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
+		free(real);
 		return nectl_err_set(err, NECTL_E_FILE, "%s: not a readable regular file", host);
+	}
+	n.data_path = real;
 	n.size = (uint64_t)st.st_size;
-	return image_tree_put(t, &n, err);
+	n.data_dev = (uint64_t)st.st_dev;
+	n.data_ino = (uint64_t)st.st_ino;
+	rc = image_tree_put(t, &n, err);
+	free(real);
+	return rc;
 }
 
 static int build_put_dir(struct image_tree *t, const char *path, int64_t mtime,
@@ -373,6 +384,7 @@ int enclave_image_build(const struct enclave_image_spec *spec, struct eif_pcrs *
 				     "exactly one application source is needed (a rootfs or an image)");
 	if (image_tree_new(&boot, err) < 0 || image_tree_new(&app, err) < 0)
 		goto out;
+	image_tree_set_limits(app, &spec->limits);
 	if (build_customer(spec, app, &cfg, notes, err) < 0 ||
 	    build_bootstrap(spec, boot, err) < 0 ||
 	    build_write(spec, boot, app, &cfg, pcrs, err) < 0)

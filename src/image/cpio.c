@@ -13,7 +13,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include "nectl/image.h"
+#include "image/load.h"
 
 #define CPIO_HEADER_LEN 110
 #define CPIO_TRAILER "TRAILER!!!"
@@ -288,20 +288,16 @@ static int cpio_copy_fd(struct cpio_writer *w, int fd, const struct image_node *
 	return 0;
 }
 
-/* O_NONBLOCK: a path swapped for a FIFO since the scan must fail, not hang;
- * it changes nothing for regular files. */
+/* The file the scan saw, or an error: never a symlink swapped in since, nor
+ * another file reached through a directory swapped for one. */
 static int cpio_copy_file(struct cpio_writer *w, const struct image_node *n)
 {
-	int fd = open(n->data_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	struct stat st;
+	int fd =
+	    load_file_open(AT_FDCWD, n->data_path, n->data_path, n->data_dev, n->data_ino, w->err);
 	int rc;
 
 	if (fd < 0)
-		return nectl_err_sys(w->err, NECTL_E_FILE, errno, "%s: cannot open", n->data_path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return cpio_changed(w, n);
-	}
+		return -1;
 	rc = cpio_copy_fd(w, fd, n);
 	close(fd);
 	return rc;

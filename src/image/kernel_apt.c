@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,25 @@ int kernel_run(char *const argv[], const char *cwd, const char *log)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* apt run as root drops to its sandbox user, _apt, for the downloads, as long
+ * as _apt can write where they land: the partial directories, which apt sets
+ * up the same way itself (owned by _apt, 0700), and the directory `apt-get
+ * download` writes to. Without an _apt user there is nothing to hand over,
+ * and apt says so in the log. */
+static int kernel_apt_partial(const char *path, struct nectl_err *err)
+{
+	struct passwd *pw;
+
+	if (kernel_mkdirs(path, err) < 0)
+		return -1;
+	if (geteuid() != 0 || !(pw = getpwnam("_apt")))
+		return 0;
+	if (chown(path, pw->pw_uid, 0) < 0 || chmod(path, 0700) < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot hand over to _apt",
+				     path);
+	return 0;
+}
+
 static int kernel_apt_setup(struct kernel_apt *a, const char *cache, struct nectl_err *err)
 {
 	struct kernel_origin o;
@@ -214,10 +234,13 @@ static int kernel_apt_setup(struct kernel_apt *a, const char *cache, struct nect
 	snprintf(a->dir, sizeof(a->dir), "%s/apt", cache);
 	snprintf(a->log, sizeof(a->log), "%s/apt.log", cache);
 	snprintf(path, sizeof(path), "%s/lists/partial", a->dir);
-	if (kernel_mkdirs(path, err) < 0)
+	if (kernel_apt_partial(path, err) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/archives/partial", a->dir);
-	if (kernel_mkdirs(path, err) < 0)
+	if (kernel_apt_partial(path, err) < 0)
+		return -1;
+	snprintf(a->dl, sizeof(a->dl), "%s/download", a->dir);
+	if (kernel_apt_partial(a->dl, err) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/sources.list", a->dir);
 	fp = fopen(path, "we");
@@ -232,7 +255,6 @@ static int kernel_apt_setup(struct kernel_apt *a, const char *cache, struct nect
 	snprintf(a->opts[4], sizeof(a->opts[4]), "Dir::Cache::archives=%s/archives", a->dir);
 	snprintf(a->opts[5], sizeof(a->opts[5]), "APT::Architectures::=amd64");
 	snprintf(a->opts[6], sizeof(a->opts[6]), "APT::Architectures::=arm64");
-	snprintf(a->opts[7], sizeof(a->opts[7]), "APT::Sandbox::User=root");
 	return 0;
 }
 
@@ -251,7 +273,7 @@ int kernel_apt_get(struct kernel_apt *a, const char *verb, const char *arg, stru
 	if (arg)
 		argv[n++] = (char *)arg;
 	argv[n] = NULL;
-	rc = kernel_run(argv, a->dir, a->log);
+	rc = kernel_run(argv, a->dl, a->log);
 	if (rc != 0)
 		return nectl_err_set(err, NECTL_E_FILE, "apt-get %s%s%s failed (status %d); see %s",
 				     verb, arg ? " " : "", arg ? arg : "", rc, a->log);
@@ -296,7 +318,7 @@ int kernel_apt_find_deb(const struct kernel_apt *a, const char *package, const c
 {
 	char prefix[256], suffix[64];
 	struct dirent *e;
-	DIR *d = opendir(a->dir);
+	DIR *d = opendir(a->dl);
 	int found = -1;
 
 	snprintf(prefix, sizeof(prefix), "%s_", package);
@@ -306,7 +328,7 @@ int kernel_apt_find_deb(const struct kernel_apt *a, const char *package, const c
 
 		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && n > m &&
 		    strcmp(e->d_name + n - m, suffix) == 0) {
-			snprintf(out, len, "%s/%s", a->dir, e->d_name);
+			snprintf(out, len, "%s/%s", a->dl, e->d_name);
 			found = 0;
 		}
 	}
@@ -314,6 +336,6 @@ int kernel_apt_find_deb(const struct kernel_apt *a, const char *package, const c
 		closedir(d);
 	if (found < 0)
 		return nectl_err_set(err, NECTL_E_FILE, "apt-get download left no %s*%s in %s",
-				     prefix, suffix, a->dir);
+				     prefix, suffix, a->dl);
 	return 0;
 }

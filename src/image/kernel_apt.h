@@ -9,10 +9,12 @@
 #include "nectl/eif.h"
 #include "nectl/err.h"
 
-#define KERNEL_APT_NOPTS 8
+#define KERNEL_APT_NOPTS 7
+#define KERNEL_ABI_MAX	 64 /* longest kernel ABI accepted ("6.12.95+deb12") */
 
 struct kernel_apt {
 	char dir[4096];
+	char dl[4096 + 16]; /* where `apt-get download` writes: <dir>/download */
 	char log[4096 + 16];
 	char opts[KERNEL_APT_NOPTS][4200];
 	int lock_fd;
@@ -38,11 +40,12 @@ int kernel_rmtree(const char *path, struct nectl_err *err);
 int kernel_apt_open(struct kernel_apt *a, const char *cache, struct nectl_err *err);
 void kernel_apt_close(struct kernel_apt *a);
 
-/* apt-get VERB [ARG] with the private configuration, run in the apt directory
- * (where `download` leaves its .deb). */
+/* apt-get VERB [ARG] with the private configuration, run in the download
+ * directory (where `download` leaves its .deb). */
 int kernel_apt_get(struct kernel_apt *a, const char *verb, const char *arg, struct nectl_err *err);
 
-/* The <package>_*_<arch>.deb that `apt-get download` left in the apt directory. */
+/* The <package>_*_<arch>.deb that `apt-get download` left in the download
+ * directory. */
 int kernel_apt_find_deb(const struct kernel_apt *a, const char *package, const char *arch,
 			char *out, size_t len, struct nectl_err *err);
 

@@ -1,7 +1,9 @@
 /* `kernel fetch`: Debian's prebuilt cloud kernel (kernel, config, modules) from
  * <codename>-backports, downloaded with nectl's private apt configuration
  * (kernel_apt.c) and unpacked into the cache, never installed on the host. */
+#include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +13,23 @@
 #include "image/kernel_apt.h"
 #include "nectl/kernel.h"
 
+/* $HOME, else the account's home: never a shared directory such as /tmp,
+ * where another user could have planted the cache first. */
+static const char *kernel_home(void)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (home && *home == '/')
+		return home;
+	pw = getpwuid(geteuid());
+	return pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : "/nonexistent";
+}
+
 void kernel_cache_dir(char *out, size_t len)
 {
 	const char *env = getenv("NECTL_CACHE_DIR");
 	const char *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
 
 	if (env && *env)
 		snprintf(out, len, "%s/kernels", env);
@@ -24,7 +38,7 @@ void kernel_cache_dir(char *out, size_t len)
 	else if (xdg && *xdg)
 		snprintf(out, len, "%s/nectl/kernels", xdg);
 	else
-		snprintf(out, len, "%s/.cache/nectl/kernels", home ? home : "/tmp");
+		snprintf(out, len, "%s/.cache/nectl/kernels", kernel_home());
 }
 
 static void kernel_paths(struct kernel_info *k, const char *root)
@@ -32,6 +46,30 @@ static void kernel_paths(struct kernel_info *k, const char *root)
 	snprintf(k->kernel, sizeof(k->kernel), "%s/boot/vmlinuz-%s", root, k->version);
 	snprintf(k->config, sizeof(k->config), "%s/boot/config-%s", root, k->version);
 	snprintf(k->modules_dir, sizeof(k->modules_dir), "%s/lib/modules/%s", root, k->version);
+}
+
+/* Debian's kernel ABIs ("6.12.95+deb12", "6.1.0-28"): a digit, then digits,
+ * letters, '.', '+', '~' and '-', no "..". Anything else would become a path
+ * (`../../x`) or an apt argument (`-o`, spaces) once it names the package. */
+static int kernel_abi_check(const char *abi, struct nectl_err *err)
+{
+	char shown[KERNEL_ABI_MAX + 1];
+	size_t n = strnlen(abi, KERNEL_ABI_MAX + 1);
+	bool ok =
+	    n > 0 && n <= KERNEL_ABI_MAX && isdigit((unsigned char)abi[0]) && !strstr(abi, "..");
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)abi[i]) || strchr(".+~-", abi[i]);
+	if (ok)
+		return 0;
+	/* Shown on one line whatever it holds. */
+	for (size_t i = 0; i < n && i < KERNEL_ABI_MAX; i++)
+		shown[i] = isprint((unsigned char)abi[i]) ? abi[i] : '?';
+	shown[n < KERNEL_ABI_MAX ? n : KERNEL_ABI_MAX] = '\0';
+	return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			     "kernel ABI `%s` is not valid: a digit, then digits, letters, '.', "
+			     "'+', '~' or '-', at most %d bytes (like " NECTL_KERNEL_DEFAULT ")",
+			     shown, KERNEL_ABI_MAX);
 }
 
 static void kernel_names(struct kernel_info *k, enum eif_arch arch, const char *abi)
@@ -49,6 +87,10 @@ int kernel_find(enum eif_arch arch, const char *abi, struct kernel_info *info,
 	char cache[4096], root[4096 + 160];
 	struct stat st;
 
+	if (abi && kernel_abi_check(abi, err) < 0) {
+		kernel_names(info, arch, NULL);
+		return -1;
+	}
 	kernel_names(info, arch, abi);
 	kernel_cache_dir(cache, sizeof(cache));
 	snprintf(root, sizeof(root), "%s/%s", cache, info->version);
@@ -69,7 +111,10 @@ static int kernel_unpack(const struct kernel_apt *a, const char *deb, const char
 	char tmp[4300];
 	char *argv[] = {"dpkg-deb", "-x", (char *)deb, tmp, NULL};
 
-	snprintf(tmp, sizeof(tmp), "%s.unpack.%d", root, (int)getpid());
+	snprintf(tmp, sizeof(tmp), "%s.unpack.XXXXXX", root);
+	/* mkdtemp's 0700 would hide the kernel from other users once renamed. */
+	if (!mkdtemp(tmp) || chmod(tmp, 0755) < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", tmp);
 	if (kernel_run(argv, NULL, a->log) != 0) {
 		kernel_rmtree(tmp, NULL);
 		return nectl_err_set(err, NECTL_E_FILE, "dpkg-deb -x %s failed; see %s", deb,
@@ -129,6 +174,8 @@ int kernel_fetch(enum eif_arch arch, const char *abi, struct kernel_info *info,
 	struct kernel_apt a;
 	int rc = 0;
 
+	if (abi && kernel_abi_check(abi, err) < 0)
+		return -1;
 	if (kernel_find(arch, abi, info, NULL) == 0)
 		return 0;
 	kernel_cache_dir(cache, sizeof(cache));

@@ -37,7 +37,9 @@ static int kernel_source_keep(const struct kernel_apt *a, const char *deb, const
 	char *argv[] = {"dpkg-deb", "-x", (char *)deb, tmp, NULL};
 	int rc = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s/ksrc.unpack.%d", cache, (int)getpid());
+	snprintf(tmp, sizeof(tmp), "%s/ksrc.unpack.XXXXXX", cache);
+	if (!mkdtemp(tmp))
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", tmp);
 	snprintf(inner, sizeof(inner), "%s/%s", tmp, KSRC_IN_DEB);
 	if (kernel_run(argv, NULL, a->log) != 0)
 		rc = nectl_err_set(err, NECTL_E_FILE, "dpkg-deb -x %s failed; see %s", deb, a->log);

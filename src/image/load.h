@@ -71,6 +71,16 @@ int load_put_link(struct load_ctx *c, const char *path, const char *target, int6
 int load_whiteout(struct load_ctx *c, const char *path, struct nectl_err *err);
 int load_opaque(struct load_ctx *c, const char *dir, struct nectl_err *err);
 
+/* ---- host files (load_dir.c) ---- */
+
+/* Opens name (relative to dirfd, or AT_FDCWD) for reading without following a
+ * symlink in its last component, and checks that it is a regular file and,
+ * when ino is not 0, the very file a scan saw: one swapped since (for a
+ * symlink, another file, or anything through a directory above it swapped for
+ * a symlink) is an error naming shown. Returns the descriptor. */
+int load_file_open(int dirfd, const char *name, const char *shown, uint64_t dev, uint64_t ino,
+		   struct nectl_err *err);
+
 /* ---- tar streams (load_tar.c) ---- */
 
 /* A libarchive reader for tar, any compression. */
@@ -95,11 +105,15 @@ struct load_store {
 	int fd;		  /* an image archive, or -1 */
 	int stash_fd;	  /* members of a compressed archive, or -1 */
 	uint64_t stash_len;
-	struct load_member *m; /* sorted by name, then seq */
+	struct image_limits lim; /* the stash's bytes and the archive's entries */
+	uint64_t headers;	 /* archive entries read */
+	struct load_member *m;	 /* sorted by name, then seq */
 	size_t count, cap;
 };
 
-int load_store_open(struct load_store *s, const char *path, struct nectl_err *err);
+/* lim: the tree's limits, which also bound the stash and the entries read. */
+int load_store_open(struct load_store *s, const char *path, const struct image_limits *lim,
+		    struct nectl_err *err);
 void load_store_close(struct load_store *s);
 bool load_store_has(struct load_store *s, const char *name);
 /* A whole member of at most max bytes, NUL-terminated. digest ("sha256:...")

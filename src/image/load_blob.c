@@ -7,7 +7,8 @@
  * filter is where the data starts; the first bytes are compared to make sure
  * and the digest check covers the rest. A compressed archive cannot be read
  * in place, so its members are copied into a private unlinked temporary file
- * (the stash), freed when the load ends. */
+ * (the stash), freed when the load ends; the stash stops at the limit on file
+ * data, checked against a member's size before its first byte is copied. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -69,6 +70,22 @@ static int store_pread_all(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Whether len more bytes fit the stash: its size is bounded like file data. */
+static int store_stash_room(struct load_store *s, uint64_t len, const char *name,
+			    struct nectl_err *err)
+{
+	char limit[32];
+
+	if (len <= s->lim.max_bytes - s->stash_len)
+		return 0;
+	image_size_text(s->lim.max_bytes, limit);
+	return nectl_err_set(err, NECTL_E_BUILD,
+			     "%s: member `%.256s` (%llu bytes) would take the copy of the "
+			     "compressed archive past the limit of %s of file data (raise it "
+			     "with --max-file-data)",
+			     s->path, name, (unsigned long long)len, limit);
+}
+
 static int store_stash_write(struct load_store *s, const void *buf, size_t len,
 			     struct nectl_err *err)
 {
@@ -104,13 +121,18 @@ static int store_stash_member(struct load_store *s, struct archive *a, struct lo
 	uint64_t total = headlen;
 	la_ssize_t n;
 
-	if (store_stash_open(s, err) < 0)
+	if (store_stash_room(s, m->size, m->name, err) < 0 || store_stash_open(s, err) < 0)
 		return -1;
 	m->stashed = true;
 	m->off = s->stash_len;
 	if (store_stash_write(s, head, headlen, err) < 0)
 		return -1;
 	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0) {
+		/* Never more than the size it claimed, which fit. */
+		if ((uint64_t)n > m->size - total)
+			return nectl_err_set(err, NECTL_E_BUILD,
+					     "%s: member `%.256s` is longer than its size", s->path,
+					     m->name);
 		if (store_stash_write(s, buf, (size_t)n, err) < 0)
 			return -1;
 		total += (uint64_t)n;
@@ -188,6 +210,11 @@ static int store_index_entry(struct load_store *s, struct archive *a, struct arc
 	struct load_member *m;
 	char norm[LOAD_PATH_MAX + 1];
 
+	if (++s->headers > s->lim.max_entries)
+		return nectl_err_set(err, NECTL_E_BUILD,
+				     "%s: more than %llu entries, the limit (raise it with "
+				     "--max-entries)",
+				     s->path, (unsigned long long)s->lim.max_entries);
 	if (strlen(name) > LOAD_PATH_MAX)
 		return nectl_err_set(err, NECTL_E_BUILD,
 				     "%s: a member name is longer than %d bytes", s->path,
@@ -237,12 +264,14 @@ static int store_index(struct load_store *s, struct nectl_err *err)
 	return rc;
 }
 
-int load_store_open(struct load_store *s, const char *path, struct nectl_err *err)
+int load_store_open(struct load_store *s, const char *path, const struct image_limits *lim,
+		    struct nectl_err *err)
 {
 	struct stat st;
 
 	memset(s, 0, sizeof(*s));
 	s->path = path;
+	s->lim = *lim;
 	s->dirfd = s->fd = s->stash_fd = -1;
 	if (stat(path, &st) < 0)
 		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", path);
@@ -323,9 +352,53 @@ bool load_store_has(struct load_store *s, const char *name)
 {
 	struct stat st;
 
+	/* Present as anything: reading it says what is wrong (a symlink...). */
 	if (s->dirfd >= 0)
-		return fstatat(s->dirfd, name, &st, 0) == 0 && S_ISREG(st.st_mode);
+		return fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	return store_resolve(s, name) != NULL;
+}
+
+/* Opens a layout's file (norm: normalized, relative) one component at a time
+ * from the layout's descriptor, following no symlink on the way: index.json,
+ * oci-layout, blobs/ and blobs/sha256/ are the layout's own or nothing. */
+static int store_open_beneath(struct load_store *s, const char *norm, struct nectl_err *err)
+{
+	char part[LOAD_PATH_MAX + 1];
+	const char *p = norm;
+	int dir = s->dirfd, fd;
+
+	for (;;) {
+		size_t n = strcspn(p, "/");
+		bool last = p[n] == '\0';
+
+		memcpy(part, p, n);
+		part[n] = '\0';
+		fd = openat(dir, part,
+			    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+				(last ? 0 : O_DIRECTORY));
+		if (fd < 0) {
+			int e = errno;
+			struct stat st;
+			bool link = fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				    S_ISLNK(st.st_mode);
+
+			if (dir != s->dirfd)
+				close(dir);
+			if (link)
+				return nectl_err_set(err, NECTL_E_BUILD,
+						     "%s/%.*s: is a symlink, which an image layout "
+						     "is not read through",
+						     s->path, (int)(p - norm + n), norm);
+			return nectl_err_sys(err, e == ENOENT ? NECTL_E_BUILD : NECTL_E_FILE, e,
+					     "%s/%s", s->path, norm);
+		}
+		if (dir != s->dirfd)
+			close(dir);
+		if (last)
+			return fd;
+		dir = fd;
+		p += n + 1;
+	}
 }
 
 /* Opens the bytes of a member: fd (closed by the caller if *own), off, size. */
@@ -344,10 +417,9 @@ static int store_region(struct load_store *s, const char *name, int *fd, int *ow
 		    image_path_normalize(name, norm, false, err) < 0)
 			return nectl_err_set(err, NECTL_E_BUILD, "%s: bad blob name `%.256s`",
 					     s->path, name);
-		*fd = openat(s->dirfd, norm, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		*fd = store_open_beneath(s, norm, err);
 		if (*fd < 0)
-			return nectl_err_sys(err, errno == ENOENT ? NECTL_E_BUILD : NECTL_E_FILE,
-					     errno, "%s/%s", s->path, norm);
+			return -1;
 		*own = 1;
 		if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 			close(*fd);

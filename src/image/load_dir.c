@@ -1,7 +1,11 @@
 /* A host directory into the tree. Nodes point at the host files
  * (IMAGE_DATA_FILE): nothing is read now, but every file is opened once so an
  * unreadable one fails the build here rather than halfway through writing.
- * Symlinks are never followed. Files sharing an inode become hard links.
+ * Symlinks are never followed, even when someone swaps a file for one while
+ * the build runs: files are opened relative to their directory's descriptor
+ * with O_NOFOLLOW, and the opened file must be the one the scan's lstat saw
+ * (device and inode), now and again when the ramdisk is written (cpio.c).
+ * Files sharing an inode become hard links.
  * Owners are dropped on purpose: the ramdisk is written root-owned. */
 #include <dirent.h>
 #include <errno.h>
@@ -138,22 +142,65 @@ static const char *dir_inode_seen(struct dir_walk *w, const struct stat *st, con
 	return NULL;
 }
 
+int load_file_open(int dirfd, const char *name, const char *shown, uint64_t dev, uint64_t ino,
+		   struct nectl_err *err)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	const char *now = NULL;
+	struct stat st;
+
+	/* O_NONBLOCK: a file swapped for a FIFO must fail, not hang. */
+	if (fd < 0 && errno != ELOOP)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", shown);
+	if (fd < 0)
+		now = "a symlink";
+	else if (fstat(fd, &st) < 0)
+		now = "unreadable";
+	else if (!S_ISREG(st.st_mode))
+		now = "not a regular file";
+	else if (ino && ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino))
+		now = "another file";
+	if (!now)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return nectl_err_set(err, NECTL_E_FILE,
+			     "%s: changed since the input was read (it is now %s); not read", shown,
+			     now);
+}
+
+/* Prefixes the error with the host path it is about; returns -1. */
+static int dir_fail(const char *host, struct nectl_err *err)
+{
+	char inner[NECTL_ERR_MSG_MAX];
+
+	if (!err)
+		return -1;
+	memcpy(inner, err->msg, sizeof(inner));
+	return nectl_err_set(err, err->code, "%s: %s", host, inner);
+}
+
 static int dir_put_reg(struct dir_walk *w, int dirfd, const char *name, const char *host,
 		       struct image_node *n, const struct stat *st, struct nectl_err *err)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	int fd = load_file_open(dirfd, name, host, (uint64_t)st->st_dev, (uint64_t)st->st_ino, err);
 	const char *first;
 
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", host);
+		return -1;
 	close(fd);
 	first = st->st_nlink > 1 ? dir_inode_seen(w, st, n->path) : NULL;
 	if (first)
 		return load_put_link(w->c, n->path, first, n->mtime, err);
+	/* Its apparent size: a sparse file's holes are zeros in the ramdisk. */
+	if (image_tree_charge(w->c->t, 0, (uint64_t)st->st_size, err) < 0)
+		return dir_fail(host, err);
 	n->type = IMAGE_REG;
 	n->size = (uint64_t)st->st_size;
 	n->data = st->st_size ? IMAGE_DATA_FILE : IMAGE_DATA_NONE;
 	n->data_path = st->st_size ? (char *)host : NULL;
+	n->data_dev = (uint64_t)st->st_dev;
+	n->data_ino = (uint64_t)st->st_ino;
 	return load_put(w->c, n, err);
 }
 
@@ -185,6 +232,8 @@ static int dir_entry(struct dir_walk *w, int dirfd, const char *name, const char
 	struct stat st;
 	int fd, rc;
 
+	if (image_tree_charge(w->c->t, 1, 0, err) < 0)
+		return dir_fail(host, err);
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", host);
 	n.mode = st.st_mode & 07777;

@@ -409,7 +409,7 @@ int image_load_image(struct image_tree *t, const char *path, const char *arch, c
 	if (!arch || !*arch)
 		return nectl_err_set(err, NECTL_E_INVALID_ARG, "no architecture given");
 	arch = image_arch(arch);
-	if (load_store_open(&s, path, err) < 0)
+	if (load_store_open(&s, path, image_tree_limits(t), err) < 0)
 		return load_done(-1, err);
 	if (load_store_has(&s, "index.json"))
 		rc = oci_pick(&s, arch, &p, err);

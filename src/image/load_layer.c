@@ -150,22 +150,28 @@ static bool path_within(const char *path, const char *top, bool include_self)
 	return path[n] == '/' || (include_self && path[n] == '\0');
 }
 
+/* Appends a copy of path to a growing array of paths. */
+static int paths_push(char ***v, size_t *n, size_t *cap, const char *path)
+{
+	if (*n == *cap) {
+		size_t bigger = *cap ? 2 * *cap : 16;
+		char **grown = realloc(*v, bigger * sizeof(*grown));
+
+		if (!grown)
+			return -1;
+		*v = grown;
+		*cap = bigger;
+	}
+	(*v)[*n] = strdup(path);
+	if (!(*v)[*n])
+		return -1;
+	(*n)++;
+	return 0;
+}
+
 static int links_add(struct load_ctx *c, const char *path)
 {
-	if (c->nlinks == c->links_cap) {
-		size_t cap = c->links_cap ? 2 * c->links_cap : 16;
-		char **l = realloc(c->links, cap * sizeof(*l));
-
-		if (!l)
-			return -1;
-		c->links = l;
-		c->links_cap = cap;
-	}
-	c->links[c->nlinks] = strdup(path);
-	if (!c->links[c->nlinks])
-		return -1;
-	c->nlinks++;
-	return 0;
+	return paths_push(&c->links, &c->nlinks, &c->links_cap, path);
 }
 
 /* Gives link the data of the regular file it points to. Hard links share one
@@ -195,6 +201,8 @@ static int link_promote(struct image_node *link, const struct image_node *file)
 	link->data = file->data;
 	link->spool_off = file->spool_off;
 	link->data_path = data_path;
+	link->data_dev = file->data_dev;
+	link->data_ino = file->data_ino;
 	link->mem = mem;
 	return 0;
 }
@@ -445,42 +453,49 @@ int load_put_link(struct load_ctx *c, const char *path, const char *target, int6
 	return 0;
 }
 
-/* Removes what lies at or under top (or only under it) except this layer's
- * own nodes and their ancestors. An untouched node whose parent is touched is
- * the top of a lower-only subtree: removing it removes all of that. */
-static int layer_remove_lower(struct load_ctx *c, const char *top, bool include_self,
-			      struct nectl_err *err)
+/* The tops of the lower-only subtrees under a touched node. */
+struct lower_walk {
+	struct load_ctx *c;
+	char **dead;
+	size_t ndead, cap;
+};
+
+static int dead_cmp(const void *a, const void *b)
 {
-	struct image_node *const *nodes;
-	char **dead = NULL;
-	size_t count, ndead = 0;
-	int rc = 0;
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-	nodes = image_tree_sorted(c->t, &count);
-	if (!nodes || !(dead = calloc(count ? count : 1, sizeof(*dead))))
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
-	for (size_t i = 0; i < count && rc == 0; i++) {
-		const char *p = nodes[i]->path;
-		const char *slash = strrchr(p, '/');
-		char *parent;
+/* A touched node's child: touched too, its own children are looked at;
+ * untouched, it tops a lower-only subtree, which goes as a whole. Only the
+ * layer's own paths and their children are visited, never the whole tree. */
+static int lower_visit(void *ctx, struct image_node *n)
+{
+	struct lower_walk *w = ctx;
 
-		if (!path_within(p, top, include_self) || layer_touched(c, p))
-			continue;
-		parent = strndup(p, slash ? (size_t)(slash - p) : 0);
-		if (!parent)
-			rc = -1;
-		else if (layer_touched(c, parent))
-			rc = (dead[ndead++] = strdup(p)) ? 0 : -1;
-		free(parent);
+	if (layer_touched(w->c, n->path))
+		return image_tree_each_child(w->c->t, n->path, lower_visit, w);
+	return paths_push(&w->dead, &w->ndead, &w->cap, n->path);
+}
+
+/* Removes what lies under top (top is touched: the callers say so) except
+ * this layer's own nodes and their ancestors, in path order as a sorted walk
+ * would: which hard link inherits a removed file's data must not depend on
+ * the order entries were added. */
+static int layer_remove_lower(struct load_ctx *c, const char *top, struct nectl_err *err)
+{
+	struct lower_walk w = {.c = c};
+	int rc = image_tree_each_child(c->t, top, lower_visit, &w);
+
+	if (rc == 0 && w.ndead)
+		qsort(w.dead, w.ndead, sizeof(*w.dead), dead_cmp);
+	for (size_t i = 0; i < w.ndead; i++) {
+		if (rc == 0 && w.dead[i])
+			rc = links_rescue(c, w.dead[i], true, err);
+		if (rc == 0 && w.dead[i])
+			image_tree_remove(c->t, w.dead[i]);
+		free(w.dead[i]);
 	}
-	for (size_t i = 0; i < ndead; i++) {
-		if (rc == 0 && dead[i])
-			rc = links_rescue(c, dead[i], true, err);
-		if (rc == 0 && dead[i])
-			image_tree_remove(c->t, dead[i]);
-		free(dead[i]);
-	}
-	free(dead);
+	free(w.dead);
 	return rc < 0 ? nectl_err_set(err, NECTL_E_BUILD, "out of memory") : 0;
 }
 
@@ -489,7 +504,7 @@ int load_whiteout(struct load_ctx *c, const char *path, struct nectl_err *err)
 	if (!image_tree_get(c->t, path))
 		return 0; /* nothing below to hide */
 	if (layer_touched(c, path))
-		return layer_remove_lower(c, path, true, err);
+		return layer_remove_lower(c, path, err);
 	if (links_rescue(c, path, true, err) < 0)
 		return -1;
 	image_tree_remove(c->t, path);
@@ -503,7 +518,7 @@ int load_opaque(struct load_ctx *c, const char *dir, struct nectl_err *err)
 	if (dir[0] && (!d || d->type != IMAGE_DIR))
 		return 0; /* nothing below to hide */
 	if (layer_below(c, dir))
-		return layer_remove_lower(c, dir, false, err);
+		return layer_remove_lower(c, dir, err);
 	if (links_rescue(c, dir, false, err) < 0)
 		return -1;
 	image_tree_clear_dir(c->t, dir);

@@ -11,8 +11,6 @@
 
 #include "image/load.h"
 
-#define TAR_ZEROS 65536
-
 struct archive *load_tar_reader(void)
 {
 	struct archive *a = archive_read_new();
@@ -41,23 +39,8 @@ static int tar_archive_fail(struct load_ctx *c, struct archive *a, struct nectl_
 			     why ? why : "unreadable archive");
 }
 
-static int tar_spool_zeros(struct load_ctx *c, uint64_t len, struct nectl_err *err)
-{
-	static const uint8_t zeros[TAR_ZEROS];
-	uint64_t off;
-
-	while (len > 0) {
-		size_t n = len < TAR_ZEROS ? (size_t)len : TAR_ZEROS;
-
-		if (image_tree_spool_write(c->t, zeros, n, &off, err) < 0)
-			return -1;
-		len -= n;
-	}
-	return 0;
-}
-
-/* Copies an entry's data to the spool; sparse holes become zeros so the file
- * is one contiguous run. */
+/* Copies an entry's data to the spool; sparse holes stay holes there, so the
+ * file is one contiguous run that costs the disk only its data. */
 static int tar_spool_data(struct load_ctx *c, struct archive *a, struct image_node *n,
 			  struct nectl_err *err)
 {
@@ -75,12 +58,12 @@ static int tar_spool_data(struct load_ctx *c, struct archive *a, struct image_no
 		if (at < 0 || (uint64_t)at < pos || (uint64_t)at > n->size ||
 		    len > n->size - (uint64_t)at)
 			return nectl_err_set(err, NECTL_E_BUILD, "data does not match its size");
-		if (tar_spool_zeros(c, (uint64_t)at - pos, err) < 0 ||
+		if (image_tree_spool_hole(c->t, (uint64_t)at - pos, err) < 0 ||
 		    image_tree_spool_write(c->t, buf, len, &off, err) < 0)
 			return -1;
 		pos = (uint64_t)at + len;
 	}
-	return tar_spool_zeros(c, n->size - pos, err);
+	return image_tree_spool_hole(c->t, n->size - pos, err);
 }
 
 static int tar_put_reg(struct load_ctx *c, struct archive *a, struct archive_entry *e,
@@ -90,6 +73,10 @@ static int tar_put_reg(struct load_ctx *c, struct archive *a, struct archive_ent
 
 	if (size < 0)
 		return nectl_err_set(err, NECTL_E_BUILD, "negative size");
+	/* The size it claims, holes included, before a byte is written: the
+	 * ramdisk will hold all of it. */
+	if (image_tree_charge(c->t, 0, (uint64_t)size, err) < 0)
+		return -1;
 	n->size = (uint64_t)size;
 	n->data = size ? IMAGE_DATA_SPOOL : IMAGE_DATA_NONE;
 	if (size && tar_spool_data(c, a, n, err) < 0)
@@ -219,7 +206,7 @@ int load_tar_apply(struct load_ctx *c, struct archive *a, struct nectl_err *err)
 		if (!name)
 			return nectl_err_set(err, NECTL_E_BUILD, "%s: an entry has no usable name",
 					     c->label);
-		if (tar_entry(c, a, e, name, err) < 0)
+		if (image_tree_charge(c->t, 1, 0, err) < 0 || tar_entry(c, a, e, name, err) < 0)
 			return load_fail(c, name, err);
 	}
 	return 0;

@@ -1,7 +1,9 @@
 /* The merged filesystem of an image: a hash table from normalized path to
- * node, sorted on demand. Archives are hostile: paths are normalized and
- * checked before they reach the table, and no node can be placed under a
- * parent that is not a directory. */
+ * node, each node linked to its parent and children, sorted on demand.
+ * Archives are hostile: paths are normalized and checked before they reach
+ * the table, no node can be placed under a parent that is not a directory,
+ * and removing or walking a subtree costs that subtree, never the whole tree
+ * (a layer can hold thousands of whiteouts). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -15,16 +17,25 @@
 
 struct tree_entry {
 	struct image_node node;
-	struct tree_entry *next;
+	struct tree_entry *next;	      /* hash chain */
+	struct tree_entry *parent;	      /* NULL at the top level */
+	struct tree_entry *kids, *prev, *sib; /* children; siblings, both ways */
 };
 
 struct image_tree {
 	struct tree_entry **buckets;
 	size_t nbuckets, count;
+	struct tree_entry *top;	    /* the top-level entries */
 	struct image_node **sorted; /* cache, NULL when stale */
 	int spool_fd;
 	uint64_t spool_len;
+	struct image_limits lim;
+	uint64_t entries, bytes; /* charged against lim */
 };
+
+/* Nodes the builder adds after the input (rootfs/dev, cmd, env...) stay
+ * within the node limit even when the input used all of its entries. */
+#define TREE_NODE_SLACK 64
 
 static uint64_t tree_hash(const char *s)
 {
@@ -46,7 +57,59 @@ int image_tree_new(struct image_tree **out, struct nectl_err *err)
 		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
 	}
 	t->spool_fd = -1;
+	image_tree_set_limits(t, &(struct image_limits){0});
 	*out = t;
+	return 0;
+}
+
+void image_tree_set_limits(struct image_tree *t, const struct image_limits *l)
+{
+	t->lim.max_bytes = l->max_bytes ? l->max_bytes : IMAGE_MAX_BYTES_DEFAULT;
+	t->lim.max_entries = l->max_entries ? l->max_entries : IMAGE_MAX_ENTRIES_DEFAULT;
+}
+
+const struct image_limits *image_tree_limits(const struct image_tree *t)
+{
+	return &t->lim;
+}
+
+void image_size_text(uint64_t bytes, char out[32])
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	int u = -1;
+
+	while (u < 5 && bytes && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(out, 32, "%llu bytes", (unsigned long long)bytes);
+	else
+		snprintf(out, 32, "%llu %s", (unsigned long long)bytes, units[u]);
+}
+
+static int tree_too_many(const struct image_tree *t, struct nectl_err *err)
+{
+	return nectl_err_set(err, NECTL_E_BUILD,
+			     "more than %llu entries, the limit (raise it with --max-entries)",
+			     (unsigned long long)t->lim.max_entries);
+}
+
+int image_tree_charge(struct image_tree *t, uint64_t entries, uint64_t bytes, struct nectl_err *err)
+{
+	char limit[32];
+
+	if (entries > t->lim.max_entries - t->entries)
+		return tree_too_many(t, err);
+	if (bytes > t->lim.max_bytes - t->bytes) {
+		image_size_text(t->lim.max_bytes, limit);
+		return nectl_err_set(err, NECTL_E_BUILD,
+				     "%llu bytes would take the image past its limit of %s of file "
+				     "data (raise it with --max-file-data)",
+				     (unsigned long long)bytes, limit);
+	}
+	t->entries += entries;
+	t->bytes += bytes;
 	return 0;
 }
 
@@ -144,59 +207,104 @@ static void tree_grow(struct image_tree *t)
 	t->nbuckets = n;
 }
 
-static void tree_unlink_where(struct image_tree *t, const char *prefix, size_t plen,
-			      bool include_self)
+static struct tree_entry **tree_kids(struct image_tree *t, struct tree_entry *parent)
 {
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct tree_entry **slot = &t->buckets[i];
+	return parent ? &parent->kids : &t->top;
+}
 
-		while (*slot) {
-			const char *p = (*slot)->node.path;
-			bool under = (plen == 0 && *p) ||
-				     (strncmp(p, prefix, plen) == 0 && p[plen] == '/');
-			bool self = include_self && strcmp(p, prefix) == 0;
+static void tree_link_kid(struct image_tree *t, struct tree_entry *e)
+{
+	struct tree_entry **head = tree_kids(t, e->parent);
 
-			if (under || self) {
-				struct tree_entry *dead = *slot;
+	e->prev = NULL;
+	e->sib = *head;
+	if (*head)
+		(*head)->prev = e;
+	*head = e;
+}
 
-				*slot = dead->next;
-				tree_node_free(&dead->node);
-				free(dead);
-				t->count--;
-			} else {
-				slot = &(*slot)->next;
-			}
-		}
+/* Unlinks and frees e, which has no children left. */
+static void tree_drop(struct image_tree *t, struct tree_entry *e)
+{
+	struct tree_entry **slot = tree_slot(t, e->node.path);
+
+	*slot = e->next;
+	if (e->prev)
+		e->prev->sib = e->sib;
+	else
+		*tree_kids(t, e->parent) = e->sib;
+	if (e->sib)
+		e->sib->prev = e->prev;
+	tree_node_free(&e->node);
+	free(e);
+	t->count--;
+}
+
+/* Frees everything below top, deepest first, and top itself if with_self. */
+static void tree_drop_below(struct image_tree *t, struct tree_entry *top, bool with_self)
+{
+	struct tree_entry *e = top;
+
+	for (;;) {
+		struct tree_entry *up;
+
+		while (e->kids)
+			e = e->kids;
+		if (e == top)
+			break;
+		up = e->parent;
+		tree_drop(t, e);
+		e = up;
 	}
+	if (with_self)
+		tree_drop(t, top);
 	free(t->sorted);
 	t->sorted = NULL;
 }
 
-void image_tree_remove(struct image_tree *t, const char *path)
-{
-	struct tree_entry **slot = tree_slot(t, path);
-	struct tree_entry *dead = *slot;
-
-	/* Parents always exist, so nothing lies under an absent path or a
-	 * non-directory: unlink one entry instead of scanning the whole table
-	 * (a layer can hold thousands of whiteouts). */
-	if (path[0] && (!dead || dead->node.type != IMAGE_DIR)) {
-		if (!dead)
-			return;
-		*slot = dead->next;
-		tree_node_free(&dead->node);
-		free(dead);
-		t->count--;
-		free(t->sorted);
-		t->sorted = NULL;
-		return;
-	}
-	tree_unlink_where(t, path, strlen(path), true);
-}
-
 void image_tree_clear_dir(struct image_tree *t, const char *path)
 {
-	tree_unlink_where(t, path, strlen(path), false);
+	struct tree_entry *e;
+
+	if (!path[0]) {
+		while (t->top)
+			tree_drop_below(t, t->top, true);
+		return;
+	}
+	e = *tree_slot(t, path);
+	if (e)
+		tree_drop_below(t, e, false);
+}
+
+void image_tree_remove(struct image_tree *t, const char *path)
+{
+	struct tree_entry *e;
+
+	if (!path[0]) {
+		image_tree_clear_dir(t, path);
+		return;
+	}
+	e = *tree_slot(t, path);
+	if (e)
+		tree_drop_below(t, e, true);
+}
+
+int image_tree_each_child(struct image_tree *t, const char *path,
+			  int (*fn)(void *ctx, struct image_node *child), void *ctx)
+{
+	struct tree_entry *parent = path[0] ? *tree_slot(t, path) : NULL;
+
+	if (path[0] && !parent)
+		return 0;
+	for (struct tree_entry *e = *tree_kids(t, parent), *next; e; e = next) {
+		int rc;
+
+		next = e->sib;
+		rc = fn(ctx, &e->node);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static int tree_copy_node(struct image_node *dst, const struct image_node *src)
@@ -213,7 +321,9 @@ static int tree_copy_node(struct image_node *dst, const struct image_node *src)
 	return 0;
 }
 
-static int tree_insert(struct image_tree *t, const struct image_node *n, struct nectl_err *err)
+/* Puts n at its path; parent is its parent's entry (NULL: top level). */
+static int tree_insert(struct image_tree *t, const struct image_node *n, struct tree_entry *parent,
+		       struct nectl_err *err)
 {
 	struct tree_entry **slot = tree_slot(t, n->path);
 	struct tree_entry *e = *slot;
@@ -225,11 +335,12 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 		if (tree_copy_node(&fresh, n) < 0)
 			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
 		if (was_dir && n->type != IMAGE_DIR)
-			image_tree_clear_dir(t, n->path);
-		e = *tree_slot(t, n->path);
+			tree_drop_below(t, e, false);
 		tree_node_free(&e->node);
 		e->node = fresh;
 	} else {
+		if (t->count >= t->lim.max_entries + TREE_NODE_SLACK)
+			return tree_too_many(t, err);
 		e = calloc(1, sizeof(*e));
 		if (!e || tree_copy_node(&e->node, n) < 0) {
 			free(e);
@@ -237,6 +348,8 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 		}
 		e->next = *slot;
 		*slot = e;
+		e->parent = parent;
+		tree_link_kid(t, e);
 		if (++t->count > t->nbuckets)
 			tree_grow(t);
 	}
@@ -245,20 +358,24 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 	return 0;
 }
 
-/* Every ancestor must be a directory; missing ones are created. */
+/* Every ancestor must be a directory; missing ones are created. *up is the
+ * parent's entry (NULL for a top-level path). */
 static int tree_make_parents(struct image_tree *t, const struct image_node *n,
-			     struct nectl_err *err)
+			     struct tree_entry **up, struct nectl_err *err)
 {
 	char *parent = strdup(n->path);
 	int rc = 0;
 
+	*up = NULL;
 	if (!parent)
 		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
 	for (char *slash = strchr(parent, '/'); slash && rc == 0; slash = strchr(slash + 1, '/')) {
+		struct tree_entry *above = *up;
 		struct image_node *existing;
 
 		*slash = '\0';
-		existing = image_tree_get(t, parent);
+		*up = *tree_slot(t, parent);
+		existing = *up ? &(*up)->node : NULL;
 		if (existing && existing->type != IMAGE_DIR) {
 			rc = nectl_err_set(err, NECTL_E_BUILD,
 					   "`%s` would be created inside `%s`, which is a %s, not a directory",
@@ -268,7 +385,8 @@ static int tree_make_parents(struct image_tree *t, const struct image_node *n,
 			struct image_node dir = {.path = parent, .type = IMAGE_DIR, .mode = 0755,
 						 .mtime = n->mtime};
 
-			rc = tree_insert(t, &dir, err);
+			rc = tree_insert(t, &dir, above, err);
+			*up = rc == 0 ? *tree_slot(t, parent) : NULL;
 		}
 		*slash = '/';
 	}
@@ -278,11 +396,13 @@ static int tree_make_parents(struct image_tree *t, const struct image_node *n,
 
 int image_tree_put(struct image_tree *t, const struct image_node *n, struct nectl_err *err)
 {
+	struct tree_entry *parent;
+
 	if (!n->path[0])
 		return nectl_err_set(err, NECTL_E_BUILD, "an entry names the root directory");
-	if (tree_make_parents(t, n, err) < 0)
+	if (tree_make_parents(t, n, &parent, err) < 0)
 		return -1;
-	return tree_insert(t, n, err);
+	return tree_insert(t, n, parent, err);
 }
 
 size_t image_tree_count(const struct image_tree *t)
@@ -341,6 +461,23 @@ int image_tree_spool_write(struct image_tree *t, const void *buf, size_t len, ui
 		t->spool_len += (uint64_t)n;
 	}
 	return 0;
+}
+
+int image_tree_spool_hole(struct image_tree *t, uint64_t len, struct nectl_err *err)
+{
+	if (tree_spool_open(t, err) < 0)
+		return -1;
+	if (len > (uint64_t)INT64_MAX - t->spool_len)
+		return nectl_err_set(err, NECTL_E_BUILD, "spool file: hole too large");
+	if (len && ftruncate(t->spool_fd, (off_t)(t->spool_len + len)) < 0)
+		return nectl_err_sys(err, NECTL_E_FILE, errno, "spool file: cannot extend");
+	t->spool_len += len;
+	return 0;
+}
+
+uint64_t image_tree_spool_size(const struct image_tree *t)
+{
+	return t->spool_len;
 }
 
 int image_tree_spool_read(const struct image_tree *t, uint64_t off, void *buf, size_t len,

@@ -93,27 +93,45 @@ expect "describe re-signed" 0 "" -- "$NECTL" describe-eif --eif-path "$T/s.eif"
 check_eq "re-sign replaces" "$(json "$T/out" "(len(j['Sections']), [s['Type'] for s in j['Sections']].count('signature'), j['SignatureCheck'], j['SigningCertificate']['IssuerName']['commonName'])")" \
 	"($nsec, 1, True, 'second')"
 
-# A signed image whose PCR0 changed: the signature no longer matches.
-python3 - "$T/s.eif" "$T/tampered.eif" <<'PY'
+# eif_flip IN OUT TYPE WHICH BIT: flips BIT of the first or last data byte of
+# the first section of TYPE, then fixes the CRC so only the change shows.
+eif_flip() {
+	python3 - "$@" <<'PY'
 import struct, sys, zlib
-b = bytearray(open(sys.argv[1], 'rb').read())
+src, dst, stype, which, bit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5], 0)
+b = bytearray(open(src, 'rb').read())
 n = struct.unpack('>H', b[26:28])[0]
 offs = struct.unpack('>32Q', b[28:284])
 for i in range(n):
-    t = struct.unpack('>H', b[offs[i]:offs[i]+2])[0]
-    if t == 3:
-        b[offs[i] + 12] ^= 0x20     # first ramdisk byte: B -> b
+    t, _, size = struct.unpack('>HHQ', b[offs[i]:offs[i]+12])
+    if t == stype:
+        b[offs[i] + 12 + (0 if which == 'first' else size - 1)] ^= bit
         break
 crc = zlib.crc32(b[:544])
 for i in range(n):
     size = struct.unpack('>Q', b[offs[i]+4:offs[i]+12])[0]
     crc = zlib.crc32(b[offs[i]:offs[i]+12+size], crc)
 b[544:548] = struct.pack('>I', crc)
-open(sys.argv[2], 'wb').write(b)
+open(dst, 'wb').write(b)
 PY
-expect "describe tampered" 0 "" -- "$NECTL" describe-eif --eif-path "$T/tampered.eif"
+}
+# A signed image whose PCR0 changed (first ramdisk byte: B -> b): the
+# signature no longer matches.
+eif_flip "$T/s.eif" "$T/tampered.eif" 3 first 0x20
+# nitro-cli fails describe-eif (E35) on a signature that does not verify;
+# scripts gate on the status. The JSON, with the reason, is still printed.
+expect "describe-eif: tampered signed image exits E35" 35 "signature does not verify" -- \
+	"$NECTL" describe-eif --eif-path "$T/tampered.eif"
+[ "$(wc -l <"$T/err")" -eq 1 ] && ok "describe-eif: bad signature error is one line" ||
+	bad "describe-eif: bad signature error is one line"
 check_eq "tampered SignatureCheck" "$(json "$T/out" "(j['CheckCRC'], j['SignatureCheck'])")" "(True, False)"
 grep -q "PCR0" <(json "$T/out" "j.get('SignatureError')") && ok "tampered reason" || bad "tampered reason"
+# The same signed image with the last byte of its COSE signature flipped.
+eif_flip "$T/s.eif" "$T/badsig.eif" 4 last 0x01
+expect "describe-eif: corrupted COSE signature exits E35" 35 "signature does not verify" -- \
+	"$NECTL" describe-eif --eif-path "$T/badsig.eif"
+check_eq "corrupted signature: JSON still printed" "$(json "$T/out" "(j['IsSigned'], j['SignatureCheck'], 'SignatureError' in j)")" \
+	"(True, False, True)"
 
 # Errors: one line, the E-code as exit status, nothing half-written.
 expect "missing eif-path" 1 "\`eif-path\`" -- "$NECTL" describe-eif
@@ -496,6 +514,21 @@ PY
 		nx run-enclave --emulate --eif-path "$T/badsig.eif" --memory 64 --cpu-count 1 --heartbeat-timeout 5
 fi
 ctl_cleanup
+
+# ---- hostile inputs to the image commands (issue 9) ----
+# kernel fetch: the ABI is checked before it becomes a path or an apt argument
+# (a private cache: nothing is downloaded, the shared cache is not touched).
+for abi in ../../x 'a b' '-o' '6.12/../../etc'; do
+	expect "kernel fetch --version '$abi' refused" 3 "\`$abi\`" -- env NECTL_CACHE_DIR="$T/kc" \
+		"$NECTL" kernel fetch --version "$abi"
+	[ "$(wc -l <"$T/err")" -eq 1 ] && [ ! -s "$T/out" ] && ok "kernel fetch --version '$abi': one line, no JSON" ||
+		bad "kernel fetch --version '$abi': one line, no JSON"
+done
+[ ! -e "$T/kc/kernels/apt" ] && ok "kernel fetch: bad ABIs never reached apt" || bad "kernel fetch: bad ABIs never reached apt"
+expect "build-enclave --kernel-version ../../x refused" 3 "\`../../x\`" -- env NECTL_CACHE_DIR="$T/kc" \
+	"$NECTL" build-enclave --kernel-version ../../x --rootfs "$T" --cmd /x --output-file "$T/kv.eif"
+[ ! -e "$T/kv.eif" ] && ok "build-enclave --kernel-version ../../x: no output" || bad "build-enclave --kernel-version ../../x: no output"
+# ---- end of the image commands' hostile inputs ----
 
 # explain
 expect "explain" 0 "[ E35 ]" -- "$NECTL" explain --error-code E35

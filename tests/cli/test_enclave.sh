@@ -269,4 +269,118 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 		--output-file "$T/outdir/bad.eif"
 	noout "$T/outdir/bad.eif" "unreadable file"
 fi
+
+# ---- hostile inputs and hostile neighbours (issue 9) ----
+# --docker-uri exports through `docker save` into a private directory
+# (mkdtemp), never a predictable /tmp name another user could plant a symlink
+# at; both are gone afterwards. A stand-in daemon socket and docker binary.
+mkdir -p "$T/fakebin"
+cat >"$T/fakebin/docker" <<EOF
+#!/bin/sh
+[ "\$1" = save ] && [ "\$3" = -o ] || exit 1
+d=\$(dirname "\$4")
+echo "\$4 \$(stat -c '%a %u' "\$d") \$(ls -A "\$d" | wc -l)" >"$T/docker-o.txt"
+cp "$T/img/docker.tar" "\$4"
+EOF
+chmod 755 "$T/fakebin/docker"
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); time.sleep(120)' "$T/docker.sock" &
+sockpid=$!
+for _ in $(seq 50); do [ -S "$T/docker.sock" ] && break; sleep 0.1; done
+expect "--docker-uri through a daemon" 0 "" -- env DOCKER_HOST="unix://$T/docker.sock" \
+	PATH="$T/fakebin:$PATH" "$NECTL" build-enclave --docker-uri hello:latest --output-file "$T/dk.eif"
+kill "$sockpid" 2>/dev/null
+wait "$sockpid" 2>/dev/null
+read -r dpath dmode downer dcount <"$T/docker-o.txt"
+if [[ $dpath =~ ^/tmp/nectl-docker-[0-9]+\.tar$ ]]; then
+	bad "docker save: predictable name $dpath"
+else
+	[ "$dmode $downer $dcount" = "700 $(id -u) 0" ] && ok "docker save: into a fresh private directory" ||
+		bad "docker save: into a fresh private directory (got $dpath $dmode $downer $dcount)"
+fi
+[ -n "$dpath" ] && [ ! -e "$dpath" ] && [ ! -e "$(dirname "$dpath")" ] &&
+	ok "docker save: archive and directory removed" || bad "docker save: archive and directory removed"
+# A 2.5 KiB GNU sparse tar whose one file claims 2^40 bytes: refused at once,
+# nothing written (run with a 2 MiB file-size limit, so a loader that spools
+# the terabyte dies of SIGXFSZ instead of filling the disk).
+python3 - "$T/bomb.tar" <<'PY'
+import sys
+def num(v, w):
+    return b'%0*o\0' % (w - 1, v) if v < 8 ** (w - 1) else b'\x80' + v.to_bytes(w - 1, 'big')
+h = bytearray(512)
+h[0:4] = b'bomb'
+h[100:108], h[108:116], h[116:124] = num(0o644, 8), num(0, 8), num(0, 8)
+h[124:136], h[136:148], h[156] = num(1024, 12), num(1600000000, 12), ord('S')
+h[257:265] = b'ustar  \0'
+h[386:398], h[398:410], h[483:495] = num(2**40 - 1024, 12), num(1024, 12), num(2**40, 12)
+h[148:156] = b' ' * 8
+h[148:156] = b'%06o\0 ' % sum(h)
+open(sys.argv[1], 'wb').write(bytes(h) + b'x' * 1024 + bytes(1024))
+PY
+mkdir -p "$T/bombtmp"
+t0=$(date +%s%N)
+expect "sparse tar claiming 2^40 bytes refused" 48 "entry \`bomb\`" -- bash -c 'ulimit -f 2048 && exec env TMPDIR="$1" "${@:2}"' _ \
+	"$T/bombtmp" "$NECTL" build-enclave --rootfs "$T/bomb.tar" --cmd /x --output-file "$T/bomb.eif"
+ms=$((($(date +%s%N) - t0) / 1000000))
+grep -q '^\[ E48 \] .*bomb.tar: entry `bomb`: 1099511627776 bytes .* limit of 4 GiB of file data (raise it with --max-file-data)$' \
+	"$T/err" && [ "$(grep -c '^\[ E' "$T/err")" -eq 1 ] &&
+	ok "sparse bomb: one error line naming the limit" || bad "sparse bomb: one error line naming the limit ($(cat "$T/err"))"
+[ "$ms" -lt 1000 ] && ok "sparse bomb: refused in $ms ms" || bad "sparse bomb: refused in $ms ms, not under 1000"
+noout "$T/bomb.eif" "sparse bomb"
+[ -z "$(ls -A "$T/bombtmp")" ] && ok "sparse bomb: no temporary file" || bad "sparse bomb: no temporary file"
+# The limits are options: lowered, an ordinary rootfs hits them; malformed, refused.
+expect "--max-file-data 1K" 48 "limit of 1 KiB of file data" -- "$NECTL" build-enclave --rootfs "$T/a/root" \
+	--cmd /bin/hello --output-file "$T/lim.eif" --max-file-data 1K
+expect "--max-entries 3" 48 "more than 3 entries" -- "$NECTL" build-enclave --rootfs "$T/a/root" \
+	--cmd /bin/hello --output-file "$T/lim.eif" --max-entries 3
+noout "$T/lim.eif" "lowered limits"
+expect "--max-file-data 1X refused" 3 "--max-file-data" -- "$NECTL" build-enclave --rootfs "$T/a/root" \
+	--cmd /bin/hello --output-file "$T/lim.eif" --max-file-data 1X
+expect "--max-entries -1 refused" 3 "--max-entries" -- "$NECTL" build-enclave --rootfs "$T/a/root" \
+	--cmd /bin/hello --output-file "$T/lim.eif" --max-entries -1
+expect "raised limits build" 0 "" -- "$NECTL" build-enclave --rootfs "$T/a/root" --cmd /bin/hello \
+	--env GREETING=hi --output-file "$T/lim.eif" --max-file-data 16G --max-entries 2000000 --build-time 1700000000 --name app
+cmp -s "$T/lim.eif" "$T/a.eif" && ok "raised limits: the same image" || bad "raised limits: the same image"
+# A million empty files, streamed through a FIFO: refused at the entry limit.
+mkfifo "$T/million.tar"
+timeout 120 python3 - 1000000 >"$T/million.tar" <<'PY' &
+import sys
+h = bytearray(512)
+h[100:108], h[108:116], h[116:124] = b'0000644\0', b'0000000\0', b'0000000\0'
+h[124:136], h[136:148], h[156] = b'00000000000\0', b'13720761400\0', ord('0')
+h[257:265], h[148:156] = b'ustar  \0', b' ' * 8
+base, out, chunk = sum(h), sys.stdout.buffer, []
+try:
+    for i in range(int(sys.argv[1])):
+        h[0:8] = name = b'f%07d' % i
+        h[148:156] = b'%06o\0 ' % (base + sum(name))
+        chunk.append(bytes(h))
+        if len(chunk) == 256:
+            out.write(b''.join(chunk))
+            chunk = []
+    out.write(b''.join(chunk) + bytes(1024))
+    out.flush()
+except BrokenPipeError:
+    pass
+PY
+genpid=$!
+t0=$(date +%s%N)
+expect "tar of a million empty files refused" 48 "entries" -- "$NECTL" build-enclave --rootfs "$T/million.tar" \
+	--cmd /x --output-file "$T/million.eif"
+ms=$((($(date +%s%N) - t0) / 1000000))
+kill "$genpid" 2>/dev/null
+wait "$genpid" 2>/dev/null
+grep -q '^\[ E48 \] .*million.tar: entry `f0250000`: more than 250000 entries, the limit (raise it with --max-entries)$' \
+	"$T/err" && [ "$(grep -c '^\[ E' "$T/err")" -eq 1 ] &&
+	ok "entry bomb: one error line naming the limit ($ms ms)" || bad "entry bomb: one error line naming the limit ($(cat "$T/err"))"
+noout "$T/million.eif" "entry bomb"
+# An OCI layout's index.json that is a symlink (here to a copy of the real one)
+# is not followed.
+cp -r "$T/img/layout" "$T/linked"
+mv "$T/linked/index.json" "$T/linked-index.json"
+ln -s "$T/linked-index.json" "$T/linked/index.json"
+expect "OCI layout: symlinked index.json not followed" 48 "index.json: is a symlink" -- "$NECTL" build-enclave \
+	--oci-layout "$T/linked" --output-file "$T/linked.eif"
+noout "$T/linked.eif" "symlinked index.json"
+# ---- end of hostile inputs ----
 summary

@@ -289,8 +289,16 @@ wait_launch d2
 launch f --eif-path /off.eif --cpu-count 1 --machine-acpi
 wait_launch f
 # The sample app as make demo builds it, on Nitro's machine.
+# The launcher leaves fd 7 open: the supervisor, a clean daemon, must not
+# inherit it.
+exec 7>$T/fd7
 launch e --eif-path /hello.eif --cpu-count 1 --debug-mode --forward-into-enclave tcp:127.0.0.1:5100=5000
+exec 7>&-
 wait_launch e
+pid_e=$(field $T/e.json ProcessID)
+[ -n "$pid_e" ] && [ -d /proc/$pid_e/fd ] && ! ls -l /proc/$pid_e/fd | grep -q "$T/fd7" &&
+	ok "the supervisor does not inherit the launcher's fd 7" ||
+	bad "the supervisor does not inherit the launcher's fd 7: $(ls -l /proc/$pid_e/fd 2>&1 | tail -3)"
 check "the sample app listens" wait_console hello "listening on vsock port 5000"
 (echo "hello, sample"; sleep 8) | timeout 30 nc 127.0.0.1 5100 >$T/hello.out 2>&1
 has $T/hello.out "^hello, sample" && ok "the sample app echoes a line through a TCP forward" ||
@@ -391,7 +399,13 @@ sed -n "/\"EnclaveName\": \"$name_h\"/,/\"EnclaveName\"/p" $T/describe-h.json >$
 has $T/h.rec '"Machine": "nitro"' && has $T/h.rec '"State": "RUNNING"' &&
 	ok "...and the enclave stays RUNNING on \"Machine\": \"nitro\"" ||
 	bad "...and the enclave stays RUNNING on \"Machine\": \"nitro\": $(cat $T/h.rec)"
-check "...until terminate-enclave stops it" $N terminate-enclave --enclave-name "$name_h"
+# A supervisor that cannot answer (stopped): terminate-enclave ends it by its
+# PID and says so only once it is gone.
+pid_h=$(field $T/h.json ProcessID)
+kill -STOP "$pid_h"
+check "...until terminate-enclave stops it, even with its supervisor stopped (SIGSTOP)" \
+	$N terminate-enclave --enclave-name "$name_h"
+check "...and its supervisor is gone when it says so" gone "$pid_h"
 
 # A boot without heartbeat in time: E36, nothing left behind.
 $N run-enclave --emulate --eif-path /app.eif --memory 256 --cpu-count 1 --heartbeat-timeout 1 \

@@ -3,6 +3,8 @@
  * OpenSSL, exactly as a registry tool would lay them out. */
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,37 @@
 #define MT_CONFIG     "application/vnd.oci.image.config.v1+json"
 #define MT_MANIFEST   "application/vnd.oci.image.manifest.v1+json"
 #define MT_INDEX      "application/vnd.oci.image.index.v1+json"
+
+char *imgfix_path(const char *dir, const char *fmt, ...)
+{
+	static char paths[8][4200];
+	static int next;
+	char *p = paths[next++ % 8];
+	char name[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	snprintf(p, 4200, "%s/%s", dir, name);
+	return p;
+}
+
+static int fix_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	/* Only directories need opening up, and chmod follows symlinks: on a link
+	 * such as lib -> /usr/lib it would lock up the host's directory. */
+	if (flag == FTW_DP || flag == FTW_DNR)
+		chmod(path, 0700);
+	return remove(path);
+}
+
+int imgfix_rmtree(const char *dir)
+{
+	return nftw(dir, fix_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 void imgfix_sha256(const void *data, size_t len, char hex[65])
 {
@@ -67,12 +100,14 @@ static la_ssize_t fix_write_cb(struct archive *a, void *ctx, const void *buf, si
 	return (la_ssize_t)len;
 }
 
-static struct archive *fix_ar_open(enum imgfix_comp comp, struct imgfix_buf *out)
+/* raw: the one entry's data is the output (compressed), not a tar of it. */
+static struct archive *fix_ar_open_as(enum imgfix_comp comp, struct imgfix_buf *out, bool raw)
 {
 	struct archive *a = archive_write_new();
 
 	FIX_CHECK(a);
-	FIX_CHECK(archive_write_set_format_pax_restricted(a) == ARCHIVE_OK);
+	FIX_CHECK((raw ? archive_write_set_format_raw(a)
+		       : archive_write_set_format_pax_restricted(a)) == ARCHIVE_OK);
 	switch (comp) {
 	case IMGFIX_PLAIN:
 		break;
@@ -94,6 +129,11 @@ static struct archive *fix_ar_open(enum imgfix_comp comp, struct imgfix_buf *out
 	out->len = 0;
 	FIX_CHECK(archive_write_open(a, out, NULL, fix_write_cb, NULL) == ARCHIVE_OK);
 	return a;
+}
+
+static struct archive *fix_ar_open(enum imgfix_comp comp, struct imgfix_buf *out)
+{
+	return fix_ar_open_as(comp, out, false);
 }
 
 static void fix_ar_close(struct archive *a)
@@ -214,6 +254,111 @@ void imgfix_tar_file(const char *path, const struct imgfix_entry *e, size_t n,
 	imgfix_tar(e, n, comp, &b);
 	imgfix_write_file(path, b.data, b.len);
 	imgfix_buf_free(&b);
+}
+
+/* ---- raw tar headers: what libarchive's writer will not say ---- */
+
+/* A numeric field: octal digits and a NUL, or GNU's base-256 when too big. */
+static void fix_hdr_num(uint8_t *f, size_t w, uint64_t v)
+{
+	if (v < (1ull << (3 * (w - 1)))) {
+		for (size_t i = w - 1; i-- > 0; v >>= 3)
+			f[i] = (uint8_t)('0' + (v & 7));
+		f[w - 1] = '\0';
+		return;
+	}
+	memset(f, 0, w);
+	f[0] = 0x80;
+	for (size_t i = w - 1; i > 0 && v; i--, v >>= 8)
+		f[i] = (uint8_t)v;
+}
+
+/* A regular file's header (type '0', or GNU's old sparse 'S'), checksummed
+ * last by the caller through fix_hdr_sum. */
+static void fix_hdr(uint8_t h[512], const char *name, char type, uint64_t size)
+{
+	memset(h, 0, 512);
+	snprintf((char *)h, 100, "%s", name);
+	fix_hdr_num(h + 100, 8, 0644);
+	fix_hdr_num(h + 108, 8, 0);
+	fix_hdr_num(h + 116, 8, 0);
+	fix_hdr_num(h + 124, 12, size);
+	fix_hdr_num(h + 136, 12, IMGFIX_MTIME);
+	h[156] = (uint8_t)type;
+	memcpy(h + 257, "ustar  ", 8); /* GNU's magic and version */
+}
+
+static void fix_hdr_sum(uint8_t h[512])
+{
+	unsigned sum = 0;
+
+	memset(h + 148, ' ', 8);
+	for (int i = 0; i < 512; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+	h[155] = ' ';
+}
+
+void imgfix_sparse_bomb(const char *path, uint64_t realsize, enum imgfix_comp comp)
+{
+	uint8_t tar[512 + 1024 + 1024] = {0};
+	struct imgfix_buf b;
+	struct archive *a;
+	struct archive_entry *e;
+
+	FIX_CHECK(realsize >= 1024);
+	fix_hdr(tar, "bomb", 'S', 1024);
+	fix_hdr_num(tar + 386, 12, realsize - 1024); /* sparse[0]: offset, numbytes */
+	fix_hdr_num(tar + 398, 12, 1024);
+	fix_hdr_num(tar + 483, 12, realsize); /* realsize */
+	fix_hdr_sum(tar);
+	memset(tar + 512, 'x', 1024);
+	if (comp == IMGFIX_PLAIN) {
+		imgfix_write_file(path, tar, sizeof(tar));
+		return;
+	}
+	a = fix_ar_open_as(comp, &b, true);
+	e = archive_entry_new();
+	FIX_CHECK(e);
+	archive_entry_set_pathname(e, "bomb.tar");
+	archive_entry_set_filetype(e, AE_IFREG);
+	FIX_CHECK(archive_write_header(a, e) == ARCHIVE_OK);
+	FIX_CHECK(archive_write_data(a, tar, sizeof(tar)) == (la_ssize_t)sizeof(tar));
+	archive_entry_free(e);
+	fix_ar_close(a);
+	imgfix_write_file(path, b.data, b.len);
+	imgfix_buf_free(&b);
+}
+
+void imgfix_tar_headers(int fd, unsigned count)
+{
+	static uint8_t buf[64 * 512];
+	size_t used = 0;
+	char name[32];
+
+	for (unsigned i = 0; i <= count; i++) {
+		if (used == sizeof(buf) || i == count) {
+			for (size_t off = 0; off < used;) {
+				ssize_t n = write(fd, buf + off, used - off);
+
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0)
+					return; /* the reader went away: done */
+				off += (size_t)n;
+			}
+			used = 0;
+		}
+		if (i == count)
+			break;
+		snprintf(name, sizeof(name), "f%07u", i);
+		fix_hdr(buf + used, name, '0', 0);
+		fix_hdr_sum(buf + used);
+		used += 512;
+	}
+	memset(buf, 0, 1024); /* the end: two zero blocks */
+	if (write(fd, buf, 1024) != 1024)
+		return;
 }
 
 void imgfix_blob(const char *dir, const void *data, size_t len, struct imgfix_desc *d)

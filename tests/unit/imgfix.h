@@ -70,6 +70,12 @@ struct imgfix_desc {
 	size_t size;
 };
 
+/* Scratch space: dir/fmt... in one of 8 rotating buffers (a few paths stay
+ * valid at once); and removing a test's directory with everything in it,
+ * directories opened up first (tests lock some), symlinks never followed. */
+char *imgfix_path(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int imgfix_rmtree(const char *dir);
+
 void imgfix_sha256(const void *data, size_t len, char hex[65]);
 void imgfix_write_file(const char *path, const void *data, size_t len);
 void imgfix_buf_free(struct imgfix_buf *b);
@@ -79,6 +85,13 @@ void imgfix_tar(const struct imgfix_entry *e, size_t n, enum imgfix_comp comp,
 		struct imgfix_buf *out);
 void imgfix_tar_file(const char *path, const struct imgfix_entry *e, size_t n,
 		     enum imgfix_comp comp);
+
+/* Hostile tars, written header by header: a GNU old-style sparse file "bomb"
+ * claiming realsize bytes (>= 1024) of which only the last KiB is stored,
+ * about 2.5 KiB in all; and count empty files "fNNNNNNN" streamed into fd
+ * (a pipe: stops quietly when the reader goes away). */
+void imgfix_sparse_bomb(const char *path, uint64_t realsize, enum imgfix_comp comp);
+void imgfix_tar_headers(int fd, unsigned count);
 
 /* Stores data as blobs/sha256/<hex> under dir. */
 void imgfix_blob(const char *dir, const void *data, size_t len, struct imgfix_desc *d);

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 
 #include "nectl/eif.h"
 
@@ -91,6 +93,40 @@ static void test_metadata_vector(void **state)
 	assert_int_equal(len, 221);
 	assert_string_equal(json, VECTOR_METADATA);
 	free(json);
+}
+
+/* Found with fuzz/fuzz_eif_metadata: custom JSON nested as deep as jansson
+ * parses (2048) is one level too deep once inside the metadata object, so
+ * describe-eif could not read the image build-eif had just written. */
+static void test_metadata_build_refuses_what_describe_cannot_read(void **state)
+{
+	char custom[2 * 2048 + 1];
+	struct eif_metadata_fields f = {.image_name = "t", .custom_json = custom};
+	struct eif_image img = {0};
+	struct nectl_err err = {0};
+	json_t *out;
+	char *json = NULL;
+	size_t len;
+
+	(void)state;
+	for (int depth = 2047; depth <= 2048; depth++) {
+		memset(custom, '[', (size_t)depth);
+		memset(custom + depth, ']', (size_t)depth);
+		custom[2 * depth] = '\0';
+		memset(&err, 0, sizeof(err));
+		if (eif_metadata_build(&f, &json, &len, &err) < 0) {
+			assert_int_equal(err.code, NECTL_E_SERDE);
+			assert_non_null(strstr(err.msg, "nested too deeply"));
+			continue;
+		}
+		img.metadata = (uint8_t *)json;
+		img.metadata_len = len;
+		out = json_object();
+		if (eif_metadata_describe(&img, out, &err) < 0)
+			fail_msg("depth %d: built, but describe says `%s`", depth, err.msg);
+		json_decref(out);
+		free(json);
+	}
 }
 
 static void test_vector_bytes(void **state)
@@ -299,16 +335,49 @@ static void test_pcr_extend_vectors(void **state)
 	const char *id = "i-1234567890abcdef0";
 	uint8_t pcr[48] = {0};
 
-	eif_pcr_extend(pcr, arn, strlen(arn));
+	assert_int_equal(eif_pcr_extend(pcr, arn, strlen(arn), NULL), 0);
 	assert_hex(pcr, 48,
 		   "78fce75db17cd4e0a3fb8dad3ad128ca5e77edbb2b2c7f75329dccd99aa5f6ef4fc1f1a452e315b9e98f9e312e6921e6");
 	memset(pcr, 0, sizeof(pcr));
-	eif_pcr_extend(pcr, id, strlen(id));
+	assert_int_equal(eif_pcr_extend(pcr, id, strlen(id), NULL), 0);
 	assert_hex(pcr, 48,
 		   "08f996b5d43e047a9eb51e7f548bfee7e164fd7dc8f65541f2ac09d6545ac812719327281c401a67a10fcba87ae79ce0");
 }
 
 /* A failed build leaves neither the output nor a temporary file behind. */
+/* A library never aborts: with no SHA-384 to be had (here, a default library
+ * context holding only the null provider), extending fails with an error. In a
+ * child, so that the old abort() is a failed test rather than a dead runner. */
+static void test_pcr_extend_without_sha384_returns_error(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+		struct nectl_err err = {0};
+		uint8_t pcr[48] = {0}, zero[48] = {0};
+
+		if (!ctx || !OSSL_PROVIDER_load(ctx, "null"))
+			_exit(100);
+		OSSL_LIB_CTX_set0_default(ctx);
+		if (eif_pcr_extend(pcr, "x", 1, &err) != -1 || err.code != NECTL_E_HASH ||
+		    !strstr(err.msg, "SHA-384") || memcmp(pcr, zero, 48) != 0)
+			_exit(1);
+		memset(&err, 0, sizeof(err));
+		if (eif_pcr_from_digest(pcr, zero, &err) != -1 || err.code != NECTL_E_HASH)
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status))
+		fail_msg("eif_pcr_extend killed the process (signal %d)", WTERMSIG(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_build_failure_atomic(void **state)
 {
 	struct eif_input rd = {.path = "/nonexistent/ramdisk"};
@@ -372,12 +441,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metadata_vector),
+		cmocka_unit_test(test_metadata_build_refuses_what_describe_cannot_read),
 		cmocka_unit_test(test_vector_bytes),
 		cmocka_unit_test(test_vector_read),
 		cmocka_unit_test(test_roundtrip_files),
 		cmocka_unit_test(test_producer_input),
 		cmocka_unit_test(test_pcr_empty),
 		cmocka_unit_test(test_pcr_extend_vectors),
+		cmocka_unit_test(test_pcr_extend_without_sha384_returns_error),
 		cmocka_unit_test(test_build_failure_atomic),
 		cmocka_unit_test(test_kernel_config),
 		cmocka_unit_test(test_format_time),

@@ -3,9 +3,7 @@
  * fixtures (imgfix.c) are built in a private temporary directory. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,31 +24,7 @@
 static char tmpdir[] = "/tmp/nectl-test-image-XXXXXX";
 
 /* A path in the test directory; a few stay valid at once. */
-__attribute__((format(printf, 1, 2))) static char *tp(const char *fmt, ...)
-{
-	static char paths[8][4200];
-	static int next;
-	char *p = paths[next++ % 8];
-	char name[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	snprintf(p, 4200, "%s/%s", tmpdir, name);
-	return p;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	/* Only directories need opening up, and chmod follows symlinks: on a link
-	 * such as lib -> /usr/lib it would lock up the host's directory. */
-	if (flag == FTW_DP || flag == FTW_DNR)
-		chmod(path, 0700);
-	return remove(path);
-}
+#define tp(...) imgfix_path(tmpdir, __VA_ARGS__)
 
 static int group_setup(void **state)
 {
@@ -64,7 +38,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return imgfix_rmtree(tmpdir);
 }
 
 static struct image_tree *tree_new(void)
