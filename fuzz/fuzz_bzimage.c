@@ -3,7 +3,7 @@
  * validates every field before it sizes or places anything) and as
  * describe-eif reads the kernel release (eif_kernel_release). The guest has
  * 128 MiB of RAM, allocated once. Besides crashes, it traps on broken
- * promises: a failure carries NECTL_E_EIF, success enters at the 64-bit entry
+ * promises: a failure carries NECTL_ERR_EIF, success enters at the 64-bit entry
  * point of the kernel copied to 1 MiB, and a release is printable text. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (x86_boot_setup(fuzz_guest(), &spec, &regs, &err) == 0) {
 		if (regs.rip != X86_KERNEL_GPA + 0x200)
 			abort();
-	} else if (err.code != NECTL_E_EIF || !err.msg[0]) {
+	} else if (err.kind != NECTL_ERR_EIF || !err.msg[0]) {
 		abort();
 	}
 	return 0;

@@ -27,7 +27,7 @@ static void fuzz_describe(const uint8_t *json, size_t len)
 		if (!json_is_object(json_object_get(out, "Metadata")) ||
 		    !json_object_get(out, "ImageName") || !json_object_get(out, "ImageVersion"))
 			abort();
-	} else if (err.code != NECTL_E_EIF || !err.msg[0]) {
+	} else if (err.kind != NECTL_ERR_EIF || !err.msg[0]) {
 		abort();
 	}
 	json_decref(out);
@@ -47,7 +47,7 @@ static void fuzz_roundtrip(const char *custom)
 	size_t len;
 
 	if (eif_metadata_build(&f, &meta, &len, &err) < 0) {
-		if (err.code != NECTL_E_SERDE || !err.msg[0])
+		if (err.kind != NECTL_ERR_SERDE || !err.msg[0])
 			abort();
 		return;
 	}

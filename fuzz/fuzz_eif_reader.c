@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		eif_image_free(&img);
 		return 0;
 	}
-	if (err.code != NECTL_E_EIF || strncmp(err.msg, "fuzz: ", 6) != 0)
+	if (err.kind != NECTL_ERR_EIF || strncmp(err.msg, "fuzz: ", 6) != 0)
 		abort();
 	if (img.cmdline || img.metadata || img.signature)
 		abort();

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_cert(cert, cert_len);
 		free(cert);
 		free(cose);
-	} else if (err.code != NECTL_E_EIF || cert || cose) {
+	} else if (err.kind != NECTL_ERR_EIF || cert || cose) {
 		abort();
 	}
 	verified = eif_signature_verify(data, size, pcr0, &check, &err);

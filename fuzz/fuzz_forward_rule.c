@@ -49,7 +49,7 @@ static void check_parsed(const struct fwd_rule *r, enum fwd_dir dir)
 
 static void check_refused(const struct nectl_err *err, enum fwd_dir dir)
 {
-	if (err->code != NECTL_E_INVALID_ARG || strchr(err->msg, '\n') ||
+	if (err->kind != NECTL_ERR_INVALID_ARG || strchr(err->msg, '\n') ||
 	    strncmp(err->msg, fwd_rule_option(dir), strlen(fwd_rule_option(dir))) != 0)
 		abort();
 }
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n) {
 		struct nectl_err err = {0};
 
-		if (fwd_rules_check(rules, n, &err) < 0 && err.code != NECTL_E_INVALID_ARG)
+		if (fwd_rules_check(rules, n, &err) < 0 && err.kind != NECTL_ERR_INVALID_ARG)
 			abort();
 	}
 	return 0;

@@ -166,8 +166,8 @@ static void fuzz_check_tree(struct image_tree *t)
 
 static void fuzz_check_error(const struct nectl_err *err)
 {
-	if (err->code != NECTL_E_BUILD && err->code != NECTL_E_FILE &&
-	    err->code != NECTL_E_INVALID_ARG)
+	if (err->kind != NECTL_ERR_BUILD && err->kind != NECTL_ERR_FILE &&
+	    err->kind != NECTL_ERR_INVALID_ARG)
 		abort();
 	if (!err->msg[0] || strchr(err->msg, '\n'))
 		abort();

@@ -70,8 +70,8 @@ int main(int argc, char **argv)
 						  .acpi = acpi},
 			   &err) < 0 ||
 	    machine_run(m, &why, detail, sizeof(detail), &err) < 0) {
-		fprintf(stderr, "[ E%02d ] %s\n", err.code, err.msg);
-		return err.code ? err.code : 1;
+		fprintf(stderr, "nectl-vmm: %s\n", err.msg);
+		return 1;
 	}
 	fprintf(stderr, "nectl-vmm: enclave memory: %s; machine: %s; guest stopped: %s (%s)\n",
 		machine_memory_kind(m), acpi ? "nitro+acpi" : "nitro", names[why], detail);

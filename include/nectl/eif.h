@@ -108,7 +108,7 @@ struct eif_image {
 
 /* Validates the header and section table, then streams every section once,
  * computing the CRC and PCR0/1/2 (PCR8 too when signed). Memory use does not
- * depend on section sizes. Structural problems fail with NECTL_E_EIF; a CRC
+ * depend on section sizes. Structural problems fail with NECTL_ERR_EIF; a CRC
  * mismatch does not fail (compare crc_stored and crc_computed). */
 int eif_read(const struct eif_source *src, struct eif_image *img,
 	     const struct eif_progress *progress, struct nectl_err *err);
@@ -123,7 +123,7 @@ int eif_image_find(const struct eif_image *img, unsigned type);
 int eif_extract(const struct eif_source *src, const struct eif_image *img, unsigned type,
 		int index, const char *path, struct nectl_err *err);
 
-/* PCR helpers (SHA-384, extend from 48 zero bytes). They fail (NECTL_E_HASH,
+/* PCR helpers (SHA-384, extend from 48 zero bytes). They fail (NECTL_ERR_HASH,
  * pcr unchanged) only when SHA-384 cannot be had: no memory, no provider. */
 int eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len,
 		   struct nectl_err *err);

@@ -16,7 +16,7 @@
 #define EIF_COSE_ES384 (-35)
 #define EIF_COSE_ES512 (-36)
 
-/* Loads a PEM certificate and a PEM EC private key. Fails (NECTL_E_SIGN) when a
+/* Loads a PEM certificate and a PEM EC private key. Fails (NECTL_ERR_SIGN) when a
  * file cannot be read, is not PEM, the key is not P-256/P-384/P-521, or the key
  * does not belong to the certificate. */
 int eif_signer_load(struct eif_signer **out, const char *cert_path, const char *key_path,
@@ -31,13 +31,13 @@ int eif_signature_build(const struct eif_signer *signer, const uint8_t pcr0[EIF_
 			uint8_t **out, size_t *out_len, struct nectl_err *err);
 
 /* Splits a signature section into the certificate PEM bytes and the COSE_Sign1
- * bytes of its first element. Malformed CBOR fails with NECTL_E_EIF. The
+ * bytes of its first element. Malformed CBOR fails with NECTL_ERR_EIF. The
  * outputs are malloc'd. */
 int eif_signature_parse(const uint8_t *section, size_t len, uint8_t **cert_pem,
 			size_t *cert_len, uint8_t **cose, size_t *cose_len,
 			struct nectl_err *err);
 
-/* PCR8 of a PEM certificate (NECTL_E_HASH if it is not a PEM certificate). */
+/* PCR8 of a PEM certificate (NECTL_ERR_HASH if it is not a PEM certificate). */
 int eif_cert_pcr8(const uint8_t *pem, size_t len, uint8_t pcr8[EIF_HASH_SIZE],
 		  struct nectl_err *err);
 int eif_cert_pcr8_file(const char *path, uint8_t pcr8[EIF_HASH_SIZE], struct nectl_err *err);

@@ -77,14 +77,14 @@ int image_tree_new(struct image_tree **out, struct nectl_err *err);
 void image_tree_set_limits(struct image_tree *t, const struct image_limits *l);
 const struct image_limits *image_tree_limits(const struct image_tree *t);
 /* Counts entries and bytes of file data a loader is about to take in against
- * the limits: NECTL_E_BUILD naming the limit (and nothing counted) when
+ * the limits: NECTL_ERR_BUILD naming the limit (and nothing counted) when
  * either would be exceeded. The loaders call it before they write anything. */
 int image_tree_charge(struct image_tree *t, uint64_t entries, uint64_t bytes,
 		      struct nectl_err *err);
 /* "4 GiB", "1 KiB", "1000 bytes": a limit as messages show it. */
 void image_size_text(uint64_t bytes, char out[32]);
 void image_tree_free(struct image_tree *t);
-/* Normalizes a path ("./a//b/" -> "a/b"). Fails (NECTL_E_BUILD) on ".."
+/* Normalizes a path ("./a//b/" -> "a/b"). Fails (NECTL_ERR_BUILD) on ".."
  * components that would climb out of the root, and on empty or NUL-containing
  * paths. out must hold strlen(path) + 1 bytes. "" (the root) is allowed only if
  * allow_root. */

@@ -39,7 +39,7 @@ void kernel_cache_dir(char *out, size_t len);
  * output goes to <cache>/apt.log, named in errors. */
 int kernel_fetch(enum eif_arch arch, const char *abi, struct kernel_info *info,
 		 struct nectl_err *err);
-/* A cached kernel (abi NULL: the pinned default); NECTL_E_FILE when absent. */
+/* A cached kernel (abi NULL: the pinned default); NECTL_ERR_FILE when absent. */
 int kernel_find(enum eif_arch arch, const char *abi, struct kernel_info *info,
 		struct nectl_err *err);
 
@@ -60,11 +60,11 @@ struct kernel_build_opts {
  * option of the fragment checked in the result, everything built in. Fills
  * info: kernel = bzImage/Image path, config = its .config, modules_dir = "",
  * version = the kernel release ("6.12.95-nectl"), package/package_version = the
- * source package. NECTL_E_BUILD for missing tools or a failed build (naming the
- * log), NECTL_E_FILE for download and file errors. */
+ * source package. NECTL_ERR_BUILD for missing tools or a failed build (naming the
+ * log), NECTL_ERR_FILE for download and file errors. */
 int kernel_build(const struct kernel_build_opts *o, struct kernel_info *info,
 		 struct nectl_err *err);
-/* The cached build for arch with the fragment this nectl ships; NECTL_E_FILE
+/* The cached build for arch with the fragment this nectl ships; NECTL_ERR_FILE
  * naming `nectl kernel build --arch ...` when absent. */
 int kernel_find_built(enum eif_arch arch, struct kernel_info *info, struct nectl_err *err);
 /* The shipped configuration fragment for arch (NUL-terminated text). */

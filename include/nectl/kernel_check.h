@@ -40,7 +40,7 @@ struct kernel_check_image {
 };
 
 /* Reads the .config at path (at most 1 MiB) and lists what the kernel lacks
- * for Nitro. NECTL_E_FILE when the file cannot be read. */
+ * for Nitro. NECTL_ERR_FILE when the file cannot be read. */
 int kernel_check_config(const char *path, enum eif_arch arch, const struct kernel_check_image *img,
 			struct kernel_check *out, struct nectl_err *err);
 

@@ -31,7 +31,7 @@ enum kvm_stop {
 
 struct kvm_vm;
 
-/* Opens /dev/kvm (NECTL_E_FILE when absent or unusable), creates the VM with
+/* Opens /dev/kvm (NECTL_ERR_FILE when absent or unusable), creates the VM with
  * the in-kernel irqchip and PIT, maps every guest memory region and creates
  * ncpus vCPUs with KVM's supported CPUID. */
 int kvm_vm_create(struct kvm_vm **out, const struct guestmem *gm, unsigned ncpus,

@@ -91,7 +91,7 @@ struct x86_boot_regs {
  * e820 map of gm's RAM minus what the boot structures use, cmdline with the
  * devices appended, initrd, acpi_rsdp_addr when acpi), the GDT, identity page
  * tables for the low 4 GiB, the MP table, and the ACPI tables when asked
- * for (else their area is zeroed); fills regs. NECTL_E_EIF on a malformed
+ * for (else their area is zeroed); fills regs. NECTL_ERR_EIF on a malformed
  * kernel or a cmdline over its cmdline_size, with the reason. */
 int x86_boot_setup(const struct guestmem *gm, const struct x86_boot_spec *spec,
 		   struct x86_boot_regs *regs, struct nectl_err *err);

@@ -21,10 +21,10 @@ static int args_add(struct args *out, const struct opt_spec *spec, const char *v
 		    struct nectl_err *err)
 {
 	if (!spec->repeatable && args_has(out, spec->name))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "the argument '--%s' was given more than once", spec->name);
 	if (out->n == ARGS_MAX)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "too many arguments");
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "too many arguments");
 	out->v[out->n].name = spec->name;
 	out->v[out->n].value = value;
 	out->n++;
@@ -42,14 +42,14 @@ int args_parse(int argc, char **argv, const struct opt_spec *specs, struct args 
 		size_t len;
 
 		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
-			return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 					     "unexpected argument '%s' (options start with --)",
 					     arg);
 		eq = strchr(arg + 2, '=');
 		len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
 		spec = args_find(specs, arg + 2, len);
 		if (!spec)
-			return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 					     "unknown option '%.*s' (see --help)", (int)len + 2, arg);
 		if (spec->takes_value) {
 			if (eq)
@@ -57,10 +57,10 @@ int args_parse(int argc, char **argv, const struct opt_spec *specs, struct args 
 			else if (i + 1 < argc)
 				value = argv[++i];
 			else
-				return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 						     "option '--%s' needs a value", spec->name);
 		} else if (eq) {
-			return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 					     "option '--%s' takes no value", spec->name);
 		}
 		if (args_add(out, spec, value, err) < 0)
@@ -97,7 +97,7 @@ int args_require(const struct args *a, const char *name, const char **value,
 {
 	*value = args_get(a, name);
 	if (!*value)
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "Missing mandatory argument. User did not provide the `%s` argument.",
 				     name);
 	return 0;
@@ -106,7 +106,7 @@ int args_require(const struct args *a, const char *name, const char **value,
 int args_conflict(const struct args *a, const char *x, const char *y, struct nectl_err *err)
 {
 	if (args_has(a, x) && args_has(a, y))
-		return nectl_err_set(err, NECTL_E_CONFLICT_ARG,
+		return nectl_err_set(err, NECTL_ERR_CONFLICT_ARG,
 				     "Conflicting arguments: `--%s` and `--%s` cannot be used together.",
 				     x, y);
 	return 0;

@@ -14,7 +14,7 @@ static int split_json(const char *text, const char *opt, char ***res, struct nec
 
 	if (!json_is_array(arr) || json_array_size(arr) == 0) {
 		json_decref(arr);
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "--%s: not a non-empty JSON array of strings", opt);
 	}
 	out = calloc(json_array_size(arr) + 1, sizeof(*out));
@@ -22,7 +22,7 @@ static int split_json(const char *text, const char *opt, char ***res, struct nec
 		if (!out || !json_is_string(v) || !(out[i] = strdup(json_string_value(v)))) {
 			argv_free(out);
 			json_decref(arr);
-			return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 					     "--%s: element %zu is not a string", opt, i);
 		}
 	}
@@ -50,7 +50,7 @@ static int split_words(const char *s, const char *opt, char ***res, struct nectl
 			if (quote) {
 				argv_free(out);
 				free(word);
-				return nectl_err_set(err, NECTL_E_INVALID_ARG,
+				return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 						     "--%s: unterminated %c quote", opt, quote);
 			}
 			if (in_word) {
@@ -78,7 +78,7 @@ static int split_words(const char *s, const char *opt, char ***res, struct nectl
 	free(word);
 	if (!out || n == 0) {
 		argv_free(out);
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "--%s: no command given", opt);
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "--%s: no command given", opt);
 	}
 	*res = out;
 	return 0;

@@ -59,6 +59,8 @@ int cli_build_time(const char *opt, char out[64], int64_t *epoch, struct nectl_e
 int cli_print_json(json_t *j, struct nectl_err *err);
 /* "[ Exx ] message" on stderr. */
 void cli_print_error(const struct nectl_err *err);
+/* errmap.c: nitro-cli's E-code (and exit status) for an error. */
+int cli_err_code(const struct nectl_err *err);
 const char *cli_explain(int code);
 /* nitro-cli's "Measurements" object. */
 json_t *cli_measurements_json(const struct eif_pcrs *pcrs);

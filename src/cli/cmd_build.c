@@ -20,13 +20,13 @@ static int build_custom_metadata(const char *path, char **out, struct nectl_err 
 	*out = NULL;
 	if (!path)
 		return 0;
-	if (file_read_all(path, CUSTOM_METADATA_MAX, out, NULL, NECTL_E_SERDE, err) < 0)
+	if (file_read_all(path, CUSTOM_METADATA_MAX, out, NULL, NECTL_ERR_SERDE, err) < 0)
 		return -1;
 	j = json_loads(*out, JSON_DECODE_ANY, &jerr);
 	if (!j) {
 		free(*out);
 		*out = NULL;
-		return nectl_err_set(err, NECTL_E_SERDE, "%s: not valid JSON: %s (line %d)", path,
+		return nectl_err_set(err, NECTL_ERR_SERDE, "%s: not valid JSON: %s (line %d)", path,
 				     jerr.text, jerr.line);
 	}
 	json_decref(j);
@@ -41,7 +41,7 @@ static int build_check_kernel(const char *kernel, enum eif_arch arch, struct nec
 	if (rc < 0)
 		return -1;
 	if (rc == 1 && found != arch)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "%s is an %s kernel but --arch is %s", kernel,
 				     eif_arch_name(found), eif_arch_name(arch));
 	return 0;
@@ -79,11 +79,11 @@ static int build_parse(const struct args *args, struct build_opts *o, struct nec
 	o->cert = args_get(args, "signing-certificate");
 	o->key = args_get(args, "private-key");
 	if (!o->cert != !o->key)
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "Missing mandatory argument. User did not provide the `%s` argument (--signing-certificate and --private-key go together).",
 				     o->cert ? "private-key" : "signing-certificate");
 	if (arch && eif_arch_parse(arch, &o->arch) < 0)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "--arch `%s` is not x86_64 or aarch64", arch);
 	if (cli_build_time(args_get(args, "build-time"), o->time, NULL, err) < 0)
 		return -1;

@@ -62,7 +62,7 @@ static int describe_json(const char *path, const struct eif_image *img, json_t *
 			char inner[NECTL_ERR_MSG_MAX];
 
 			memcpy(inner, err->msg, sizeof(inner));
-			return nectl_err_set(err, err->code, "%s: %s", path, inner);
+			return nectl_err_set(err, err->kind, "%s: %s", path, inner);
 		}
 	} else {
 		json_object_set_new(out, "CheckCRC",
@@ -72,7 +72,7 @@ static int describe_json(const char *path, const struct eif_image *img, json_t *
 		char inner[NECTL_ERR_MSG_MAX];
 
 		memcpy(inner, err->msg, sizeof(inner));
-		return nectl_err_set(err, err->code, "%s: %s", path, inner);
+		return nectl_err_set(err, err->kind, "%s: %s", path, inner);
 	}
 	json_object_set_new(out, "Arch", json_string(eif_arch_name(img->arch)));
 	json_object_set_new(out, "HeaderFlags", json_integer(img->flags));
@@ -112,7 +112,7 @@ static int describe_print(const char *path, json_t *out, struct nectl_err *err)
 	if (cli_print_json(out, err) < 0)
 		return -1;
 	if (bad_sig)
-		return nectl_err_set(err, NECTL_E_EIF, "%s: the signature does not verify: %s",
+		return nectl_err_set(err, NECTL_ERR_EIF, "%s: the signature does not verify: %s",
 				     path, reason);
 	return 0;
 }
@@ -187,7 +187,7 @@ static int pcr_run(const struct args *args, struct nectl_err *err)
 	if (args_conflict(args, "input", "signing-certificate", err) < 0)
 		return -1;
 	if (!input && !cert)
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "Missing mandatory argument. User did not provide the `input` or `signing-certificate` argument.");
 	if (input ? eif_pcr_file(input, pcr, err) < 0 : eif_cert_pcr8_file(cert, pcr, err) < 0)
 		return -1;
@@ -228,7 +228,7 @@ static int sign_run(const struct args *args, struct nectl_err *err)
 	if (args_require(args, "eif-path", &path, err) < 0)
 		return -1;
 	if (!cert || !key)
-		return nectl_err_set(err, NECTL_E_SIGN,
+		return nectl_err_set(err, NECTL_ERR_SIGN,
 				     "Failed to create EifSigner: both --signing-certificate and --private-key are required");
 	if (eif_signer_load(&signer, cert, key, err) < 0)
 		return -1;

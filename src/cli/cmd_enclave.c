@@ -83,7 +83,8 @@ static bool enclave_docker_reachable(char *path, size_t len)
 
 /* A private directory (mkdtemp, 0700) for the exported archive: a fixed name
  * in a shared /tmp could be a symlink another user planted there first. */
-static int enclave_docker_tmp(char *archive, size_t len, int code, struct nectl_err *err)
+static int enclave_docker_tmp(char *archive, size_t len, enum nectl_kind code,
+			      struct nectl_err *err)
 {
 	const char *tmp = getenv("TMPDIR");
 
@@ -127,7 +128,7 @@ static int enclave_from_docker(const struct args *args, char *archive, size_t le
 {
 	const char *uri = args_get(args, "docker-uri"), *dir = args_get(args, "docker-dir");
 	char sock[256], cmd[8192];
-	int code = dir ? 49 : 50;
+	enum nectl_kind code = dir ? NECTL_ERR_DOCKER_BUILD : NECTL_ERR_DOCKER_PULL;
 
 	if (!enclave_docker_reachable(sock, sizeof(sock)))
 		return nectl_err_set(err, code,
@@ -161,10 +162,10 @@ static int enclave_source(const struct args *args, struct enclave_opts *o, char 
 		given = sources[i];
 	}
 	if (!given)
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "Missing mandatory argument. User did not provide the application: one of `--rootfs`, `--oci-layout`, `--image-archive` or `--docker-uri`.");
 	if (args_has(args, "docker-dir") && !args_has(args, "docker-uri"))
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "--docker-dir needs --docker-uri (the tag to build)");
 	if (strcmp(given, "docker-uri") == 0) {
 		if (enclave_from_docker(args, tmp_archive, len, err) < 0)
@@ -189,7 +190,7 @@ static int enclave_blobs(const char *blobs, struct enclave_opts *o, struct nectl
 	snprintf(o->nsm, sizeof(o->nsm), "%s/nsm.ko", blobs);
 	snprintf(o->init, sizeof(o->init), "%s/init", blobs);
 	snprintf(path, sizeof(path), "%s/cmdline", blobs);
-	if (file_read_all(path, 4096, &o->cmdline_buf, &n, NECTL_E_FILE, err) < 0)
+	if (file_read_all(path, 4096, &o->cmdline_buf, &n, NECTL_ERR_FILE, err) < 0)
 		return -1;
 	while (n > 0 && strchr(" \t\r\n", o->cmdline_buf[n - 1]))
 		o->cmdline_buf[--n] = '\0';
@@ -248,7 +249,7 @@ static int enclave_kernel_choice(const struct args *args, struct enclave_opts *o
 	}
 	if ((args_has(args, "kernel-config") || args_has(args, "modules-dir")) &&
 	    (!given || strcmp(given, "kernel") != 0))
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "--kernel-config and --modules-dir describe the kernel given with "
 				     "--kernel FILE: give --kernel too");
 	if (!given)
@@ -275,10 +276,10 @@ static int enclave_kernel(const struct args *args, struct enclave_opts *o, struc
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "%s is neither an x86 bzImage nor an arm64 Image", o->spec.kernel);
 	if (found != o->spec.arch)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s is an %s kernel but --arch is %s",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%s is an %s kernel but --arch is %s",
 				     o->spec.kernel, eif_arch_name(found),
 				     eif_arch_name(o->spec.arch));
 	return 0;
@@ -344,7 +345,7 @@ static int enclave_limit(const struct args *args, const char *opt, bool size, ui
 	if (end && *end && size && (unit = strchr(units, *end & ~0x20)) && *unit && !end[1])
 		shift = 10 * (unsigned)(unit - units + 1);
 	if (!end || errno || v == 0 || (*end && !shift) || v > UINT64_MAX >> shift)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "--%s `%s` is not a positive %s",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "--%s `%s` is not a positive %s",
 				     opt, text,
 				     size ? "size (bytes, or with K, M, G or T)" : "integer");
 	*out = v << shift;
@@ -370,7 +371,7 @@ static int enclave_app(const struct args *args, struct enclave_opts *o, struct n
 	o->spec.cmd = o->cmd;
 	o->spec.entrypoint = o->entrypoint;
 	o->spec.env = n ? o->env : NULL;
-	if (meta && file_read_all(meta, 4096, &o->custom, NULL, NECTL_E_SERDE, err) < 0)
+	if (meta && file_read_all(meta, 4096, &o->custom, NULL, NECTL_ERR_SERDE, err) < 0)
 		return -1;
 	o->spec.custom_metadata = o->custom;
 	return 0;
@@ -386,7 +387,7 @@ static int enclave_parse(const struct args *args, struct enclave_opts *o, char *
 	if (args_require(args, "output-file", &o->spec.output, err) < 0)
 		return -1;
 	if (arch && eif_arch_parse(arch, &o->spec.arch) < 0)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "--arch `%s` is not x86_64 or aarch64",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "--arch `%s` is not x86_64 or aarch64",
 				     arch);
 	if (cli_build_time(args_get(args, "build-time"), when, &o->spec.build_time, err) < 0 ||
 	    enclave_kernel(args, o, err) < 0 || enclave_app(args, o, err) < 0 ||
@@ -396,7 +397,7 @@ static int enclave_parse(const struct args *args, struct enclave_opts *o, char *
 		o->spec.init_path = init;
 	if (!o->spec.init_path &&
 	    !enclave_builtin_init(o->spec.arch, &o->spec.init_data, &o->spec.init_len))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "this nectl carries no %s init (it was built without a cross compiler): give --init with a static %s init",
 				     eif_arch_name(o->spec.arch), eif_arch_name(o->spec.arch));
 	enclave_check_kernel(o, !init && !o->spec.init_path);
@@ -444,7 +445,7 @@ static int enclave_run(const struct args *args, struct nectl_err *err)
 	int rc = -1;
 
 	if (!cert != !key) {
-		nectl_err_set(err, NECTL_E_MISSING_ARG,
+		nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 			      "Missing mandatory argument. User did not provide the `%s` argument (--signing-certificate and --private-key go together).",
 			      cert ? "private-key" : "signing-certificate");
 		goto out;

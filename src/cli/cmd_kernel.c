@@ -31,11 +31,11 @@ static int kernel_fetch_run(const struct args *args, struct nectl_err *err)
 	json_t *out;
 
 	if (arch_name && eif_arch_parse(arch_name, &arch) < 0)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "--arch `%s` is not x86_64 or aarch64", arch_name);
 	if (kernel_find(arch, abi, &k, &missing) < 0) {
-		if (missing.code == NECTL_E_INVALID_ARG)
-			return nectl_err_set(err, missing.code, "--version: %s", missing.msg);
+		if (missing.kind == NECTL_ERR_INVALID_ARG)
+			return nectl_err_set(err, missing.kind, "--version: %s", missing.msg);
 		fprintf(stderr, "Fetching %s with apt (bookworm-backports)...\n", k.package);
 		if (kernel_fetch(arch, abi, &k, err) < 0)
 			return -1;
@@ -143,13 +143,13 @@ static int kernel_build_parse(const struct args *args, struct kernel_build_opts 
 	memset(o, 0, sizeof(*o));
 	o->arch = EIF_ARCH_X86_64;
 	if (arch && eif_arch_parse(arch, &o->arch) < 0)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "--arch `%s` is not x86_64 or aarch64", arch);
 	if (jobs) {
 		errno = 0;
 		n = strtoul(jobs, &end, 10);
 		if (errno || end == jobs || *end || jobs[0] == '-' || n > 256)
-			return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 					     "--jobs `%s` is not a number from 0 to 256", jobs);
 		o->jobs = (unsigned)n;
 	}

@@ -19,7 +19,7 @@ static int lifecycle_u64(const char *opt, const char *text, uint64_t *out, struc
 	errno = 0;
 	*out = strtoull(text, &end, 10);
 	if (!*text || *text == '-' || *end || errno || *out > UINT64_MAX / 1000)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "The parameter `%s` is not a valid integer (`%s`)", opt, text);
 	return 0;
 }
@@ -61,7 +61,7 @@ int cli_console_stream(const json_t *rec, uint64_t timeout_s, struct nectl_err *
 		if (n <= 0)
 			break;
 		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0) {
-			rc = nectl_err_set(err, 46, "cannot write the console to standard output");
+			rc = nectl_err_set(err, NECTL_ERR_CONSOLE_OUTPUT, "cannot write the console to standard output");
 			break;
 		}
 	}
@@ -109,7 +109,7 @@ static int run_pick(const struct args *a, json_t **rec, struct nectl_err *err)
 	if (args_conflict(a, "enclave-id", "enclave-name", err) < 0)
 		return -1;
 	if (!id && !name)
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "Missing mandatory argument. User did not provide the "
 				     "`enclave-id` or `enclave-name` argument.");
 	return enclave_find(id, name, rec, err);

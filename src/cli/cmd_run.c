@@ -18,7 +18,7 @@ static int run_u64(const char *opt, const char *text, uint64_t max, uint64_t *ou
 	errno = 0;
 	*out = strtoull(text, &end, 10);
 	if (!*text || *text == '-' || *end || errno || *out > max)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "The parameter `%s` is not a valid integer (`%s`)", opt, text);
 	return 0;
 }
@@ -38,14 +38,14 @@ static int run_memory(const char *text, uint64_t *mib, struct nectl_err *err)
 		n--;
 	}
 	if (n == 0 || n >= sizeof(num))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "Invalid memory value `%s`", text);
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "Invalid memory value `%s`", text);
 	memcpy(num, text, n);
 	num[n] = 0;
 	if (run_u64("memory", num, UINT64_MAX, mib, err) < 0)
 		return -1;
 	if (*mib > ENCLAVE_MAX_MEMORY_MIB / mul)
 		return nectl_err_set(
-		    err, NECTL_E_INVALID_ARG,
+		    err, NECTL_ERR_INVALID_ARG,
 		    "Invalid memory value `%s`: more than %llu MiB cannot be addressed", text,
 		    (unsigned long long)ENCLAVE_MAX_MEMORY_MIB);
 	*mib *= mul;
@@ -66,7 +66,7 @@ static int run_cpu_ids(const struct args *a, int *ids, unsigned *n, struct nectl
 			uint64_t v;
 
 			if (*n == ENCLAVE_MAX_CPUS)
-				return nectl_err_set(err, 22, "at most %d CPUs per enclave",
+				return nectl_err_set(err, NECTL_ERR_CPU_COUNT, "at most %d CPUs per enclave",
 						     ENCLAVE_MAX_CPUS);
 			if (run_u64("cpu-ids", t, 0xffffffffu, &v, err) < 0)
 				return -1;
@@ -95,7 +95,7 @@ static int run_from_args(const struct args *a, struct enclave_opts *o, int *ids,
 			return -1;
 		o->cpu_ids = ids;
 	} else {
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "Missing mandatory argument. User did not provide the "
 				     "`cpu-count` or `cpu-ids` argument.");
 	}
@@ -113,7 +113,7 @@ static const char *run_json_str(json_t *cfg, const char *key, struct nectl_err *
 	json_t *v = json_object_get(cfg, key);
 
 	if (v && !json_is_string(v))
-		nectl_err_set(err, NECTL_E_SERDE, "--config: `%s` must be a string", key);
+		nectl_err_set(err, NECTL_ERR_SERDE, "--config: `%s` must be a string", key);
 	return json_string_value(v);
 }
 
@@ -126,11 +126,11 @@ static int run_json_strings(json_t *cfg, const char *key, const char **out, size
 	if (!arr)
 		return 0;
 	if (!json_is_array(arr))
-		return nectl_err_set(err, NECTL_E_SERDE, "--config: `%s` must be an array", key);
+		return nectl_err_set(err, NECTL_ERR_SERDE, "--config: `%s` must be an array", key);
 	json_array_foreach(arr, i, v)
 	{
 		if (!json_is_string(v) || *n == ENCLAVE_MAX_FORWARDS)
-			return nectl_err_set(err, NECTL_E_SERDE,
+			return nectl_err_set(err, NECTL_ERR_SERDE,
 					     "--config: `%s` must hold at most %d strings", key,
 					     ENCLAVE_MAX_FORWARDS);
 		out[(*n)++] = json_string_value(v);
@@ -145,7 +145,7 @@ static int run_json_bool(json_t *cfg, const char *key, bool *out, struct nectl_e
 	if (!v)
 		return 0;
 	if (!json_is_boolean(v))
-		return nectl_err_set(err, NECTL_E_SERDE, "--config: `%s` must be true or false",
+		return nectl_err_set(err, NECTL_ERR_SERDE, "--config: `%s` must be true or false",
 				     key);
 	*out = json_is_true(v);
 	return 0;
@@ -158,7 +158,7 @@ static int run_json_uint(json_t *cfg, const char *key, uint64_t *out, struct nec
 	if (!v)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return nectl_err_set(err, NECTL_E_SERDE,
+		return nectl_err_set(err, NECTL_ERR_SERDE,
 				     "--config: `%s` must be a non-negative integer", key);
 	*out = (uint64_t)json_integer_value(v);
 	return 1;
@@ -173,7 +173,7 @@ static int run_json_cap(json_t *cfg, const char *key, unsigned *out, struct nect
 	if (r <= 0)
 		return r;
 	if (v < 1 || v > ENCLAVE_MAX_FORWARD_CONNS)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "--config: `%s` must be in 1..%d",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "--config: `%s` must be in 1..%d",
 				     key, ENCLAVE_MAX_FORWARD_CONNS);
 	*out = (unsigned)v;
 	return 0;
@@ -192,24 +192,24 @@ static int run_from_config(const char *path, struct enclave_opts *o, int *ids, j
 	size_t i;
 
 	if (!cfg && access(path, R_OK) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno,
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno,
 				     "File: '%s', failing operation: 'Open'", path);
 	if (!cfg || !json_is_object(cfg)) {
 		json_decref(cfg);
-		return nectl_err_set(err, NECTL_E_SERDE, "--config %s: invalid JSON: %s", path,
+		return nectl_err_set(err, NECTL_ERR_SERDE, "--config %s: invalid JSON: %s", path,
 				     cfg ? "not an object" : jerr.text);
 	}
 	*cfg_out = cfg;
-	err->code = 0;
+	err->kind = NECTL_OK;
 	o->eif_path = run_json_str(cfg, "eif_path", err);
 	o->name = run_json_str(cfg, "enclave_name", err);
-	if (err->code)
+	if (err->kind)
 		return -1;
 	if (!o->eif_path || run_json_uint(cfg, "memory_mib", &o->memory_mib, err) == 0)
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "--config: `eif_path` and `memory_mib` are required");
 	if (json_object_get(cfg, "cpu_count") && json_object_get(cfg, "cpu_ids"))
-		return nectl_err_set(err, NECTL_E_CONFLICT_ARG,
+		return nectl_err_set(err, NECTL_ERR_CONFLICT_ARG,
 				     "--config: `cpu_count` and `cpu_ids` conflict");
 	if (run_json_uint(cfg, "cpu_count", &u, err) < 0 ||
 	    run_json_uint(cfg, "enclave_cid", &o->cid, err) < 0)
@@ -218,13 +218,13 @@ static int run_from_config(const char *path, struct enclave_opts *o, int *ids, j
 	json_array_foreach(json_object_get(cfg, "cpu_ids"), i, v)
 	{
 		if (!json_is_integer(v) || i == ENCLAVE_MAX_CPUS)
-			return nectl_err_set(err, NECTL_E_SERDE, "--config: bad `cpu_ids`");
+			return nectl_err_set(err, NECTL_ERR_SERDE, "--config: bad `cpu_ids`");
 		ids[o->ncpu_ids++] = (int)json_integer_value(v);
 	}
 	if (o->ncpu_ids)
 		o->cpu_ids = ids;
 	else if (!o->cpu_count)
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "--config: one of `cpu_count` or `cpu_ids` is required");
 	o->debug = json_is_true(json_object_get(cfg, "debug_mode")) ||
 		   json_is_true(json_object_get(cfg, "attach_console"));
@@ -248,7 +248,7 @@ static int run_cap(const struct args *a, const char *opt, unsigned *out, struct 
 	if (!v)
 		return 0;
 	if (run_u64(opt, v, ENCLAVE_MAX_FORWARD_CONNS, &u, err) < 0 || u == 0)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "The parameter `%s` must be a number in 1..%d (`%s`)", opt,
 				     ENCLAVE_MAX_FORWARD_CONNS, v);
 	*out = (unsigned)u;
@@ -269,7 +269,7 @@ static int run_enclave_run(const struct args *a, struct nectl_err *err)
 	int rc = -1;
 
 	if (!args_has(a, "emulate"))
-		return nectl_err_sys(err, NECTL_E_FILE, ENOENT,
+		return nectl_err_sys(err, NECTL_ERR_FILE, ENOENT,
 				     "File: '/dev/nitro_enclaves', failing operation: 'Open' (this "
 				     "build runs enclaves emulated: add --emulate)");
 	if ((v = args_get(a, "config"))) {

@@ -103,7 +103,7 @@ static int explain_run(const struct args *args, struct nectl_err *err)
 	if (args_require(args, "error-code", &text, err) < 0)
 		return -1;
 	if (explain_parse(text, &code) < 0)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "`%s` is not a known error code (E00 to E60)", text);
 	fprintf(stderr, "[ E%02d ] %s\n", code, cli_explain(code));
 	return 0;

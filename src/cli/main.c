@@ -69,7 +69,7 @@ static int main_run_cmd(const struct cli_cmd *cmd, int argc, char **argv)
 	}
 	if (args_parse(argc, argv, cmd->opts, &args, &err) < 0 || cmd->run(&args, &err) < 0) {
 		cli_print_error(&err);
-		return err.code;
+		return cli_err_code(&err);
 	}
 	return 0;
 }
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		main_usage(stderr);
-		return NECTL_E_MISSING_ARG;
+		return NECTL_ERR_MISSING_ARG;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 		if (words)
 			return main_run_cmd(main_cmds[i], argc - 1 - words, argv + 1 + words);
 	}
-	fprintf(stderr, "[ E%02d ] unknown command '%s' (see nectl --help)\n", NECTL_E_INVALID_ARG,
+	fprintf(stderr, "[ E%02d ] unknown command '%s' (see nectl --help)\n", NECTL_ERR_INVALID_ARG,
 		argv[1]);
-	return NECTL_E_INVALID_ARG;
+	return NECTL_ERR_INVALID_ARG;
 }

@@ -12,16 +12,16 @@ int cli_print_json(json_t *j, struct nectl_err *err)
 
 	json_decref(j);
 	if (!text)
-		return nectl_err_set(err, NECTL_E_SERDE, "cannot encode the JSON output");
+		return nectl_err_set(err, NECTL_ERR_SERDE, "cannot encode the JSON output");
 	if (printf("%s\n", text) < 0 || fflush(stdout) != 0)
-		rc = nectl_err_set(err, NECTL_E_FILE, "cannot write to standard output");
+		rc = nectl_err_set(err, NECTL_ERR_FILE, "cannot write to standard output");
 	free(text);
 	return rc;
 }
 
 void cli_print_error(const struct nectl_err *err)
 {
-	int code = err->code > 0 ? err->code : 0;
+	int code = cli_err_code(err);
 
 	fprintf(stderr, "[ E%02d ] %s\n", code, err->msg[0] ? err->msg : cli_explain(code));
 }

@@ -78,7 +78,7 @@ int cli_build_time(const char *opt, char out[64], int64_t *epoch, struct nectl_e
 		t = time_rfc3339_epoch(v);
 		snprintf(out, 64, "%s", v);
 	} else {
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "%s `%s` is neither Unix seconds nor an RFC 3339 time (2024-01-01T00:00:00+00:00)",
 				     src, v);
 	}

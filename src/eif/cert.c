@@ -152,14 +152,14 @@ static int cert_pcr8_named(const uint8_t *pem, size_t len, const char *name,
 	int rc;
 
 	if (!cert)
-		return nectl_err_ssl(err, NECTL_E_HASH, "%s: not a PEM X.509 certificate", name);
+		return nectl_err_ssl(err, NECTL_ERR_HASH, "%s: not a PEM X.509 certificate", name);
 	rc = cert_to_der(cert, &der, &der_len);
 	if (!rc)
 		rc = cert_der_pcr8(der, der_len, pcr8);
 	OPENSSL_free(der);
 	X509_free(cert);
 	if (rc)
-		return nectl_err_ssl(err, NECTL_E_HASH, "%s: cannot hash the certificate", name);
+		return nectl_err_ssl(err, NECTL_ERR_HASH, "%s: cannot hash the certificate", name);
 	return 0;
 }
 
@@ -177,7 +177,7 @@ int eif_cert_pcr8_file(const char *path, uint8_t pcr8[EIF_HASH_SIZE], struct nec
 	int rc;
 
 	if (e)
-		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: cannot read", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, e, "%s: cannot read", path);
 	rc = cert_pcr8_named(pem, len, path, pcr8, err);
 	free(pem);
 	return rc;
@@ -285,12 +285,12 @@ int eif_cert_describe(const uint8_t *pem, size_t len, json_t **out, struct nectl
 
 	*out = NULL;
 	if (!cert)
-		return nectl_err_ssl(err, NECTL_E_EIF,
+		return nectl_err_ssl(err, NECTL_ERR_EIF,
 				     "signing certificate: not a PEM X.509 certificate");
 	*out = cert_describe_x509(cert);
 	X509_free(cert);
 	if (!*out)
-		return nectl_err_ssl(err, NECTL_E_EIF,
+		return nectl_err_ssl(err, NECTL_ERR_EIF,
 				     "signing certificate: cannot describe (unreadable issuer, "
 				     "algorithm or validity)");
 	return 0;

@@ -276,7 +276,7 @@ int cose_pcrinfo_encode(const uint8_t *value, size_t len, uint8_t **out, size_t 
 	if (map)
 		cbor_decref(&map);
 	if (rc)
-		return nectl_err_set(err, NECTL_E_SIGN, "PcrInfo: out of memory");
+		return nectl_err_set(err, NECTL_ERR_SIGN, "PcrInfo: out of memory");
 	return 0;
 }
 
@@ -402,20 +402,20 @@ int cose_sign1_encode(EVP_PKEY *key, const uint8_t *payload, size_t payload_len,
 	*out = NULL;
 	*out_len = 0;
 	if (!alg)
-		return nectl_err_set(err, NECTL_E_SIGN,
+		return nectl_err_set(err, NECTL_ERR_SIGN,
 				     "COSE_Sign1: key is not a P-256, P-384 or P-521 EC key");
 	if (cose_prot_encode(alg, &prot, &prot_len))
-		return nectl_err_set(err, NECTL_E_SIGN, "COSE_Sign1: out of memory");
+		return nectl_err_set(err, NECTL_ERR_SIGN, "COSE_Sign1: out of memory");
 	if (cose_tbs_digest(alg, prot, prot_len, payload, payload_len, md, &md_len) ||
 	    cose_sign_digest(key, alg, md, md_len, rs)) {
 		free(prot);
-		return nectl_err_ssl(err, NECTL_E_SIGN, "COSE_Sign1: %s signing failed", alg->name);
+		return nectl_err_ssl(err, NECTL_ERR_SIGN, "COSE_Sign1: %s signing failed", alg->name);
 	}
 	rc = cose_sign1_pack(prot, prot_len, payload, payload_len, rs, 2 * alg->coord_len, out,
 			     out_len);
 	free(prot);
 	if (rc)
-		return nectl_err_set(err, NECTL_E_SIGN, "COSE_Sign1: out of memory");
+		return nectl_err_set(err, NECTL_ERR_SIGN, "COSE_Sign1: out of memory");
 	return 0;
 }
 
@@ -464,7 +464,7 @@ static int cose_prot_decode(const uint8_t *prot, size_t len, int *alg, struct ne
 		cbor_decref(&map);
 	}
 	if (rc)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "signature section: COSE_Sign1 protected header %s", why);
 	return 0;
 }
@@ -507,12 +507,12 @@ static int cose_sign1_fields(const cbor_item_t *array, struct cose_sign1 *msg,
 	cbor_item_t **f;
 
 	if (why)
-		return nectl_err_set(err, NECTL_E_EIF, "signature section: COSE_Sign1 %s", why);
+		return nectl_err_set(err, NECTL_ERR_EIF, "signature section: COSE_Sign1 %s", why);
 	f = cbor_array_handle(array);
 	if (cose_bstr_copy(f[0], &msg->prot, &msg->prot_len) ||
 	    cose_bstr_copy(f[2], &msg->payload, &msg->payload_len) ||
 	    cose_bstr_copy(f[3], &msg->sig, &msg->sig_len))
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "signature section: COSE_Sign1: out of memory");
 	return cose_prot_decode(msg->prot, msg->prot_len, &msg->alg, err);
 }
@@ -526,7 +526,7 @@ static int cose_sign1_unpack(const cbor_item_t *root, struct cose_sign1 *msg, st
 		return cose_sign1_fields(root, msg, err);
 	if (cbor_tag_value(root) != COSE_SIGN1_TAG)
 		return nectl_err_set(
-		    err, NECTL_E_EIF,
+		    err, NECTL_ERR_EIF,
 		    "signature section: COSE_Sign1 has unexpected CBOR tag %" PRIu64,
 		    cbor_tag_value(root));
 	inner = cbor_tag_item(root);
@@ -548,7 +548,7 @@ int cose_sign1_decode(const uint8_t *buf, size_t len, struct cose_sign1 *msg, st
 	}
 	root = cose_cbor_load(buf, len, &why);
 	if (!root)
-		return nectl_err_set(err, NECTL_E_EIF, "signature section: COSE_Sign1: %s", why);
+		return nectl_err_set(err, NECTL_ERR_EIF, "signature section: COSE_Sign1: %s", why);
 	rc = cose_sign1_unpack(root, msg, err);
 	cbor_decref(&root);
 	if (rc)
@@ -623,11 +623,11 @@ int cose_sign1_verify(const struct cose_sign1 *msg, EVP_PKEY *key, char *why, si
 				   msg->sig_len, alg->name, 2 * alg->coord_len);
 	if (cose_tbs_digest(alg, msg->prot, msg->prot_len, msg->payload, msg->payload_len, md,
 			    &md_len))
-		return nectl_err_ssl(err, NECTL_E_SIGCHECK,
+		return nectl_err_ssl(err, NECTL_ERR_SIGCHECK,
 				     "COSE_Sign1: cannot hash Sig_structure");
 	ok = cose_verify_digest(key, alg, md, md_len, msg->sig);
 	if (ok < 0)
-		return nectl_err_ssl(err, NECTL_E_SIGCHECK, "COSE_Sign1: %s verification failed",
+		return nectl_err_ssl(err, NECTL_ERR_SIGCHECK, "COSE_Sign1: %s verification failed",
 				     alg->name);
 	if (!ok)
 		return cose_reject(why, why_len,

@@ -65,7 +65,7 @@ struct cose_sign1 {
 	int alg;
 };
 
-/* Strict decode; malformed input fails with NECTL_E_EIF. */
+/* Strict decode; malformed input fails with NECTL_ERR_EIF. */
 int cose_sign1_decode(const uint8_t *buf, size_t len, struct cose_sign1 *msg,
 		      struct nectl_err *err);
 void cose_sign1_free(struct cose_sign1 *msg);

@@ -18,7 +18,7 @@ static int extract_copy(const struct eif_source *src, const struct eif_section *
 		int rc = src->read_at(src->ctx, off, buf, n);
 
 		if (rc < 0)
-			return nectl_err_sys(err, NECTL_E_FILE, -rc, "%s: read failed", src->name);
+			return nectl_err_sys(err, NECTL_ERR_FILE, -rc, "%s: read failed", src->name);
 		if (out_file_write(out, buf, n, err) < 0)
 			return -1;
 		off += n;
@@ -35,7 +35,7 @@ int eif_extract(const struct eif_source *src, const struct eif_image *img, unsig
 	int seen = 0, rc = -1;
 
 	if (!buf)
-		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_FILE, "out of memory");
 	if (out_file_open(&out, path, err) < 0) {
 		free(buf);
 		return -1;

@@ -115,7 +115,7 @@ int hasher_start(struct hasher **out, struct nectl_err *err)
 	bool ok = true;
 
 	if (!h)
-		return nectl_err_set(err, NECTL_E_EIF, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_EIF, "out of memory");
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	for (int i = 0; i < HASHER_SLOTS; i++)
@@ -128,14 +128,14 @@ int hasher_start(struct hasher **out, struct nectl_err *err)
 	     EVP_DigestInit_ex(h->app, EVP_sha384(), NULL);
 	if (!ok) {
 		hasher_free(h);
-		return nectl_err_set(err, NECTL_E_EIF, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_EIF, "out of memory");
 	}
 	h->started_a = pthread_create(&h->thread_a, NULL, hasher_worker_a, h) == 0;
 	h->started_b = h->started_a && pthread_create(&h->thread_b, NULL, hasher_worker_b, h) == 0;
 	if (!h->started_b) {
 		hasher_join(h);
 		hasher_free(h);
-		return nectl_err_set(err, NECTL_E_EIF, "cannot start a hashing thread");
+		return nectl_err_set(err, NECTL_ERR_EIF, "cannot start a hashing thread");
 	}
 	*out = h;
 	return 0;
@@ -185,7 +185,7 @@ static int hasher_digest(EVP_MD_CTX *ctx, uint8_t pcr[EIF_HASH_SIZE], struct nec
 	uint8_t digest[EIF_HASH_SIZE];
 
 	if (!EVP_DigestFinal_ex(ctx, digest, NULL))
-		return nectl_err_ssl(err, NECTL_E_HASH, "SHA-384 failed");
+		return nectl_err_ssl(err, NECTL_ERR_HASH, "SHA-384 failed");
 	return eif_pcr_from_digest(pcr, digest, err);
 }
 

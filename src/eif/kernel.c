@@ -21,7 +21,7 @@ int eif_kernel_config_info(const char *path, char os[64], char version[64],
 
 	snprintf(os, 64, "Unknown");
 	snprintf(version, 64, "Unknown");
-	if (file_read_all(path, 1u << 20, &text, NULL, NECTL_E_FILE, err) < 0)
+	if (file_read_all(path, 1u << 20, &text, NULL, NECTL_ERR_FILE, err) < 0)
 		return -1;
 	line = text;
 	for (int i = 0; i < 2 && line; i++) {
@@ -50,11 +50,11 @@ int eif_kernel_detect_arch(const char *path, enum eif_arch *arch, struct nectl_e
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", path);
 	n = pread(fd, buf, sizeof(buf), 0);
 	close(fd);
 	if (n < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: read failed", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: read failed", path);
 	if (n >= 0x206 && memcmp(buf + 0x202, "HdrS", 4) == 0) {
 		*arch = EIF_ARCH_X86_64;
 		return 1;

@@ -23,7 +23,7 @@ int eif_pcr_extend(uint8_t pcr[EIF_HASH_SIZE], const void *data, size_t len, str
 	     EVP_DigestFinal_ex(ctx, out, NULL);
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
-		return nectl_err_ssl(err, NECTL_E_HASH, "SHA-384 unavailable");
+		return nectl_err_ssl(err, NECTL_ERR_HASH, "SHA-384 unavailable");
 	memcpy(pcr, out, EIF_HASH_SIZE);
 	return 0;
 }
@@ -48,12 +48,12 @@ int eif_pcr_file(const char *path, uint8_t pcr[EIF_HASH_SIZE], struct nectl_err 
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", path);
 	ctx = EVP_MD_CTX_new();
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha384(), NULL)) {
 		close(fd);
 		EVP_MD_CTX_free(ctx);
-		return nectl_err_ssl(err, NECTL_E_HASH, "SHA-384 unavailable");
+		return nectl_err_ssl(err, NECTL_ERR_HASH, "SHA-384 unavailable");
 	}
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
@@ -62,7 +62,7 @@ int eif_pcr_file(const char *path, uint8_t pcr[EIF_HASH_SIZE], struct nectl_err 
 
 		close(fd);
 		EVP_MD_CTX_free(ctx);
-		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: read failed", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, e, "%s: read failed", path);
 	}
 	close(fd);
 	EVP_DigestFinal_ex(ctx, digest, NULL);

@@ -48,7 +48,7 @@ int eif_image_find(const struct eif_image *img, unsigned type)
 static int reader_fail_read(const struct eif_source *src, int rc, uint64_t off, uint64_t len,
 			    struct nectl_err *err)
 {
-	return nectl_err_sys(err, NECTL_E_FILE, -rc, "%s: cannot read %llu bytes at offset %llu",
+	return nectl_err_sys(err, NECTL_ERR_FILE, -rc, "%s: cannot read %llu bytes at offset %llu",
 			     src->name, (unsigned long long)len, (unsigned long long)off);
 }
 
@@ -56,12 +56,12 @@ static int reader_parse_header(const struct eif_source *src, const uint8_t *h,
 			       struct eif_image *img, struct nectl_err *err)
 {
 	if (memcmp(h, EIF_MAGIC, 4) != 0)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: bad magic %02x %02x %02x %02x (expected 2e 65 69 66, \".eif\")",
 				     src->name, h[0], h[1], h[2], h[3]);
 	img->version = be16_get(h + 4);
 	if (img->version < EIF_VERSION_MIN || img->version > EIF_VERSION_CURRENT)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: unsupported EIF version %u (supported: %u to %u)", src->name,
 				     img->version, EIF_VERSION_MIN, EIF_VERSION_CURRENT);
 	img->flags = be16_get(h + 6);
@@ -71,7 +71,7 @@ static int reader_parse_header(const struct eif_source *src, const uint8_t *h,
 	img->default_cpus = be64_get(h + 16);
 	img->num_sections = be16_get(h + 26);
 	if (img->num_sections == 0 || img->num_sections > EIF_MAX_SECTIONS)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: header declares %u sections (must be 1 to %u)", src->name,
 				     img->num_sections, EIF_MAX_SECTIONS);
 	img->crc_stored = be32_get(h + EIF_CRC_OFFSET);
@@ -91,13 +91,13 @@ static int reader_check_bounds(const struct eif_source *src, const struct eif_im
 		const struct eif_section *s = &img->sections[i];
 
 		if (s->offset < EIF_HEADER_SIZE)
-			return nectl_err_set(err, NECTL_E_EIF,
+			return nectl_err_set(err, NECTL_ERR_EIF,
 					     "%s: section %u at offset %llu overlaps the %u-byte header",
 					     src->name, i, (unsigned long long)s->offset,
 					     EIF_HEADER_SIZE);
 		if (s->offset > src->size || src->size - s->offset < EIF_SECTION_HEADER_SIZE ||
 		    src->size - s->offset - EIF_SECTION_HEADER_SIZE < s->size)
-			return nectl_err_set(err, NECTL_E_EIF,
+			return nectl_err_set(err, NECTL_ERR_EIF,
 					     "%s: section %u at offset %llu with size %llu runs past the end of the file (%llu bytes)",
 					     src->name, i, (unsigned long long)s->offset,
 					     (unsigned long long)s->size,
@@ -118,7 +118,7 @@ static int reader_check_overlap(const struct eif_source *src, const struct eif_i
 			uint64_t b_end = b->offset + EIF_SECTION_HEADER_SIZE + b->size;
 
 			if (a->offset < b_end && b->offset < a_end)
-				return nectl_err_set(err, NECTL_E_EIF,
+				return nectl_err_set(err, NECTL_ERR_EIF,
 						     "%s: sections %u [%llu, %llu) and %u [%llu, %llu) overlap",
 						     src->name, i, (unsigned long long)a->offset,
 						     (unsigned long long)a_end, j,
@@ -138,15 +138,15 @@ static int reader_check_section_header(const struct eif_source *src, unsigned i,
 	s->type = be16_get(sh);
 	s->flags = be16_get(sh + 2);
 	if (s->type < EIF_SECTION_KERNEL || s->type > EIF_SECTION_METADATA)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: section %u at offset %llu has invalid type %u (valid: 1 to 5)",
 				     src->name, i, (unsigned long long)s->offset, s->type);
 	if (s->flags != 0)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: section %u (%s) has reserved flags 0x%04x set", src->name,
 				     i, eif_section_type_name(s->type), s->flags);
 	if (size != s->size)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: section %u (%s) size mismatch: header table says %llu, section header says %llu",
 				     src->name, i, eif_section_type_name(s->type),
 				     (unsigned long long)s->size, (unsigned long long)size);
@@ -190,25 +190,25 @@ static int reader_check_counts(const struct eif_source *src, const struct eif_im
 		const char *name = eif_section_type_name(t);
 
 		if (c->count[t] < rules[k].min)
-			return nectl_err_set(err, NECTL_E_EIF, "%s: no %s section (%s required)",
+			return nectl_err_set(err, NECTL_ERR_EIF, "%s: no %s section (%s required)",
 					     src->name, name,
 					     rules[k].max == 1 ? "exactly 1" : "at least 1");
 		if (c->count[t] > rules[k].max)
-			return nectl_err_set(err, NECTL_E_EIF,
+			return nectl_err_set(err, NECTL_ERR_EIF,
 					     "%s: section %d is a second %s section (sections %d and %d; %s allowed)",
 					     src->name, c->second[t], name, c->first[t],
 					     c->second[t], rules[k].min ? "exactly 1" : "at most 1");
 	}
 	if (img->version >= 4 && c->count[EIF_SECTION_METADATA] == 0)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: no metadata section (required by EIF version %u)", src->name,
 				     img->version);
 	if (img->version < 3 && c->count[EIF_SECTION_SIGNATURE] > 0)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: section %d is a signature, which EIF version %u does not allow (version 3 or later)",
 				     src->name, c->first[EIF_SECTION_SIGNATURE], img->version);
 	if (c->first[EIF_SECTION_RAMDISK] < c->first[EIF_SECTION_KERNEL])
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: section %d (ramdisk) comes before the kernel section %d",
 				     src->name, c->first[EIF_SECTION_RAMDISK],
 				     c->first[EIF_SECTION_KERNEL]);
@@ -231,7 +231,7 @@ static int reader_check_layout(const struct eif_source *src, const struct eif_im
 
 		for (size_t k = 0; k < sizeof(caps) / sizeof(caps[0]); k++)
 			if (s->type == caps[k].type && s->size > caps[k].max)
-				return nectl_err_set(err, NECTL_E_EIF,
+				return nectl_err_set(err, NECTL_ERR_EIF,
 						     "%s: section %u (%s) is %llu bytes (at most %llu allowed)",
 						     src->name, i, eif_section_type_name(s->type),
 						     (unsigned long long)s->size,
@@ -295,7 +295,7 @@ static int reader_stream_section(const struct eif_source *src, struct reader_str
 	if (keep) {
 		*keep = malloc((size_t)s->size + 1);
 		if (!*keep)
-			return nectl_err_set(err, NECTL_E_EIF, "%s: out of memory", src->name);
+			return nectl_err_set(err, NECTL_ERR_EIF, "%s: out of memory", src->name);
 		*keep_len = (size_t)s->size;
 		(*keep)[s->size] = '\0';
 	}
@@ -379,12 +379,12 @@ static int reader_signature_pcr8(const struct eif_source *src, struct eif_image 
 
 		if (err)
 			memcpy(inner, err->msg, sizeof(inner));
-		return nectl_err_set(err, NECTL_E_EIF, "%s: section %d: %s", src->name,
+		return nectl_err_set(err, NECTL_ERR_EIF, "%s: section %d: %s", src->name,
 				     eif_image_find(img, EIF_SECTION_SIGNATURE), inner);
 	}
 	rc = eif_cert_pcr8(cert, cert_len, img->pcrs.pcr8, NULL);
 	if (rc < 0)
-		nectl_err_set(err, NECTL_E_EIF,
+		nectl_err_set(err, NECTL_ERR_EIF,
 			      "%s: section %d: signature section: signing certificate is not a PEM X.509 certificate",
 			      src->name, eif_image_find(img, EIF_SECTION_SIGNATURE));
 	img->pcrs.has_pcr8 = rc == 0;
@@ -400,7 +400,7 @@ static int reader_check_cmdline(const struct eif_source *src, const struct eif_i
 	const char *nul = memchr(img->cmdline, '\0', img->cmdline_len);
 
 	if (nul)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: section %d (cmdline) has a NUL byte at offset %zu", src->name,
 				     eif_image_find(img, EIF_SECTION_CMDLINE),
 				     (size_t)(nul - img->cmdline));
@@ -416,7 +416,7 @@ int eif_read(const struct eif_source *src, struct eif_image *img,
 	memset(img, 0, sizeof(*img));
 	img->file_size = src->size;
 	if (src->size < EIF_HEADER_SIZE)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: file is %llu bytes, shorter than the %u-byte EIF header",
 				     src->name, (unsigned long long)src->size, EIF_HEADER_SIZE);
 	if ((rc = src->read_at(src->ctx, 0, header, sizeof(header))) < 0)

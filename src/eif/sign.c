@@ -40,14 +40,14 @@ static int sign_load_cert(struct eif_signer *s, const char *path, struct nectl_e
 	int e = cert_read_file(path, CERT_FILE_MAX, &s->cert_pem, &s->cert_pem_len);
 
 	if (e)
-		return nectl_err_sys(err, NECTL_E_SIGN, e, "cannot read certificate %s", path);
+		return nectl_err_sys(err, NECTL_ERR_SIGN, e, "cannot read certificate %s", path);
 	s->cert = cert_from_pem(s->cert_pem, s->cert_pem_len);
 	if (!s->cert)
-		return nectl_err_ssl(err, NECTL_E_SIGN,
+		return nectl_err_ssl(err, NECTL_ERR_SIGN,
 				     "certificate %s is not a PEM X.509 certificate", path);
 	if (cert_to_der(s->cert, &s->cert_der, &s->cert_der_len) ||
 	    cert_der_pcr8(s->cert_der, s->cert_der_len, s->pcr8))
-		return nectl_err_ssl(err, NECTL_E_SIGN, "certificate %s cannot be DER-encoded",
+		return nectl_err_ssl(err, NECTL_ERR_SIGN, "certificate %s cannot be DER-encoded",
 				     path);
 	return 0;
 }
@@ -79,22 +79,22 @@ static int sign_load_key(struct eif_signer *s, const char *path, struct nectl_er
 	int e = cert_read_file(path, CERT_FILE_MAX, &pem, &len);
 
 	if (e)
-		return nectl_err_sys(err, NECTL_E_SIGN, e, "cannot read private key %s", path);
+		return nectl_err_sys(err, NECTL_ERR_SIGN, e, "cannot read private key %s", path);
 	s->key = sign_read_key(pem, len);
 	OPENSSL_cleanse(pem, len);
 	free(pem);
 	if (!s->key)
 		return nectl_err_ssl(
-		    err, NECTL_E_SIGN,
+		    err, NECTL_ERR_SIGN,
 		    "private key %s is not a PEM private key (encrypted keys are not supported)",
 		    path);
 	if (!EVP_PKEY_is_a(s->key, "EC"))
-		return nectl_err_set(err, NECTL_E_SIGN,
+		return nectl_err_set(err, NECTL_ERR_SIGN,
 				     "private key %s is not an EC key (it is %s)", path,
 				     EVP_PKEY_get0_type_name(s->key));
 	if (!cose_alg_by_key(s->key))
 		return nectl_err_set(
-		    err, NECTL_E_SIGN,
+		    err, NECTL_ERR_SIGN,
 		    "private key %s is on %s; only P-256, P-384 and P-521 are supported", path,
 		    sign_group_name(s->key, group, sizeof(group)));
 	return 0;
@@ -109,14 +109,14 @@ static int sign_check_pair(const struct eif_signer *s, const char *cert_path, co
 	int same;
 
 	if (cert_alg && cert_alg != key_alg)
-		return nectl_err_set(err, NECTL_E_SIGN,
+		return nectl_err_set(err, NECTL_ERR_SIGN,
 				     "private key %s is on %s but certificate %s has a %s key",
 				     key_path, key_alg->curve, cert_path, cert_alg->curve);
 	same = pub && EVP_PKEY_eq(pub, s->key) == 1;
 	ERR_clear_error();
 	if (!same)
 		return nectl_err_set(
-		    err, NECTL_E_SIGN,
+		    err, NECTL_ERR_SIGN,
 		    "private key %s does not match the public key of certificate %s", key_path,
 		    cert_path);
 	return 0;
@@ -129,7 +129,7 @@ int eif_signer_load(struct eif_signer **out, const char *cert_path, const char *
 
 	*out = NULL;
 	if (!s)
-		return nectl_err_set(err, NECTL_E_SIGN, "signer: out of memory");
+		return nectl_err_set(err, NECTL_ERR_SIGN, "signer: out of memory");
 	if (sign_load_cert(s, cert_path, err) || sign_load_key(s, key_path, err) ||
 	    sign_check_pair(s, cert_path, key_path, err)) {
 		eif_signer_free(s);
@@ -165,14 +165,14 @@ int sign_section_encode(const uint8_t *cert, size_t cert_len, const uint8_t *sig
 	if (entry)
 		cbor_decref(&entry);
 	if (rc)
-		return nectl_err_set(err, NECTL_E_SIGN, "signature section: out of memory");
+		return nectl_err_set(err, NECTL_ERR_SIGN, "signature section: out of memory");
 	if (*out_len > EIF_SIGNATURE_MAX) {
 		size_t n = *out_len;
 
 		free(*out);
 		*out = NULL;
 		*out_len = 0;
-		return nectl_err_set(err, NECTL_E_SIGN,
+		return nectl_err_set(err, NECTL_ERR_SIGN,
 				     "signature section would be %zu bytes, over the %d-byte "
 				     "limit; the certificate is too large",
 				     n, EIF_SIGNATURE_MAX);
@@ -206,7 +206,7 @@ static int sign_parse_bytes(const cbor_item_t *value, size_t idx, const char *ke
 	const char *why;
 
 	if (cose_cbor_read_bytes(value, out, len, &why))
-		return nectl_err_set(err, NECTL_E_EIF, "signature section: element %zu: \"%s\" %s",
+		return nectl_err_set(err, NECTL_ERR_EIF, "signature section: element %zu: \"%s\" %s",
 				     idx, key, why);
 	return 0;
 }
@@ -217,13 +217,13 @@ static int sign_parse_entry(const cbor_item_t *entry, size_t idx, uint8_t **cert
 	struct cbor_pair *pairs;
 
 	if (!cbor_isa_map(entry) || cbor_map_size(entry) != 2)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "signature section: element %zu is not a map with 2 entries",
 				     idx);
 	pairs = cbor_map_handle(entry);
 	if (!cose_cbor_text_is(pairs[0].key, "signing_certificate") ||
 	    !cose_cbor_text_is(pairs[1].key, "signature"))
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "signature section: element %zu: keys are not "
 				     "\"signing_certificate\" then \"signature\"",
 				     idx);
@@ -232,7 +232,7 @@ static int sign_parse_entry(const cbor_item_t *entry, size_t idx, uint8_t **cert
 		return -1;
 	if (*cert_len == 0)
 		return nectl_err_set(
-		    err, NECTL_E_EIF,
+		    err, NECTL_ERR_EIF,
 		    "signature section: element %zu: \"signing_certificate\" is empty", idx);
 	return 0;
 }
@@ -261,10 +261,10 @@ static int sign_parse_root(const cbor_item_t *root, uint8_t **cert, size_t *cert
 	size_t n;
 
 	if (!cbor_isa_array(root))
-		return nectl_err_set(err, NECTL_E_EIF, "signature section: not a CBOR array");
+		return nectl_err_set(err, NECTL_ERR_EIF, "signature section: not a CBOR array");
 	n = cbor_array_size(root);
 	if (n == 0)
-		return nectl_err_set(err, NECTL_E_EIF, "signature section: empty array");
+		return nectl_err_set(err, NECTL_ERR_EIF, "signature section: empty array");
 	elems = cbor_array_handle(root);
 	if (sign_parse_entry(elems[0], 0, cert, cert_len, cose, cose_len, err))
 		return -1;
@@ -281,12 +281,12 @@ int eif_signature_parse(const uint8_t *section, size_t len, uint8_t **cert_pem, 
 	*cert_pem = *cose = NULL;
 	*cert_len = *cose_len = 0;
 	if (len > EIF_SIGNATURE_MAX)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "signature section: %zu bytes, over the %d-byte limit", len,
 				     EIF_SIGNATURE_MAX);
 	root = cose_cbor_load(section, len, &why);
 	if (!root)
-		return nectl_err_set(err, NECTL_E_EIF, "signature section: %s", why);
+		return nectl_err_set(err, NECTL_ERR_EIF, "signature section: %s", why);
 	rc = sign_parse_root(root, cert_pem, cert_len, cose, cose_len, err);
 	cbor_decref(&root);
 	if (rc) {
@@ -352,7 +352,7 @@ int eif_signature_verify(const uint8_t *section, size_t len, const uint8_t pcr0[
 	if (!rc) {
 		cert = cert_from_pem(pem, pem_len);
 		if (!cert)
-			rc = nectl_err_ssl(err, NECTL_E_EIF,
+			rc = nectl_err_ssl(err, NECTL_ERR_EIF,
 					   "signature section: signing_certificate is not a PEM "
 					   "X.509 certificate");
 	}

@@ -10,7 +10,7 @@
 #include "nectl/err.h"
 
 /* CBOR [{"signing_certificate": [cert bytes], "signature": [sig bytes]}].
- * Fails (NECTL_E_SIGN) when the result would exceed EIF_SIGNATURE_MAX. */
+ * Fails (NECTL_ERR_SIGN) when the result would exceed EIF_SIGNATURE_MAX. */
 int sign_section_encode(const uint8_t *cert, size_t cert_len, const uint8_t *sig, size_t sig_len,
 			uint8_t **out, size_t *out_len, struct nectl_err *err);
 

@@ -37,18 +37,18 @@ int eif_source_open_file(struct eif_source *src, const char *path, struct nectl_
 	/* O_NONBLOCK: opening a FIFO must not hang before the type check. */
 	src->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (src->fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", path);
 	if (fstat(src->fd, &st) < 0) {
 		int e = errno;
 
 		close(src->fd);
 		src->fd = -1;
-		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: cannot stat", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, e, "%s: cannot stat", path);
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(src->fd);
 		src->fd = -1;
-		return nectl_err_set(err, NECTL_E_FILE, "%s: not a regular file", path);
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: not a regular file", path);
 	}
 	src->read_at = source_file_read;
 	src->ctx = &src->fd;

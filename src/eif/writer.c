@@ -120,7 +120,7 @@ static int writer_produce(struct writer *w, enum hasher_part part, const struct 
 	if (ws.buf && writer_emit(w, ws.buf, ws.fill, part, err) < 0)
 		return -1;
 	if (ws.total != in->len)
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "section %u: the producer wrote %llu bytes, %llu were announced",
 				     w->num_sections - 1, (unsigned long long)ws.total,
 				     (unsigned long long)in->len);
@@ -136,9 +136,9 @@ static int writer_input_size(const struct eif_input *in, uint64_t *size, struct 
 		return 0;
 	}
 	if (stat(in->path, &st) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", in->path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", in->path);
 	if (!S_ISREG(st.st_mode))
-		return nectl_err_set(err, NECTL_E_FILE, "%s: not a regular file", in->path);
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: not a regular file", in->path);
 	*size = (uint64_t)st.st_size;
 	return 0;
 }
@@ -151,7 +151,7 @@ static int writer_copy_file(struct writer *w, enum hasher_part part, const char 
 	int rc = -1;
 
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", path);
 	while (left > 0) {
 		uint8_t *buf = hasher_buffer(w->hasher);
 		ssize_t n = read(fd, buf, left < HASHER_CHUNK ? (size_t)left : HASHER_CHUNK);
@@ -159,11 +159,11 @@ static int writer_copy_file(struct writer *w, enum hasher_part part, const char 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			nectl_err_sys(err, NECTL_E_FILE, errno, "%s: read failed", path);
+			nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: read failed", path);
 			goto out;
 		}
 		if (n == 0) {
-			nectl_err_set(err, NECTL_E_FILE, "%s: file shrank while being read", path);
+			nectl_err_set(err, NECTL_ERR_FILE, "%s: file shrank while being read", path);
 			goto out;
 		}
 		if (writer_emit(w, buf, (size_t)n, part, err) < 0)
@@ -182,7 +182,7 @@ static int writer_section(struct writer *w, unsigned type, enum hasher_part part
 	uint64_t size;
 
 	if (w->num_sections == EIF_MAX_SECTIONS)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: more than %u sections", w->out.path,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: more than %u sections", w->out.path,
 				     EIF_MAX_SECTIONS);
 	if (writer_input_size(in, &size, err) < 0 || writer_begin_section(w, type, size, err) < 0)
 		return -1;
@@ -253,15 +253,15 @@ static int writer_finish_header(struct writer *w, struct nectl_err *err)
 static int writer_check_spec(const struct eif_build_spec *spec, struct nectl_err *err)
 {
 	if (spec->num_ramdisks == 0)
-		return nectl_err_set(err, NECTL_E_BUILD, "at least one ramdisk is required");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "at least one ramdisk is required");
 	if (spec->num_ramdisks + 4 > EIF_MAX_SECTIONS)
-		return nectl_err_set(err, NECTL_E_BUILD, "%zu ramdisks: at most %u fit in an EIF",
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%zu ramdisks: at most %u fit in an EIF",
 				     spec->num_ramdisks, EIF_MAX_SECTIONS - 4);
 	if (strlen(spec->cmdline) > EIF_CMDLINE_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD, "cmdline is longer than %u bytes",
+		return nectl_err_set(err, NECTL_ERR_BUILD, "cmdline is longer than %u bytes",
 				     EIF_CMDLINE_MAX);
 	if (spec->metadata_len > EIF_METADATA_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD, "metadata is longer than %u bytes",
+		return nectl_err_set(err, NECTL_ERR_BUILD, "metadata is longer than %u bytes",
 				     EIF_METADATA_MAX);
 	return 0;
 }
@@ -324,7 +324,7 @@ static int writer_copy_source(struct writer *w, const struct eif_source *src, ui
 		int rc = src->read_at(src->ctx, off, buf, n);
 
 		if (rc < 0)
-			return nectl_err_sys(err, NECTL_E_FILE, -rc, "%s: read failed", src->name);
+			return nectl_err_sys(err, NECTL_ERR_FILE, -rc, "%s: read failed", src->name);
 		if (writer_emit(w, buf, n, HASHER_NONE, err) < 0)
 			return -1;
 		off += n;
@@ -393,7 +393,7 @@ int eif_sign_file(const char *path, const struct eif_signer *signer, struct eif_
 	if (eif_read(&src, &img, NULL, err) < 0)
 		goto out;
 	if (img.crc_stored != img.crc_computed) {
-		nectl_err_set(err, NECTL_E_EIF,
+		nectl_err_set(err, NECTL_ERR_EIF,
 			      "%s: CRC mismatch (header 0x%08x, computed 0x%08x): refusing to sign a corrupt image",
 			      path, img.crc_stored, img.crc_computed);
 		goto free_img;

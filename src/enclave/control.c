@@ -88,8 +88,8 @@ int enclave_find(const char *id, const char *name, json_t **record, struct nectl
 	if (hits == 1)
 		return 0;
 	if (id)
-		return nectl_err_set(err, 11, "No enclave with ID '%s' is running here", id);
-	return nectl_err_set(err, 58,
+		return nectl_err_set(err, NECTL_ERR_SOCKET, "No enclave with ID '%s' is running here", id);
+	return nectl_err_set(err, NECTL_ERR_NAMING,
 			     hits ? "Conflicting enclave names have been found."
 				  : "No enclave matched the given name.");
 }
@@ -145,7 +145,7 @@ static int control_ask(const char *dir, const char *sid, const char *op, int *fd
 
 	if (fd < 0) {
 		*why = errno;
-		return nectl_err_sys(err, 11, errno, "cannot connect to the enclave process");
+		return nectl_err_sys(err, NECTL_ERR_SOCKET, errno, "cannot connect to the enclave process");
 	}
 	len = (size_t)snprintf(req, sizeof(req), "{\"op\": \"%s\"}\n", op);
 	/* MSG_NOSIGNAL: a supervisor that hangs up must not kill the caller. */
@@ -153,7 +153,7 @@ static int control_ask(const char *dir, const char *sid, const char *op, int *fd
 	if (!*reply) {
 		*why = ETIMEDOUT;
 		close(fd);
-		return nectl_err_set(err, 11, "the enclave process did not answer");
+		return nectl_err_set(err, NECTL_ERR_SOCKET, "the enclave process did not answer");
 	}
 	*fd_out = fd;
 	return 0;
@@ -162,10 +162,15 @@ static int control_ask(const char *dir, const char *sid, const char *op, int *fd
 static int control_reply_error(json_t *reply, struct nectl_err *err)
 {
 	json_t *code = json_object_get(reply, "Error");
+	json_int_t kind = json_integer_value(code);
 
 	if (!code)
 		return 0;
-	return nectl_err_set(err, (int)json_integer_value(code), "%s",
+	/* The supervisor's reply carries an error kind (sup_control.c). */
+	return nectl_err_set(err,
+			     kind > 0 && kind < NECTL_ERR_KINDS ? (enum nectl_kind)kind
+								: NECTL_ERR_REFUSED,
+			     "%s",
 			     json_string_value(json_object_get(reply, "Message")) ?: "refused");
 }
 
@@ -186,10 +191,10 @@ static unsigned control_owner(const char *dir, const char *sid)
 	return stat(path, &st) == 0 ? (unsigned)st.st_uid : 0;
 }
 
-static int control_denied(const char *dir, const char *sid, int code, const char *what,
+static int control_denied(const char *dir, const char *sid, enum nectl_kind kind, const char *what,
 			  struct nectl_err *err)
 {
-	return nectl_err_set(err, code,
+	return nectl_err_set(err, kind,
 			     "Permission denied: only the enclave's owner (uid %u) or root may %s",
 			     control_owner(dir, sid), what);
 }
@@ -239,21 +244,21 @@ static int control_kill(const char *dir, const char *sid, pid_t pid, int pidfd,
 	if (serves == 0 || rundir_pid_gone(pid))
 		return 0; /* that PID is not (or no longer) the supervisor */
 	if (serves < 0)
-		return control_denied(dir, sid, 38, "terminate it", err);
+		return control_denied(dir, sid, NECTL_ERR_REFUSED, "terminate it", err);
 	if (control_signal(pidfd, pid, SIGTERM) < 0) {
 		if (errno == EPERM)
-			return control_denied(dir, sid, 38, "terminate it", err);
+			return control_denied(dir, sid, NECTL_ERR_REFUSED, "terminate it", err);
 		return errno == ESRCH
 			   ? 0
-			   : nectl_err_sys(err, 38, errno, "cannot signal PID %d", (int)pid);
+			   : nectl_err_sys(err, NECTL_ERR_REFUSED, errno, "cannot signal PID %d", (int)pid);
 	}
 	if (control_wait_gone(pidfd, pid, CONTROL_TERM_MS))
 		return 0;
 	if (control_signal(pidfd, pid, SIGKILL) < 0 && errno != ESRCH)
-		return nectl_err_sys(err, 38, errno, "cannot signal PID %d", (int)pid);
+		return nectl_err_sys(err, NECTL_ERR_REFUSED, errno, "cannot signal PID %d", (int)pid);
 	if (control_wait_gone(pidfd, pid, CONTROL_KILL_MS))
 		return 0;
-	return nectl_err_set(err, 38,
+	return nectl_err_set(err, NECTL_ERR_REFUSED,
 			     "Failed to terminate the enclave: its supervisor (PID %d) did not "
 			     "answer and still runs after SIGKILL",
 			     (int)pid);
@@ -275,7 +280,7 @@ static int control_stop(const char *dir, const char *sid, pid_t pid, struct nect
 		close(fd);
 		gone = rc == 0 && control_wait_gone(pidfd, pid, CONTROL_STOP_MS);
 	} else if (why == EACCES || why == EPERM) {
-		rc = control_denied(dir, sid, 38, "terminate it", err);
+		rc = control_denied(dir, sid, NECTL_ERR_REFUSED, "terminate it", err);
 	}
 	if (rc == 0 && !gone)
 		rc = control_kill(dir, sid, pid, pidfd, err);
@@ -292,14 +297,14 @@ int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *e
 	if (enclave_run_dir(dir, sizeof(dir), err) < 0)
 		return -1;
 	if (!*record_sid(record, sid))
-		return nectl_err_set(err, 11, "the enclave's record has no usable EnclaveID");
+		return nectl_err_set(err, NECTL_ERR_SOCKET, "the enclave's record has no usable EnclaveID");
 	/* An exited enclave's supervisor has freed everything already. */
 	if (!control_exited(record) && control_stop(dir, sid, pid, err) < 0)
 		return -1;
 	rundir_remove(dir, sid);
 	rundir_file(dir, sid, ".json", path, sizeof(path));
 	if (access(path, F_OK) == 0)
-		return control_denied(dir, sid, 38, "remove what it left", err);
+		return control_denied(dir, sid, NECTL_ERR_REFUSED, "remove what it left", err);
 	*result = json_object();
 	json_object_set(*result, "EnclaveName", json_object_get(record, "EnclaveName"));
 	json_object_set(*result, "EnclaveID", json_object_get(record, "EnclaveID"));
@@ -314,7 +319,7 @@ static int control_open_log(const char *dir, const char *sid, int *fd, struct ne
 	rundir_file(dir, sid, ".log", path, sizeof(path));
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
-		return nectl_err_sys(err, 44, errno, "%s: cannot open the console log", path);
+		return nectl_err_sys(err, NECTL_ERR_CONSOLE, errno, "%s: cannot open the console log", path);
 	return 0;
 }
 
@@ -342,7 +347,7 @@ int enclave_console_open(const json_t *record, int *fd, struct nectl_err *err)
 	int rc, why = 0;
 
 	if (!flags || strcmp(flags, "DEBUG_MODE") != 0)
-		return nectl_err_set(err, 44,
+		return nectl_err_set(err, NECTL_ERR_CONSOLE,
 				     "The enclave was not started with the debug flag set, "
 				     "include '--debug-mode' in the run-enclave command");
 	if (enclave_run_dir(dir, sizeof(dir), err) < 0 || !*record_sid(record, sid))
@@ -353,8 +358,8 @@ int enclave_console_open(const json_t *record, int *fd, struct nectl_err *err)
 		if (control_ended_now(dir, sid))
 			return control_open_log(dir, sid, fd, err);
 		if (why == EACCES || why == EPERM)
-			return control_denied(dir, sid, 44, "stream its console", err);
-		return nectl_err_set(err, 44, "Enclave console connection failure: %s", asked.msg);
+			return control_denied(dir, sid, NECTL_ERR_CONSOLE, "stream its console", err);
+		return nectl_err_set(err, NECTL_ERR_CONSOLE, "Enclave console connection failure: %s", asked.msg);
 	}
 	rc = control_reply_error(reply, err);
 	json_decref(reply);

@@ -22,9 +22,9 @@ static int entry_fail(const struct fwd_entry *e, struct nectl_err *err, int errn
 	const char *opt = fwd_rule_option(e->rule.dir);
 
 	if (!errno_value)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s '%s': %s", opt, e->rule.text,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%s '%s': %s", opt, e->rule.text,
 				     what);
-	return nectl_err_sys(err, NECTL_E_INVALID_ARG, errno_value, "%s '%s': %s", opt,
+	return nectl_err_sys(err, NECTL_ERR_INVALID_ARG, errno_value, "%s '%s': %s", opt,
 			     e->rule.text, what);
 }
 
@@ -37,7 +37,7 @@ static int entry_resolve(struct fwd_entry *e, bool passive, struct nectl_err *er
 	if (r == EAI_SYSTEM)
 		return entry_fail(e, err, errno, "cannot resolve the TCP host");
 	if (r)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s '%s': cannot resolve '%s': %s",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%s '%s': cannot resolve '%s': %s",
 				     fwd_rule_option(e->rule.dir), e->rule.text, e->rule.host,
 				     gai_strerror(r));
 	return 0;
@@ -144,7 +144,7 @@ static int fwd_init(struct forwarder *f, const struct fwd_rule *rules, size_t n,
 	f->epfd = epoll_create1(EPOLL_CLOEXEC);
 	f->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (f->epfd < 0 || f->evfd < 0 || epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->evfd, &ev) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "port forwarder: epoll");
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "port forwarder: epoll");
 	for (size_t i = 0; i < n; i++) {
 		f->ent[i].rule = rules[i];
 		f->ent[i].lfd = -1;
@@ -167,7 +167,7 @@ int fwd_create(struct forwarder **out, const struct fwd_rule *rules, size_t n,
 	f = calloc(1, sizeof(*f));
 	if (!f || !(f->ent = calloc(n ? n : 1, sizeof(*f->ent)))) {
 		free(f);
-		return nectl_err_set(err, NECTL_E_FILE, "port forwarder: out of memory");
+		return nectl_err_set(err, NECTL_ERR_FILE, "port forwarder: out of memory");
 	}
 	f->epfd = f->evfd = -1;
 	f->next_port = FWD_FIRST_PORT;
@@ -215,7 +215,7 @@ int fwd_start(struct forwarder *f, struct nectl_err *err)
 	int r;
 
 	if (!f->dev || !f->lock || !f->unlock)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "port forwarder: not attached");
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "port forwarder: not attached");
 	if (f->started)
 		return 0;
 	/* Signals are the supervisor's business, not this thread's. */
@@ -224,7 +224,7 @@ int fwd_start(struct forwarder *f, struct nectl_err *err)
 	r = pthread_create(&f->thread, NULL, fwd_thread_main, f);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)
-		return nectl_err_sys(err, NECTL_E_FILE, r, "port forwarder: cannot start thread");
+		return nectl_err_sys(err, NECTL_ERR_FILE, r, "port forwarder: cannot start thread");
 	f->started = true;
 	return 0;
 }

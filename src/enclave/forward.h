@@ -40,7 +40,7 @@ struct fwd_rule {
 
 /* Parses "PORT=unix:PATH" / "PORT=tcp:HOST:HOSTPORT" (FWD_TO_HOST) or
  * "tcp:HOST:LPORT=PORT" / "unix:PATH=PORT" (FWD_INTO_ENCLAVE); an IPv6 HOST
- * goes in [brackets]. Errors are NECTL_E_INVALID_ARG with a one-line message
+ * goes in [brackets]. Errors are NECTL_ERR_INVALID_ARG with a one-line message
  * naming the rule. */
 int fwd_rule_parse(enum fwd_dir dir, const char *spec, struct fwd_rule *r, struct nectl_err *err);
 

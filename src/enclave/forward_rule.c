@@ -33,7 +33,7 @@ static bool parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 
 static int rule_fail(const struct fwd_rule *r, struct nectl_err *err, const char *what)
 {
-	return nectl_err_set(err, NECTL_E_INVALID_ARG, "%s '%s': %s", fwd_rule_option(r->dir),
+	return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%s '%s': %s", fwd_rule_option(r->dir),
 			     r->text, what);
 }
 
@@ -173,7 +173,7 @@ int fwd_rules_check(const struct fwd_rule *rules, size_t n, struct nectl_err *er
 			if (!rules_clash(&rules[i], &rules[j]))
 				continue;
 			return nectl_err_set(
-			    err, NECTL_E_INVALID_ARG, "%s '%s' and '%s': %s",
+			    err, NECTL_ERR_INVALID_ARG, "%s '%s' and '%s': %s",
 			    fwd_rule_option(rules[i].dir), rules[j].text, rules[i].text,
 			    rules[i].dir == FWD_TO_HOST ? "the same vsock port twice"
 							: "the same listen address twice");

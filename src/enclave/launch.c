@@ -25,14 +25,14 @@
 int enclave_check_cid(uint64_t cid, struct nectl_err *err)
 {
 	if (cid == 1 || cid == 2)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "The enclave CID %llu is a well-known CID and cannot be used",
 				     (unsigned long long)cid);
 	if (cid == 3)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "The enclave CID 3 is the parent instance's CID");
 	if (cid >= 0xffffffffull)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "The enclave CID %llu is out of range (at most 4294967294)",
 				     (unsigned long long)cid);
 	return 0;
@@ -46,18 +46,18 @@ static int launch_memory(struct enclave_plan *p, const struct enclave_opts *o,
 
 	if (!realpath(o->eif_path, p->eif_path) || stat(p->eif_path, &st) < 0 ||
 	    !S_ISREG(st.st_mode))
-		return nectl_err_sys(err, NECTL_E_FILE, errno ? errno : EINVAL,
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno ? errno : EINVAL,
 				     "File: '%s', failing operation: 'Open'", o->eif_path);
 	/* Checked before anything shifts it into bytes, which would wrap. */
 	if (o->memory_mib > ENCLAVE_MAX_MEMORY_MIB)
 		return nectl_err_set(
-		    err, NECTL_E_INVALID_ARG,
+		    err, NECTL_ERR_INVALID_ARG,
 		    "Invalid memory value `%llu` MiB: more than %llu MiB cannot be "
 		    "addressed",
 		    (unsigned long long)o->memory_mib, (unsigned long long)ENCLAVE_MAX_MEMORY_MIB);
 	min = 4 * (((uint64_t)st.st_size + MIB - 1) / MIB);
 	if (o->memory_mib == 0 || o->memory_mib < min)
-		return nectl_err_set(err, 26,
+		return nectl_err_set(err, NECTL_ERR_MEM_REQUEST,
 				     "User provided `memory` is %llu MB, but based on the EIF file "
 				     "size, the minimum memory should be %llu MB",
 				     (unsigned long long)o->memory_mib, (unsigned long long)min);
@@ -72,20 +72,20 @@ static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o, str
 	int avail;
 
 	if (sched_getaffinity(0, sizeof(pool), &pool) < 0)
-		return nectl_err_sys(err, 22, errno, "cannot read the host's CPUs");
+		return nectl_err_sys(err, NECTL_ERR_CPU_COUNT, errno, "cannot read the host's CPUs");
 	avail = CPU_COUNT(&pool);
 	if (o->ncpu_ids) {
 		if (o->ncpu_ids > ENCLAVE_MAX_CPUS)
-			return nectl_err_set(err, 22, "at most %d CPUs per enclave",
+			return nectl_err_set(err, NECTL_ERR_CPU_COUNT, "at most %d CPUs per enclave",
 					     ENCLAVE_MAX_CPUS);
 		for (unsigned i = 0; i < o->ncpu_ids; i++) {
 			int id = o->cpu_ids[i];
 
 			for (unsigned j = 0; j < i; j++)
 				if (o->cpu_ids[j] == id)
-					return nectl_err_set(err, 20, "CPU %d is given twice", id);
+					return nectl_err_set(err, NECTL_ERR_CPU_CONFIG, "CPU %d is given twice", id);
 			if (id < 0 || id >= CPU_SETSIZE || !CPU_ISSET(id, &pool))
-				return nectl_err_set(err, 21,
+				return nectl_err_set(err, NECTL_ERR_CPU_POOL,
 						     "CPU %d is not available on this host", id);
 			p->cpu_ids[i] = id;
 		}
@@ -94,10 +94,10 @@ static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o, str
 		return 0;
 	}
 	if (o->cpu_count == 0)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "`cpu-count` must be at least 1");
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "`cpu-count` must be at least 1");
 	if (o->cpu_count > (unsigned)avail || o->cpu_count > ENCLAVE_MAX_CPUS)
 		return nectl_err_set(
-		    err, 22, "Insufficient CPUs: %u requested, this host offers %d (at most %d)",
+		    err, NECTL_ERR_CPU_COUNT, "Insufficient CPUs: %u requested, this host offers %d (at most %d)",
 		    o->cpu_count, avail, ENCLAVE_MAX_CPUS);
 	p->ncpus = o->cpu_count;
 	return 0;
@@ -107,11 +107,11 @@ static int launch_forwards(struct enclave_plan *p, const struct enclave_opts *o,
 			   struct nectl_err *err)
 {
 	if (o->nto_host + o->ninto_enclave > ENCLAVE_MAX_FORWARDS)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "at most %d forwarding rules",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "at most %d forwarding rules",
 				     ENCLAVE_MAX_FORWARDS);
 	if (o->forward_max_conns > ENCLAVE_MAX_FORWARD_CONNS ||
 	    o->forward_max_conns_total > ENCLAVE_MAX_FORWARD_CONNS)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "at most %d forwarded connections at once",
 				     ENCLAVE_MAX_FORWARD_CONNS);
 	p->fwd_max_conns =
@@ -193,14 +193,14 @@ static int launch_pick(struct enclave_plan *p, const struct enclave_opts *o, con
 	char base[200];
 
 	if (o->cid && launch_cid_taken(recs, o->cid))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "The enclave CID %llu is in use",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "The enclave CID %llu is in use",
 				     (unsigned long long)o->cid);
 	p->cid = o->cid;
 	for (uint64_t c = ENCLAVE_FIRST_AUTO_CID; !p->cid; c++)
 		if (!launch_cid_taken(recs, c))
 			p->cid = c;
 	if (o->name && (!*o->name || strlen(o->name) >= sizeof(base) || strchr(o->name, '\n')))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "invalid enclave name");
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "invalid enclave name");
 	if (o->name)
 		snprintf(base, sizeof(base), "%s", o->name);
 	else
@@ -246,7 +246,7 @@ static int launch_check_eif(const struct enclave_plan *p, struct nectl_err *err)
 	if (eif_read_file(p->eif_path, &img, NULL, err) < 0)
 		return -1;
 	if (img.crc_stored != img.crc_computed)
-		rc = nectl_err_set(err, NECTL_E_EIF,
+		rc = nectl_err_set(err, NECTL_ERR_EIF,
 				   "%s: CRC mismatch (header 0x%08x, computed 0x%08x): the image "
 				   "is corrupted",
 				   p->eif_path, img.crc_stored, img.crc_computed);
@@ -257,7 +257,7 @@ static int launch_check_eif(const struct enclave_plan *p, struct nectl_err *err)
 static int launch_plan(struct enclave_plan *p, const struct enclave_opts *o, struct nectl_err *err)
 {
 	if (!o->eif_path)
-		return nectl_err_set(err, NECTL_E_MISSING_ARG,
+		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "Missing mandatory argument. User did not provide the "
 				     "`eif-path` argument.");
 	if ((o->cid && enclave_check_cid(o->cid, err) < 0) || launch_memory(p, o, err) < 0 ||
@@ -351,17 +351,19 @@ static int launch_wait(FILE *in, int *lock_fd, struct nectl_err *err)
 			*lock_fd = -1;
 		} else if (strcmp(line, "OK") == 0) {
 			rc = 0;
-		} else if (line[0] == 'E' && isdigit((unsigned char)line[1])) {
+		} else if (line[0] == 'K' && isdigit((unsigned char)line[1])) {
 			char *msg;
-			long code = strtol(line + 1, &msg, 10);
+			long kind = strtol(line + 1, &msg, 10);
 
-			rc = nectl_err_set(err, code > 0 && code < 100 ? (int)code : 39, "%s",
-					   *msg ? msg + 1 : "enclave process failure");
+			rc = nectl_err_set(err,
+					   kind > 0 && kind < NECTL_ERR_KINDS ? (enum nectl_kind)kind
+									      : NECTL_ERR_PROCESS,
+					   "%s", *msg ? msg + 1 : "enclave process failure");
 		}
 	}
 	free(line);
 	if (rc > 0)
-		rc = nectl_err_set(err, 39,
+		rc = nectl_err_set(err, NECTL_ERR_PROCESS,
 				   "Failed to connect to 1 enclave processes: the enclave process "
 				   "exited without reporting");
 	return rc;
@@ -402,19 +404,19 @@ int enclave_launch(const struct enclave_opts *o, struct enclave_launched *out,
 
 	memset(out, 0, sizeof(*out));
 	if (!p)
-		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_FILE, "out of memory");
 	if (launch_plan(p, o, err) < 0 || rundir_lock(p->run_dir, &lock_fd, err) < 0)
 		goto out;
 	if (rundir_records(p->run_dir, &recs, err) < 0 || launch_pick(p, o, recs, err) < 0)
 		goto out;
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		nectl_err_sys(err, 4, errno, "cannot create the enclave process's pipe");
+		nectl_err_sys(err, NECTL_ERR_IPC, errno, "cannot create the enclave process's pipe");
 		goto out;
 	}
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
-		nectl_err_sys(err, 5, errno, "cannot start the enclave process");
+		nectl_err_sys(err, NECTL_ERR_SPAWN, errno, "cannot start the enclave process");
 		goto out;
 	}
 	if (pid == 0) {
@@ -427,7 +429,7 @@ int enclave_launch(const struct enclave_opts *o, struct enclave_launched *out,
 		;
 	in = fdopen(pfd[0], "r");
 	if (!in) {
-		nectl_err_sys(err, 4, errno, "cannot read the enclave process's pipe");
+		nectl_err_sys(err, NECTL_ERR_IPC, errno, "cannot read the enclave process's pipe");
 		goto out;
 	}
 	pfd[0] = -1;

@@ -29,7 +29,7 @@ int enclave_run_dir(char *out, size_t len, struct nectl_err *err)
 	else if (xdg && *xdg)
 		snprintf(out, len, "%s/nectl", xdg);
 	else
-		return nectl_err_set(err, 7,
+		return nectl_err_set(err, NECTL_ERR_RUNDIR,
 				     "no run directory: not root and XDG_RUNTIME_DIR is not set "
 				     "(set NECTL_RUN_DIR)");
 	/* World-readable as root, like nitro-cli's sockets directory: other
@@ -39,13 +39,13 @@ int enclave_run_dir(char *out, size_t len, struct nectl_err *err)
 		*slash = 0;
 		if (mkdir(out, 0755) < 0 && errno != EEXIST) {
 			*slash = '/';
-			return nectl_err_sys(err, 7, errno, "%s: cannot create the run directory",
+			return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno, "%s: cannot create the run directory",
 					     out);
 		}
 		*slash = '/';
 	}
 	if (mkdir(out, geteuid() == 0 ? 0755 : 0700) < 0 && errno != EEXIST)
-		return nectl_err_sys(err, 7, errno, "%s: cannot create the run directory", out);
+		return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno, "%s: cannot create the run directory", out);
 	return 0;
 }
 
@@ -61,11 +61,11 @@ int rundir_lock(const char *dir, int *fd, struct nectl_err *err)
 	snprintf(path, sizeof(path), "%s/lock", dir);
 	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (*fd < 0)
-		return nectl_err_sys(err, 15, errno, "%s: cannot open", path);
+		return nectl_err_sys(err, NECTL_ERR_LOCK, errno, "%s: cannot open", path);
 	while (flock(*fd, LOCK_EX) < 0)
 		if (errno != EINTR) {
 			close(*fd);
-			return nectl_err_sys(err, 15, errno, "%s: cannot lock", path);
+			return nectl_err_sys(err, NECTL_ERR_LOCK, errno, "%s: cannot lock", path);
 		}
 	return 0;
 }
@@ -195,7 +195,7 @@ int rundir_write_record(const char *dir, const char *sid, json_t *rec, struct ne
 	int rc = -1;
 
 	if (!text)
-		return nectl_err_set(err, NECTL_E_SERDE, "cannot encode the enclave record");
+		return nectl_err_set(err, NECTL_ERR_SERDE, "cannot encode the enclave record");
 	rundir_file(dir, sid, ".json", path, sizeof(path));
 	if (out_file_open(&f, path, err) == 0) {
 		if (out_file_pwrite(&f, text, strlen(text), 0, err) == 0 &&
@@ -265,7 +265,7 @@ int rundir_records(const char *dir, json_t **array, struct nectl_err *err)
 
 	if (!d) {
 		json_decref(all);
-		return nectl_err_sys(err, 7, errno, "%s: cannot read the run directory", dir);
+		return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno, "%s: cannot read the run directory", dir);
 	}
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);

@@ -135,14 +135,15 @@ static void sup_reply(struct sup_client *c, json_t *j)
 	free(text);
 }
 
-static json_t *sup_error(int code, const char *msg)
+static json_t *sup_error(enum nectl_kind kind, const char *msg)
 {
-	return json_pack("{s:i, s:s}", "Error", code, "Message", msg);
+	return json_pack("{s:i, s:s}", "Error", (int)kind, "Message", msg);
 }
 
 /* Who may stream the console or terminate: the enclave's owner and root;
  * everyone else is told why, with the code the command would fail with. */
-static bool sup_permitted(const struct sup *s, struct sup_client *c, int code, const char *what)
+static bool sup_permitted(const struct sup *s, struct sup_client *c, enum nectl_kind kind,
+			  const char *what)
 {
 	char msg[160];
 
@@ -151,16 +152,16 @@ static bool sup_permitted(const struct sup *s, struct sup_client *c, int code, c
 	snprintf(msg, sizeof(msg),
 		 "Permission denied: only the enclave's owner (uid %u) or root may %s",
 		 (unsigned)s->owner, what);
-	sup_reply(c, sup_error(code, msg));
+	sup_reply(c, sup_error(kind, msg));
 	return false;
 }
 
 static void sup_console_start(struct sup *s, struct sup_client *c)
 {
 	if (!s->p->debug) {
-		sup_reply(c, sup_error(44, "The enclave was not started with the debug flag set, "
+		sup_reply(c, sup_error(NECTL_ERR_CONSOLE, "The enclave was not started with the debug flag set, "
 					   "include '--debug-mode' in the run-enclave command"));
-	} else if (sup_permitted(s, c, 44, "stream its console")) {
+	} else if (sup_permitted(s, c, NECTL_ERR_CONSOLE, "stream its console")) {
 		sup_reply(c, json_pack("{s:b}", "Ok", 1));
 		c->console = true;
 		c->pos = 0;
@@ -188,12 +189,12 @@ static void sup_request(struct sup *s, struct sup_client *c)
 
 	c->idle_since = sup_now_ns();
 	if (!op)
-		sup_reply(c, sup_error(14, "bad request: expected {\"op\": ...}"));
+		sup_reply(c, sup_error(NECTL_ERR_REQUEST, "bad request: expected {\"op\": ...}"));
 	else if (strcmp(op, "console") == 0)
 		sup_console_start(s, c);
 	else if (strcmp(op, "terminate") != 0)
-		sup_reply(c, sup_error(14, "unknown request"));
-	else if (sup_permitted(s, c, 38, "terminate it"))
+		sup_reply(c, sup_error(NECTL_ERR_REQUEST, "unknown request"));
+	else if (sup_permitted(s, c, NECTL_ERR_REFUSED, "terminate it"))
 		sup_terminate(s, c);
 	json_decref(req);
 	c->in_len = 0;
@@ -216,7 +217,7 @@ static void sup_client_read(struct sup *s, struct sup_client *c)
 		c->in_len = (size_t)(nl - c->in);
 		sup_request(s, c);
 	} else if (c->in_len == sizeof(c->in)) {
-		sup_reply(c, sup_error(14, "request too long"));
+		sup_reply(c, sup_error(NECTL_ERR_REQUEST, "request too long"));
 		c->in_len = 0;
 	}
 }

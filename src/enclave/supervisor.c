@@ -152,12 +152,13 @@ _Noreturn void sup_finish(struct sup *s, bool keep_record)
 
 /* A launch that failed leaves nothing behind, and the launcher hears of it
  * only once that holds. */
-_Noreturn static void sup_fail(struct sup *s, const char *msg)
+_Noreturn static void sup_fail(struct sup *s, enum nectl_kind kind, const char *msg)
 {
 	sup_release(s);
 	rundir_remove(s->p->run_dir, s->p->sid);
 	sup_clients_close(s);
-	sup_report(s, "%s", msg);
+	/* "K<kind> <message>": the launcher rebuilds the error from it. */
+	sup_report(s, "K%d %s", (int)kind, msg);
 	_exit(1);
 }
 
@@ -200,7 +201,7 @@ static void sup_vsock_why(struct sup *s, const char *reason, char *out, size_t l
 			 pr.announced, timeout ? "had not" : "never", pr.status_seen, lacks);
 }
 
-/* E36: what stopped the boot, the machine's explanation when it has one,
+/* A boot failure: what stopped the boot, the machine's explanation when it has one,
  * then the console's last line as a hint, marked as the guest's own text. */
 static void sup_boot_failure(struct sup *s, const json_t *e, char *msg, size_t len)
 {
@@ -211,12 +212,12 @@ static void sup_boot_failure(struct sup *s, const json_t *e, char *msg, size_t l
 	sup_vsock_why(s, reason, why, sizeof(why));
 	if (s->stop == SUP_STOP_NO_HEARTBEAT)
 		snprintf(msg, len,
-			 "E36 Enclave boot failure: no heartbeat from the enclave within %u s; the "
+			 "Enclave boot failure: no heartbeat from the enclave within %u s; the "
 			 "enclave was terminated%s",
 			 s->p->hb_timeout_s, why);
 	else
 		snprintf(msg, len,
-			 "E36 Enclave boot failure: the enclave stopped before its boot heartbeat "
+			 "Enclave boot failure: the enclave stopped before its boot heartbeat "
 			 "(%s%s%s)%s. Its last console line (printed by the guest): \"%s\"",
 			 reason, detail ? ": " : "", detail ? detail : "", why, s->cons.last_line);
 }
@@ -232,7 +233,7 @@ static void sup_on_exit(struct sup *s)
 		char msg[NECTL_ERR_MSG_MAX];
 
 		sup_boot_failure(s, e, msg, sizeof(msg));
-		sup_fail(s, msg);
+		sup_fail(s, NECTL_ERR_BOOT, msg);
 	}
 	sup_finish(s, s->stop != SUP_STOP_TERMINATE);
 }
@@ -338,7 +339,7 @@ static int sup_listen(struct sup *s, struct nectl_err *err)
 	mask = umask(0177);
 	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    listen(s->lfd, 16) < 0)
-		rc = nectl_err_sys(err, 11, errno, "%s: cannot listen", a.sun_path);
+		rc = nectl_err_sys(err, NECTL_ERR_SOCKET, errno, "%s: cannot listen", a.sun_path);
 	umask(mask);
 	return rc;
 }
@@ -364,7 +365,7 @@ static int sup_setup_fds(struct sup *s, struct nectl_err *err)
 	s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->sig_fd < 0 || s->wake_fd < 0)
-		return nectl_err_sys(err, 12, errno,
+		return nectl_err_sys(err, NECTL_ERR_EVENT, errno,
 				     "cannot create the supervisor's event sources");
 	return 0;
 }
@@ -384,10 +385,10 @@ static int sup_check_signature(struct sup *s, struct nectl_err *err)
 
 		/* Not err->msg itself: a buffer formatted into itself is undefined. */
 		snprintf(why, sizeof(why), "%s", err->msg);
-		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: %s", s->p->eif_path, why);
+		return nectl_err_set(err, NECTL_ERR_SIGCHECK, "%s: %s", s->p->eif_path, why);
 	}
 	if (!check.cose_valid || !check.payload_matches || !check.cert_time_valid)
-		return nectl_err_set(err, NECTL_E_SIGCHECK, "%s: signature check failed: %s",
+		return nectl_err_set(err, NECTL_ERR_SIGCHECK, "%s: signature check failed: %s",
 				     s->p->eif_path, check.reason);
 	return 0;
 }
@@ -425,7 +426,7 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 		return -1;
 	s->t_entry = sup_now_ns();
 	if (pthread_create(&s->waiter, NULL, sup_waiter, s) != 0)
-		return nectl_err_set(err, 16, "cannot start the supervisor's waiter thread");
+		return nectl_err_set(err, NECTL_ERR_THREAD, "cannot start the supervisor's waiter thread");
 	s->waiter_started = true;
 	s->state = "RUNNING";
 	sup_save(s);
@@ -452,17 +453,13 @@ _Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int 
 	}
 	if (sup_setup_fds(s, &err) < 0 || sup_listen(s, &err) < 0 || sup_save_first(s, &err) < 0) {
 		rundir_remove(p->run_dir, p->sid);
-		sup_report(s, "E%02d %s", err.code, err.msg);
+		sup_report(s, "K%d %s", (int)err.kind, err.msg);
 		_exit(1);
 	}
 	/* The CID and name are now visible to other launches. */
 	sup_report(s, "R");
 	close(lock_fd);
-	if (sup_boot(s, &err) < 0) {
-		char msg[NECTL_ERR_MSG_MAX + 8];
-
-		snprintf(msg, sizeof(msg), "E%02d %s", err.code, err.msg);
-		sup_fail(s, msg);
-	}
+	if (sup_boot(s, &err) < 0)
+		sup_fail(s, err.kind, err.msg);
 	sup_loop(s);
 }

@@ -40,7 +40,7 @@ static char **build_argv_join(char *const *a, char *const *b, struct nectl_err *
 		}
 	}
 	if (!out)
-		nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	return out;
 }
 
@@ -53,7 +53,7 @@ char **enclave_image_cmd(char *const *cmd, char *const *entrypoint, const struct
 		return build_argv_join(entrypoint, cmd, err);
 	use = cfg && cfg->cmd && cfg->cmd[0] ? cfg->cmd : cfg ? cfg->entrypoint : NULL;
 	if (!use || !use[0]) {
-		nectl_err_set(err, NECTL_E_BUILD,
+		nectl_err_set(err, NECTL_ERR_BUILD,
 			      "the image has neither Cmd nor Entrypoint: give --cmd (or --entrypoint)");
 		return NULL;
 	}
@@ -75,14 +75,14 @@ static int build_lines(char *const *v, const char *what, uint8_t **out, size_t *
 
 	for (size_t i = 0; v && v[i]; i++) {
 		if (strchr(v[i], '\n'))
-			return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 					     "%s element %zu contains a newline, which the enclave's `%s` file cannot hold",
 					     what, i, what);
 		total += strlen(v[i]) + 1;
 	}
 	*out = malloc(total ? total : 1);
 	if (!*out)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	for (size_t i = 0; v && v[i]; i++) {
 		size_t n = strlen(v[i]);
 
@@ -120,7 +120,7 @@ static int build_put_file(struct image_tree *t, const char *path, uint32_t mode,
 
 	if (!real || lstat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
 		free(real);
-		return nectl_err_set(err, NECTL_E_FILE, "%s: not a readable regular file", host);
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: not a readable regular file", host);
 	}
 	n.data_path = real;
 	n.size = (uint64_t)st.st_size;
@@ -157,7 +157,7 @@ static char **build_env(char *const *base, char *const *extra, struct nectl_err 
 	/* The enclave's init stops at an env line that is not KEY=VALUE. */
 	for (size_t i = 0; i < n; i++) {
 		if (!strchr(env[i], '=') || env[i][0] == '=') {
-			nectl_err_set(err, NECTL_E_BUILD, "the image's Env entry %zu (`%s`) is not KEY=VALUE",
+			nectl_err_set(err, NECTL_ERR_BUILD, "the image's Env entry %zu (`%s`) is not KEY=VALUE",
 				      i, env[i]);
 			build_argv_free(env);
 			return NULL;
@@ -170,7 +170,7 @@ static char **build_env(char *const *base, char *const *extra, struct nectl_err 
 
 		if (!strchr(extra[i], '=') || extra[i][0] == '=') {
 			build_argv_free(env);
-			nectl_err_set(err, NECTL_E_INVALID_ARG, "--env `%s` is not KEY=VALUE",
+			nectl_err_set(err, NECTL_ERR_INVALID_ARG, "--env `%s` is not KEY=VALUE",
 				      extra[i]);
 			return NULL;
 		}
@@ -183,7 +183,7 @@ static char **build_env(char *const *base, char *const *extra, struct nectl_err 
 			if (!grown || !copy) {
 				free(copy);
 				build_argv_free(grown ? grown : env);
-				nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+				nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 				return NULL;
 			}
 			env = grown;
@@ -207,7 +207,7 @@ static int build_load_app(const struct enclave_image_spec *spec, struct image_tr
 	if (spec->image)
 		return image_load_image(t, spec->image, oci_arch, "rootfs", cfg, notes, err);
 	if (stat(spec->rootfs, &st) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", spec->rootfs);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", spec->rootfs);
 	if (S_ISDIR(st.st_mode))
 		return image_load_dir(t, spec->rootfs, "rootfs", notes, err);
 	return image_load_tar(t, spec->rootfs, "rootfs", false, notes, err);
@@ -285,7 +285,7 @@ static int build_bootstrap(const struct enclave_image_spec *spec, struct image_t
 		uint8_t *copy = malloc(spec->init_len);
 
 		if (!copy)
-			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 		memcpy(copy, spec->init_data, spec->init_len);
 		if (build_put_mem(t, "init", 0755, spec->build_time, copy, spec->init_len, err) < 0)
 			return -1;
@@ -380,7 +380,7 @@ int enclave_image_build(const struct enclave_image_spec *spec, struct eif_pcrs *
 	int rc = -1;
 
 	if ((!spec->rootfs) == (!spec->image))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "exactly one application source is needed (a rootfs or an image)");
 	if (image_tree_new(&boot, err) < 0 || image_tree_new(&app, err) < 0)
 		goto out;

@@ -37,12 +37,12 @@ static json_t *json_parse(const char *buf, size_t len, const char *what, struct 
 	json_t *root;
 
 	if (len > LOAD_JSON_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: larger than %u bytes", what,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: larger than %u bytes", what,
 				     LOAD_JSON_MAX),
 		       NULL;
 	root = json_loadb(buf, len, 0, &jerr);
 	if (!root)
-		nectl_err_set(err, NECTL_E_BUILD, "%s: invalid JSON (line %d: %s)", what, jerr.line,
+		nectl_err_set(err, NECTL_ERR_BUILD, "%s: invalid JSON (line %d: %s)", what, jerr.line,
 			      jerr.text);
 	return root;
 }
@@ -56,9 +56,9 @@ static int json_str(json_t *o, const char *key, char **out, const char *what, st
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: `%s` is not a string", what, key);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: `%s` is not a string", what, key);
 	*out = strndup(json_string_value(v), json_string_length(v));
-	return *out ? 0 : nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+	return *out ? 0 : nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 }
 
 static void strv_free(char **v)
@@ -83,23 +83,23 @@ static int json_strv(json_t *o, const char *key, char ***out, size_t *count, con
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v) && !json_is_string(v))
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: `%s` is not a list of strings", what,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: `%s` is not a list of strings", what,
 				     key);
 	n = json_is_array(v) ? json_array_size(v) : 1;
 	list = calloc(n + 1, sizeof(*list));
 	if (!list)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	for (i = 0; i < n; i++) {
 		item = json_is_array(v) ? json_array_get(v, i) : v;
 		if (!json_is_string(item)) {
 			strv_free(list);
-			return nectl_err_set(err, NECTL_E_BUILD,
+			return nectl_err_set(err, NECTL_ERR_BUILD,
 					     "%s: `%s` is not a list of strings", what, key);
 		}
 		list[i] = strndup(json_string_value(item), json_string_length(item));
 		if (!list[i]) {
 			strv_free(list);
-			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 		}
 	}
 	*out = list;
@@ -124,14 +124,14 @@ static int desc_parse(json_t *o, const char *what, struct load_desc *d, struct n
 
 	memset(d, 0, sizeof(*d));
 	if (!json_is_object(o))
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: a descriptor is not an object", what);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: a descriptor is not an object", what);
 	if (!json_is_string(digest) || !load_digest_valid(json_string_value(digest)))
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "%s: a descriptor has no digest or an unsupported one "
 				     "(only sha256 is supported)",
 				     what);
 	if (!json_is_integer(size) || json_integer_value(size) < 0)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: descriptor %s has no valid size",
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: descriptor %s has no valid size",
 				     what, json_string_value(digest));
 	strcpy(d->digest, json_string_value(digest));
 	d->size = json_integer_value(size);
@@ -155,12 +155,12 @@ static int desc_list(json_t *a, size_t max, const char *key, const char *what, s
 	size_t n = json_array_size(a);
 
 	if (!json_is_array(a))
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: `%s` is not a list", what, key);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: `%s` is not a list", what, key);
 	if (n > max)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: more than %zu %s", what, max, key);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: more than %zu %s", what, max, key);
 	doc->descs = calloc(n ? n : 1, sizeof(*doc->descs));
 	if (!doc->descs)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	for (; doc->count < n; doc->count++)
 		if (desc_parse(json_array_get(a, doc->count), what, &doc->descs[doc->count], err) <
 		    0)
@@ -197,7 +197,7 @@ int load_json_doc(const char *buf, size_t len, const char *what, struct load_doc
 		if (rc == 0)
 			rc = desc_parse(json_object_get(root, "config"), what, &doc->config, err);
 	} else {
-		rc = nectl_err_set(err, NECTL_E_BUILD,
+		rc = nectl_err_set(err, NECTL_ERR_BUILD,
 				   "%s: neither an image index nor an image manifest", what);
 	}
 	json_decref(root);
@@ -227,10 +227,10 @@ int load_json_docker(const char *buf, size_t len, const char *what, struct load_
 		return -1;
 	if (!json_is_array(root) || json_array_size(root) == 0 ||
 	    json_array_size(root) > LOAD_DESCS_MAX)
-		rc = nectl_err_set(err, NECTL_E_BUILD, "%s: not a list of 1 to %d images", what,
+		rc = nectl_err_set(err, NECTL_ERR_BUILD, "%s: not a list of 1 to %d images", what,
 				   LOAD_DESCS_MAX);
 	else if (!(imgs = calloc(json_array_size(root), sizeof(*imgs))))
-		rc = nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		rc = nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	for (; rc == 0 && n < json_array_size(root); n++) {
 		json_t *o = json_array_get(root, n);
 
@@ -238,10 +238,10 @@ int load_json_docker(const char *buf, size_t len, const char *what, struct load_
 		    json_strv(o, "Layers", &imgs[n].layers, &imgs[n].nlayers, what, err) < 0)
 			rc = -1;
 		else if (!imgs[n].config || !imgs[n].layers)
-			rc = nectl_err_set(err, NECTL_E_BUILD,
+			rc = nectl_err_set(err, NECTL_ERR_BUILD,
 					   "%s: an image lacks Config or Layers", what);
 		else if (imgs[n].nlayers > LOAD_LAYERS_MAX)
-			rc = nectl_err_set(err, NECTL_E_BUILD, "%s: more than %d layers", what,
+			rc = nectl_err_set(err, NECTL_ERR_BUILD, "%s: more than %d layers", what,
 					   LOAD_LAYERS_MAX);
 	}
 	json_decref(root);
@@ -264,7 +264,7 @@ int load_json_layout(const char *buf, size_t len, const char *what, struct nectl
 		return -1;
 	v = json_string_value(json_object_get(root, "imageLayoutVersion"));
 	if (!v || strncmp(v, "1.", 2) != 0)
-		rc = nectl_err_set(err, NECTL_E_BUILD, "%s: unsupported imageLayoutVersion %s",
+		rc = nectl_err_set(err, NECTL_ERR_BUILD, "%s: unsupported imageLayoutVersion %s",
 				   what, v ? v : "(none)");
 	json_decref(root);
 	return rc;
@@ -313,7 +313,7 @@ static int config_fields(json_t *root, const char *what, struct load_config *lc,
 	json_t *rootfs = json_object_get(root, "rootfs");
 
 	if (conf && !json_is_null(conf) && !json_is_object(conf))
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: `config` is not an object", what);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: `config` is not an object", what);
 	if (json_str(root, "architecture", &c->architecture, what, err) < 0 ||
 	    json_str(root, "os", &c->os, what, err) < 0 ||
 	    json_strv(conf, "Cmd", &c->cmd, NULL, what, err) < 0 ||
@@ -324,7 +324,7 @@ static int config_fields(json_t *root, const char *what, struct load_config *lc,
 		return -1;
 	for (size_t i = 0; i < lc->ndiff_ids; i++)
 		if (!load_digest_valid(lc->diff_ids[i]))
-			return nectl_err_set(err, NECTL_E_BUILD,
+			return nectl_err_set(err, NECTL_ERR_BUILD,
 					     "%s: diff_id `%.80s` is not a sha256 digest", what,
 					     lc->diff_ids[i]);
 	return 0;
@@ -344,11 +344,11 @@ int load_json_config(char *buf, size_t len, const char *what, struct load_config
 		return -1;
 	}
 	if (!json_is_object(root))
-		rc = nectl_err_set(err, NECTL_E_BUILD, "%s: not a JSON object", what);
+		rc = nectl_err_set(err, NECTL_ERR_BUILD, "%s: not a JSON object", what);
 	else
 		rc = config_fields(root, what, lc, err);
 	if (rc == 0 && config_image_id(lc, buf, len) < 0)
-		rc = nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		rc = nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	json_decref(root);
 	if (rc < 0)
 		load_config_free(lc);

@@ -98,11 +98,11 @@ static int cpio_link_groups(struct cpio_writer *w)
 			const char *target = n->target ? n->target : "";
 
 			if (cpio_find(w, target, &root) < 0)
-				return nectl_err_set(w->err, NECTL_E_BUILD,
+				return nectl_err_set(w->err, NECTL_ERR_BUILD,
 						     "hard link `%s` points to `%s`, which is not in the image",
 						     n->path, target);
 			if (w->nodes[root]->type != IMAGE_REG)
-				return nectl_err_set(w->err, NECTL_E_BUILD,
+				return nectl_err_set(w->err, NECTL_ERR_BUILD,
 						     "hard link `%s` points to `%s`, which is not a regular file",
 						     n->path, target);
 		}
@@ -151,11 +151,11 @@ static int cpio_check_limits(const struct cpio_writer *w)
 		const struct image_node *n = w->nodes[i];
 
 		if (strlen(n->path) + 1 > CPIO_NAME_MAX)
-			return nectl_err_set(w->err, NECTL_E_BUILD,
+			return nectl_err_set(w->err, NECTL_ERR_BUILD,
 					     "path `%.64s...` is longer than the %d bytes Linux unpacks",
 					     n->path, CPIO_NAME_MAX - 1);
 		if (cpio_data_len(w, i) > CPIO_FIELD_MAX)
-			return nectl_err_set(w->err, NECTL_E_BUILD,
+			return nectl_err_set(w->err, NECTL_ERR_BUILD,
 					     "`%s` is larger than 4 GiB, the cpio format's limit",
 					     n->path);
 	}
@@ -167,10 +167,10 @@ static int cpio_plan(struct cpio_writer *w, struct image_tree *t)
 	w->tree = t;
 	w->nodes = image_tree_sorted(t, &w->count);
 	if (!w->nodes)
-		return nectl_err_set(w->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(w->err, NECTL_ERR_BUILD, "out of memory");
 	w->slots = calloc(w->count ? w->count : 1, sizeof(*w->slots));
 	if (!w->slots)
-		return nectl_err_set(w->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(w->err, NECTL_ERR_BUILD, "out of memory");
 	if (cpio_link_groups(w) < 0)
 		return -1;
 	cpio_number_inodes(w);
@@ -232,7 +232,7 @@ static int cpio_archive_fail(struct cpio_writer *w, const char *what, const char
 	if (w->failed)
 		return -1;
 	w->failed = true;
-	return nectl_err_set(w->err, NECTL_E_BUILD, "cpio: %s `%s`: %s", what, path,
+	return nectl_err_set(w->err, NECTL_ERR_BUILD, "cpio: %s `%s`: %s", what, path,
 			     archive_error_string(w->ar) ? archive_error_string(w->ar) : "failed");
 }
 
@@ -253,7 +253,7 @@ static int cpio_put(struct cpio_writer *w, const void *buf, size_t len, const ch
 
 static int cpio_changed(struct cpio_writer *w, const struct image_node *n)
 {
-	return nectl_err_set(w->err, NECTL_E_FILE, "%s: file changed while being archived (as `%s`)",
+	return nectl_err_set(w->err, NECTL_ERR_FILE, "%s: file changed while being archived (as `%s`)",
 			     n->data_path, n->path);
 }
 
@@ -269,7 +269,7 @@ static int cpio_copy_fd(struct cpio_writer *w, int fd, const struct image_node *
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
-			return nectl_err_sys(w->err, NECTL_E_FILE, errno, "%s: read failed",
+			return nectl_err_sys(w->err, NECTL_ERR_FILE, errno, "%s: read failed",
 					     n->data_path);
 		if (got == 0)
 			return cpio_changed(w, n);
@@ -282,7 +282,7 @@ static int cpio_copy_fd(struct cpio_writer *w, int fd, const struct image_node *
 		got = read(fd, w->data, 1);
 	while (got < 0 && errno == EINTR);
 	if (got != 0)
-		return got < 0 ? nectl_err_sys(w->err, NECTL_E_FILE, errno, "%s: read failed",
+		return got < 0 ? nectl_err_sys(w->err, NECTL_ERR_FILE, errno, "%s: read failed",
 					       n->data_path)
 			       : cpio_changed(w, n);
 	return 0;
@@ -332,7 +332,7 @@ static int cpio_copy_data(struct cpio_writer *w, const struct image_node *n)
 	case IMAGE_DATA_NONE:
 		break;
 	}
-	return nectl_err_set(w->err, NECTL_E_BUILD, "`%s`: %llu bytes of data but no source",
+	return nectl_err_set(w->err, NECTL_ERR_BUILD, "`%s`: %llu bytes of data but no source",
 			     n->path, (unsigned long long)n->size);
 }
 
@@ -419,7 +419,7 @@ static int cpio_open(struct cpio_writer *w)
 	w->entry = archive_entry_new();
 	w->data = malloc(CPIO_DATA_CHUNK);
 	if (!w->ar || !w->entry || !w->data)
-		return nectl_err_set(w->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(w->err, NECTL_ERR_BUILD, "out of memory");
 	/* Block size 0: bytes go out as formatted, with no padding of the last
 	 * block, so the archive is exactly what newc needs. */
 	if (archive_write_set_format_cpio_newc(w->ar) != ARCHIVE_OK ||
@@ -448,7 +448,7 @@ int image_cpio_write(struct image_tree *t, const struct image_cpio_opts *opts,
 	int rc = -1;
 
 	if (!w)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	w->emit = emit;
 	w->ctx = ctx;
 	w->err = err;

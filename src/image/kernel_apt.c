@@ -31,17 +31,17 @@ int kernel_mkdirs(const char *path, struct nectl_err *err)
 	char buf[4096];
 
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return nectl_err_set(err, NECTL_E_FILE, "%.200s...: path too long", path);
+		return nectl_err_set(err, NECTL_ERR_FILE, "%.200s...: path too long", path);
 	for (char *p = buf + 1; *p; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
 		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", buf);
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create", buf);
 		*p = '/';
 	}
 	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", buf);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create", buf);
 	return 0;
 }
 
@@ -56,7 +56,7 @@ int kernel_rmtree(const char *path, struct nectl_err *err)
 {
 	if (nftw(path, kernel_rmtree_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 &&
 	    errno != ENOENT)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot remove", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot remove", path);
 	return 0;
 }
 
@@ -148,7 +148,7 @@ static int kernel_codename(struct kernel_origin *o, struct nectl_err *err)
 	if (fp)
 		fclose(fp);
 	if (!o->codename[0])
-		return nectl_err_set(err, NECTL_E_FILE,
+		return nectl_err_set(err, NECTL_ERR_FILE,
 				     "/etc/os-release: no VERSION_CODENAME (nectl downloads "
 				     "kernels with Debian's apt)");
 	return 0;
@@ -174,7 +174,7 @@ static int kernel_origin(struct kernel_origin *o, struct nectl_err *err)
 		fclose(fp);
 	}
 	if (!o->uri[0])
-		return nectl_err_set(err, NECTL_E_FILE,
+		return nectl_err_set(err, NECTL_ERR_FILE,
 				     "no apt source for suite %s in /etc/apt (nectl downloads "
 				     "kernels from the machine's Debian archive)",
 				     o->codename);
@@ -218,7 +218,7 @@ static int kernel_apt_partial(const char *path, struct nectl_err *err)
 	if (geteuid() != 0 || !(pw = getpwnam("_apt")))
 		return 0;
 	if (chown(path, pw->pw_uid, 0) < 0 || chmod(path, 0700) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot hand over to _apt",
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot hand over to _apt",
 				     path);
 	return 0;
 }
@@ -245,7 +245,7 @@ static int kernel_apt_setup(struct kernel_apt *a, const char *cache, struct nect
 	snprintf(path, sizeof(path), "%s/sources.list", a->dir);
 	fp = fopen(path, "we");
 	if (!fp)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot write", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot write", path);
 	fprintf(fp, "deb [signed-by=%s] %s %s-backports main\n", o.keyring, o.uri, o.codename);
 	fclose(fp);
 	snprintf(a->opts[0], sizeof(a->opts[0]), "Dir::Etc::SourceList=%s", path);
@@ -275,7 +275,7 @@ int kernel_apt_get(struct kernel_apt *a, const char *verb, const char *arg, stru
 	argv[n] = NULL;
 	rc = kernel_run(argv, a->dl, a->log);
 	if (rc != 0)
-		return nectl_err_set(err, NECTL_E_FILE, "apt-get %s%s%s failed (status %d); see %s",
+		return nectl_err_set(err, NECTL_ERR_FILE, "apt-get %s%s%s failed (status %d); see %s",
 				     verb, arg ? " " : "", arg ? arg : "", rc, a->log);
 	return 0;
 }
@@ -290,13 +290,13 @@ int kernel_apt_open(struct kernel_apt *a, const char *cache, struct nectl_err *e
 	snprintf(lock, sizeof(lock), "%s/apt.lock", cache);
 	a->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (a->lock_fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", lock);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", lock);
 	while (flock(a->lock_fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
 			int e = errno;
 
 			kernel_apt_close(a);
-			return nectl_err_sys(err, NECTL_E_FILE, e, "%s: cannot lock", lock);
+			return nectl_err_sys(err, NECTL_ERR_FILE, e, "%s: cannot lock", lock);
 		}
 	}
 	if (kernel_apt_setup(a, cache, err) < 0) {
@@ -335,7 +335,7 @@ int kernel_apt_find_deb(const struct kernel_apt *a, const char *package, const c
 	if (d)
 		closedir(d);
 	if (found < 0)
-		return nectl_err_set(err, NECTL_E_FILE, "apt-get download left no %s*%s in %s",
+		return nectl_err_set(err, NECTL_ERR_FILE, "apt-get download left no %s*%s in %s",
 				     prefix, suffix, a->dl);
 	return 0;
 }

@@ -80,7 +80,7 @@ int kernel_file_sha256(const char *path, char out[65], struct nectl_err *err)
 		fclose(fp);
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
-		return nectl_err_set(err, NECTL_E_FILE, "%s: cannot read to hash it", path);
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: cannot read to hash it", path);
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	return 0;
@@ -105,7 +105,7 @@ static int kbuild_load(const char *dir, enum eif_arch arch, const char *hash, st
 	int ok;
 
 	snprintf(path, sizeof(path), "%s/info.json", dir);
-	if (file_read_all(path, KBUILD_INFO_MAX, &text, NULL, NECTL_E_FILE, err) < 0)
+	if (file_read_all(path, KBUILD_INFO_MAX, &text, NULL, NECTL_ERR_FILE, err) < 0)
 		return -1;
 	j = json_loads(text, 0, NULL);
 	free(text);
@@ -122,7 +122,7 @@ static int kbuild_load(const char *dir, enum eif_arch arch, const char *hash, st
 	     stat(k->kernel, &st) == 0 && S_ISREG(st.st_mode) && stat(k->config, &st) == 0;
 	json_decref(j);
 	if (!ok)
-		return nectl_err_set(err, NECTL_E_FILE,
+		return nectl_err_set(err, NECTL_ERR_FILE,
 				     "%s: not a complete %s kernel build of this nectl", dir,
 				     eif_arch_name(arch));
 	return 0;
@@ -145,7 +145,7 @@ int kernel_find_built(enum eif_arch arch, struct kernel_info *info, struct nectl
 	kbuild_entry_dir(arch, hash, dir, sizeof(dir));
 	if (kbuild_load(dir, arch, hash, info, NULL) == 0)
 		return 0;
-	return nectl_err_set(err, NECTL_E_FILE,
+	return nectl_err_set(err, NECTL_ERR_FILE,
 			     "no nectl-built %s kernel in %s (run `nectl kernel build --arch %s`)",
 			     eif_arch_name(arch), dir, eif_arch_name(arch));
 }
@@ -166,10 +166,10 @@ static int kbuild_copy_fd(int fd, struct out_file *f, const char *from, uint64_t
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot read", from);
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot read", from);
 		total += (uint64_t)n;
 		if (total > max)
-			return nectl_err_set(err, NECTL_E_FILE, "%s: larger than %llu bytes", from,
+			return nectl_err_set(err, NECTL_ERR_FILE, "%s: larger than %llu bytes", from,
 					     (unsigned long long)max);
 		if (out_file_write(f, buf, (size_t)n, err) < 0)
 			return -1;
@@ -183,7 +183,7 @@ static int kbuild_copy(const char *from, const char *to, uint64_t max, struct ne
 	int fd = open(from, O_RDONLY | O_CLOEXEC), rc;
 
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", from);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", from);
 	if (out_file_open(&f, to, err) < 0) {
 		close(fd);
 		return -1;
@@ -217,7 +217,7 @@ static int kbuild_write_info(const struct kbuild *b, struct nectl_err *err)
 	json_decref(j);
 	snprintf(path, sizeof(path), "%s/info.json", b->dest);
 	if (!text)
-		return nectl_err_set(err, NECTL_E_FILE, "%s: out of memory", path);
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: out of memory", path);
 	if (out_file_open(&f, path, err) == 0) {
 		if (out_file_write(&f, text, strlen(text), err) == 0 &&
 		    out_file_write(&f, "\n", 1, err) == 0)
@@ -277,20 +277,20 @@ static int kbuild_start(struct kbuild *b, struct nectl_err *err)
 	kbuild_sweep(base);
 	if (snprintf(b->work, sizeof(b->work), "%s/" KBUILD_WORK_PREFIX "XXXXXX", base) >=
 	    (int)sizeof(b->work) - 64)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "%.200s: work directory path too long", base);
 	if (!mkdtemp(b->work)) {
 		b->work[0] = '\0';
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create a work directory",
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create a work directory",
 				     base);
 	}
 	b->work_fd = open(b->work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b->work_fd < 0 || flock(b->work_fd, LOCK_EX | LOCK_NB) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot lock", b->work);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot lock", b->work);
 	snprintf(b->log, sizeof(b->log), "%s/build.log", b->work);
 	b->log_fd = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (b->log_fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", b->log);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create", b->log);
 	dprintf(b->log_fd, "nectl kernel build: %s %s, %s, fragment sha256 %s\n",
 		NECTL_KSRC_PACKAGE, NECTL_KSRC_VERSION, eif_arch_name(b->o->arch), b->hash);
 	return 0;
@@ -316,7 +316,7 @@ static int kbuild_write_fragment(const struct kbuild *b, char *path, size_t len,
 static int kbuild_make_failed(const struct kbuild *b, const struct kernel_make *m,
 			      const char *target, int status, struct nectl_err *err)
 {
-	return nectl_err_set(err, NECTL_E_BUILD,
+	return nectl_err_set(err, NECTL_ERR_BUILD,
 			     "make %s failed (status %d)%s%.240s; see %s/build.log", target, status,
 			     m->last_error[0] ? ": " : "", m->last_error, b->dest);
 }
@@ -335,7 +335,7 @@ static int kbuild_configure(struct kbuild *b, struct kernel_make *m, struct nect
 	if (rc != 0)
 		return rc < 0 ? -1 : kbuild_make_failed(b, m, "allnoconfig", rc, err);
 	snprintf(path, sizeof(path), "%s/.config", b->src);
-	if (file_read_all(path, KCONFIG_CONFIG_MAX, &config, &len, NECTL_E_BUILD, err) < 0)
+	if (file_read_all(path, KCONFIG_CONFIG_MAX, &config, &len, NECTL_ERR_BUILD, err) < 0)
 		return -1;
 	rc = kconfig_verify(kernel_config_fragment(b->o->arch), kbuild_fragment_label(b->o->arch),
 			    config, len, err);
@@ -349,14 +349,14 @@ static int kbuild_release(struct kbuild *b, struct nectl_err *err)
 	size_t n;
 
 	snprintf(path, sizeof(path), "%s/include/config/kernel.release", b->src);
-	if (file_read_all(path, KBUILD_RELEASE_MAX, &text, NULL, NECTL_E_BUILD, err) < 0)
+	if (file_read_all(path, KBUILD_RELEASE_MAX, &text, NULL, NECTL_ERR_BUILD, err) < 0)
 		return -1;
 	n = strcspn(text, "\n");
 	text[n] = '\0';
 	snprintf(b->release, sizeof(b->release), "%s", text);
 	free(text);
 	if (n == 0 || strspn(b->release, "0123456789abcdefghijklmnopqrstuvwxyz.-+_~") != n)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: not a kernel release", path);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: not a kernel release", path);
 	return 0;
 }
 
@@ -388,7 +388,7 @@ static int kbuild_steps(struct kbuild *b, struct nectl_err *err)
 	/* From here on the entry is incomplete until its new info.json. */
 	snprintf(info, sizeof(info), "%s/info.json", b->dest);
 	if (unlink(info) < 0 && errno != ENOENT)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot remove", info);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot remove", info);
 	if (kernel_source_fetch(b->cache, b->o, err) < 0)
 		return -1;
 	kernel_source_path(b->cache, tarball, sizeof(tarball));
@@ -425,13 +425,13 @@ static int kbuild_lock(struct kbuild *b, struct nectl_err *err)
 		return -1;
 	b->lock_fd = open(b->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b->lock_fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", b->dest);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", b->dest);
 	if (flock(b->lock_fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
 	kernel_build_report(b->o, "wait", 0, 0);
 	while (flock(b->lock_fd, LOCK_EX) < 0)
 		if (errno != EINTR)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot lock", b->dest);
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot lock", b->dest);
 	return 0;
 }
 
@@ -443,13 +443,13 @@ static int kbuild_init(struct kbuild *b, const struct kernel_build_opts *o, stru
 	b->o = o;
 	b->lock_fd = b->work_fd = b->log_fd = -1;
 	if (o->arch != EIF_ARCH_X86_64 && o->arch != EIF_ARCH_AARCH64)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "kernel build: unknown architecture");
 	if (o->jobs > KBUILD_JOBS_MAX)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "kernel build: more than %d jobs",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "kernel build: more than %d jobs",
 				     KBUILD_JOBS_MAX);
 	if ((o->output_dir && !o->output_dir[0]) || (o->work_dir && !o->work_dir[0]))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "kernel build: empty output or work directory");
 	kernel_cache_dir(b->cache, sizeof(b->cache));
 	kernel_config_hash(o->arch, b->hash);
@@ -458,11 +458,11 @@ static int kbuild_init(struct kbuild *b, const struct kernel_build_opts *o, stru
 	else if (o->output_dir && getcwd(cwd, sizeof(cwd)))
 		snprintf(b->dest, sizeof(b->dest), "%s/%s", cwd, o->output_dir);
 	else if (o->output_dir)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "cannot tell the current directory");
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "cannot tell the current directory");
 	else
 		kbuild_entry_dir(o->arch, b->hash, b->dest, sizeof(b->dest));
 	if (strlen(b->dest) > 3800)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%.200s...: path too long", b->dest);
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%.200s...: path too long", b->dest);
 	return 0;
 }
 

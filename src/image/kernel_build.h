@@ -15,7 +15,7 @@
 void kernel_build_report(const struct kernel_build_opts *o, const char *phase, uint64_t done,
 			 uint64_t total);
 
-/* NECTL_E_BUILD naming every missing tool and the Debian packages that provide
+/* NECTL_ERR_BUILD naming every missing tool and the Debian packages that provide
  * them, checked before anything is downloaded. */
 int kernel_build_check_tools(enum eif_arch arch, struct nectl_err *err);
 

@@ -138,7 +138,7 @@ int kernel_check_config(const char *path, enum eif_arch arch, const struct kerne
 {
 	char *text;
 
-	if (file_read_all(path, CONFIG_MAX, &text, NULL, NECTL_E_FILE, err) < 0)
+	if (file_read_all(path, CONFIG_MAX, &text, NULL, NECTL_ERR_FILE, err) < 0)
 		return -1;
 	kernel_check_config_text(text, arch, img, out);
 	free(text);
@@ -336,14 +336,14 @@ int kernel_check_eif(const char *path, const struct eif_image *img, struct kerne
 
 	memset(out, 0, sizeof(*out));
 	if (!k)
-		return nectl_err_set(err, NECTL_E_EIF, "%s: no kernel section", path);
+		return nectl_err_set(err, NECTL_ERR_EIF, "%s: no kernel section", path);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", path);
 	n = pread(fd, head, k->size < sizeof(head) ? (size_t)k->size : sizeof(head),
 		  (off_t)(k->offset + EIF_SECTION_HEADER_SIZE));
 	if (n < 0) {
-		nectl_err_sys(err, NECTL_E_FILE, errno, "%s: read failed", path);
+		nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: read failed", path);
 		goto out;
 	}
 	eif_kernel_release(head, (size_t)n, out->release, sizeof(out->release));

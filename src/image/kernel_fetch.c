@@ -66,7 +66,7 @@ static int kernel_abi_check(const char *abi, struct nectl_err *err)
 	for (size_t i = 0; i < n && i < KERNEL_ABI_MAX; i++)
 		shown[i] = isprint((unsigned char)abi[i]) ? abi[i] : '?';
 	shown[n < KERNEL_ABI_MAX ? n : KERNEL_ABI_MAX] = '\0';
-	return nectl_err_set(err, NECTL_E_INVALID_ARG,
+	return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 			     "kernel ABI `%s` is not valid: a digit, then digits, letters, '.', "
 			     "'+', '~' or '-', at most %d bytes (like " NECTL_KERNEL_DEFAULT ")",
 			     shown, KERNEL_ABI_MAX);
@@ -97,7 +97,7 @@ int kernel_find(enum eif_arch arch, const char *abi, struct kernel_info *info,
 	kernel_paths(info, root);
 	if (stat(info->kernel, &st) < 0 || stat(info->modules_dir, &st) < 0)
 		return nectl_err_set(
-		    err, NECTL_E_FILE,
+		    err, NECTL_ERR_FILE,
 		    "no cached kernel %s in %s (run `nectl kernel fetch --arch %s`)", info->version,
 		    cache, eif_arch_name(arch));
 	return 0;
@@ -114,17 +114,17 @@ static int kernel_unpack(const struct kernel_apt *a, const char *deb, const char
 	snprintf(tmp, sizeof(tmp), "%s.unpack.XXXXXX", root);
 	/* mkdtemp's 0700 would hide the kernel from other users once renamed. */
 	if (!mkdtemp(tmp) || chmod(tmp, 0755) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", tmp);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create", tmp);
 	if (kernel_run(argv, NULL, a->log) != 0) {
 		kernel_rmtree(tmp, NULL);
-		return nectl_err_set(err, NECTL_E_FILE, "dpkg-deb -x %s failed; see %s", deb,
+		return nectl_err_set(err, NECTL_ERR_FILE, "dpkg-deb -x %s failed; see %s", deb,
 				     a->log);
 	}
 	if (rename(tmp, root) < 0) {
 		int e = errno;
 
 		kernel_rmtree(tmp, NULL);
-		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: cannot move into place", root);
+		return nectl_err_sys(err, NECTL_ERR_FILE, e, "%s: cannot move into place", root);
 	}
 	return 0;
 }

@@ -137,14 +137,14 @@ static int kconfig_each(const char *fragment, const char *label,
 	bool long_line;
 
 	if (len > KCONFIG_FRAGMENT_MAX)
-		return nectl_err_set(err, NECTL_E_SERDE, "%s: larger than %d bytes", label,
+		return nectl_err_set(err, NECTL_ERR_SERDE, "%s: larger than %d bytes", label,
 				     KCONFIG_FRAGMENT_MAX);
 	while (kconfig_next_line(fragment, len, &pos, line, &long_line)) {
 		int r = kconfig_parse_line(line, &o);
 
 		lineno++;
 		if (long_line || r < 0)
-			return nectl_err_set(err, NECTL_E_SERDE,
+			return nectl_err_set(err, NECTL_ERR_SERDE,
 					     "%s line %zu: not `CONFIG_NAME=value` or `# "
 					     "CONFIG_NAME is not set`: %.80s",
 					     label, lineno, line);
@@ -167,10 +167,10 @@ static int kconfig_note_name(const struct kconfig_opt *o, size_t lineno, void *c
 
 	for (size_t i = 0; i < s->n; i++)
 		if (strcmp(s->names[i], o->name) == 0)
-			return nectl_err_set(s->err, NECTL_E_SERDE, "%s line %zu: %s given twice",
+			return nectl_err_set(s->err, NECTL_ERR_SERDE, "%s line %zu: %s given twice",
 					     s->label, lineno, o->name);
 	if (s->n == KCONFIG_OPTS_MAX)
-		return nectl_err_set(s->err, NECTL_E_SERDE, "%s: more than %d options", s->label,
+		return nectl_err_set(s->err, NECTL_ERR_SERDE, "%s: more than %d options", s->label,
 				     KCONFIG_OPTS_MAX);
 	memcpy(s->names[s->n++], o->name, KCONFIG_NAME_MAX);
 	return 0;
@@ -182,7 +182,7 @@ int kconfig_check_fragment(const char *fragment, const char *label, struct nectl
 	int rc;
 
 	if (!s.names)
-		return nectl_err_set(err, NECTL_E_SERDE, "%s: out of memory", label);
+		return nectl_err_set(err, NECTL_ERR_SERDE, "%s: out of memory", label);
 	rc = kconfig_each(fragment, label, kconfig_note_name, &s, err);
 	free(s.names);
 	return rc;
@@ -264,7 +264,7 @@ int kconfig_verify(const char *fragment, const char *label, const char *config, 
 	if (kconfig_check_fragment(fragment, label, err) < 0)
 		return -1;
 	if (len > KCONFIG_CONFIG_MAX || memchr(config, '\0', len))
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "the .config is larger than %d bytes or holds a NUL byte",
 				     KCONFIG_CONFIG_MAX);
 	memset(&v, 0, sizeof(v));
@@ -275,9 +275,9 @@ int kconfig_verify(const char *fragment, const char *label, const char *config, 
 	if (v.wrong == 0)
 		return 0;
 	if (v.wrong == 1)
-		return nectl_err_set(err, NECTL_E_BUILD, "kernel configuration (%s): %s", label,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "kernel configuration (%s): %s", label,
 				     v.first);
-	return nectl_err_set(err, NECTL_E_BUILD, "kernel configuration (%s): %s; %zu more: %s%s",
+	return nectl_err_set(err, NECTL_ERR_BUILD, "kernel configuration (%s): %s; %zu more: %s%s",
 			     label, v.first, v.wrong - 1, v.more,
 			     v.wrong - 1 > KCONFIG_MORE_NAMED ? ", ..." : "");
 }

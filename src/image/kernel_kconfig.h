@@ -15,14 +15,14 @@
 #define KCONFIG_LINE_MAX     512
 #define KCONFIG_CONFIG_MAX   (4 * 1024 * 1024)
 
-/* Fails with NECTL_E_SERDE naming the line when the fragment is not made of
+/* Fails with NECTL_ERR_SERDE naming the line when the fragment is not made of
  * `CONFIG_NAME=value`, `# CONFIG_NAME is not set`, comments and blank lines, or
  * names an option twice. */
 int kconfig_check_fragment(const char *fragment, const char *label, struct nectl_err *err);
 
 /* Every option of the fragment must have taken its value in config (len bytes,
  * a .config): `=value` exactly, `is not set` (or `=n`) as not set or absent.
- * NECTL_E_BUILD naming the first option that did not and the others after it;
+ * NECTL_ERR_BUILD naming the first option that did not and the others after it;
  * label names the fragment in the message. */
 int kconfig_verify(const char *fragment, const char *label, const char *config, size_t len,
 		   struct nectl_err *err);

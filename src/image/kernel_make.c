@@ -98,7 +98,7 @@ int kernel_build_check_tools(enum eif_arch arch, struct nectl_err *err)
 				  tools, pkgs, sizeof(tools));
 	if (!tools[0])
 		return 0;
-	return nectl_err_set(err, NECTL_E_BUILD,
+	return nectl_err_set(err, NECTL_ERR_BUILD,
 			     "building the %s kernel needs %s, which are missing (Debian "
 			     "packages:%s; install them with apt-get, or `make deps` in nectl's "
 			     "source tree)",
@@ -234,22 +234,22 @@ int kernel_make_run(struct kernel_make *m, const char *extra, const char *target
 	dprintf(m->log_fd, "\n$ (cd %s && make%s%s %s)\n", m->src, extra ? " " : "",
 		extra ? extra : "", target);
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return nectl_err_sys(err, NECTL_E_BUILD, errno, "make %s: cannot create a pipe",
+		return nectl_err_sys(err, NECTL_ERR_BUILD, errno, "make %s: cannot create a pipe",
 				     target);
 	pid = kernel_make_spawn(m, argv, env, pipefd[1]);
 	close(pipefd[1]);
 	if (pid < 0) {
 		close(pipefd[0]);
-		return nectl_err_sys(err, NECTL_E_BUILD, errno, "make %s: cannot fork", target);
+		return nectl_err_sys(err, NECTL_ERR_BUILD, errno, "make %s: cannot fork", target);
 	}
 	kernel_build_report(m->o, m->phase, m->objects, m->objects_est);
 	kernel_make_drain(m, pipefd[0]);
 	close(pipefd[0]);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return nectl_err_sys(err, NECTL_E_BUILD, errno, "make %s: cannot wait",
+			return nectl_err_sys(err, NECTL_ERR_BUILD, errno, "make %s: cannot wait",
 					     target);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		return nectl_err_set(err, NECTL_E_BUILD, "make %s: cannot run make", target);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "make %s: cannot run make", target);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }

@@ -39,12 +39,12 @@ static int kernel_source_keep(const struct kernel_apt *a, const char *deb, const
 
 	snprintf(tmp, sizeof(tmp), "%s/ksrc.unpack.XXXXXX", cache);
 	if (!mkdtemp(tmp))
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create", tmp);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create", tmp);
 	snprintf(inner, sizeof(inner), "%s/%s", tmp, KSRC_IN_DEB);
 	if (kernel_run(argv, NULL, a->log) != 0)
-		rc = nectl_err_set(err, NECTL_E_FILE, "dpkg-deb -x %s failed; see %s", deb, a->log);
+		rc = nectl_err_set(err, NECTL_ERR_FILE, "dpkg-deb -x %s failed; see %s", deb, a->log);
 	else if (rename(inner, tarball) < 0)
-		rc = nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot move %s into place",
+		rc = nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot move %s into place",
 				   tarball, inner);
 	kernel_rmtree(tmp, NULL);
 	return rc;
@@ -116,12 +116,12 @@ static int kernel_source_place(struct archive_entry *e, const char *dir, struct 
 	mode_t type = archive_entry_filetype(e);
 
 	if (!name || !kernel_source_name_ok(name) || (link && !kernel_source_name_ok(link)))
-		return nectl_err_set(err, NECTL_E_FILE,
+		return nectl_err_set(err, NECTL_ERR_FILE,
 				     "kernel source: entry `%.200s` is outside %s",
 				     name ? name : "(unnamed)", KSRC_TOP);
 	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
 		return nectl_err_set(
-		    err, NECTL_E_FILE,
+		    err, NECTL_ERR_FILE,
 		    "kernel source: entry `%.200s` is not a file, directory or symlink", name);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	archive_entry_copy_pathname(e, path);
@@ -144,13 +144,13 @@ static int kernel_source_entry(struct kernel_unpack *u, struct archive_entry *e,
 
 	u->bytes += size > 0 ? (uint64_t)size : 0;
 	if (++u->entries > KSRC_MAX_ENTRIES || u->bytes > KSRC_MAX_BYTES)
-		return nectl_err_set(err, NECTL_E_FILE,
+		return nectl_err_set(err, NECTL_ERR_FILE,
 				     "kernel source: more than %d entries or %llu bytes",
 				     KSRC_MAX_ENTRIES, (unsigned long long)KSRC_MAX_BYTES);
 	if (kernel_source_place(e, dir, err) < 0)
 		return -1;
 	if (archive_read_extract2(u->in, e, u->out) != ARCHIVE_OK)
-		return nectl_err_set(err, NECTL_E_FILE, "kernel source: cannot unpack %.200s: %s",
+		return nectl_err_set(err, NECTL_ERR_FILE, "kernel source: cannot unpack %.200s: %s",
 				     archive_entry_pathname(e),
 				     archive_error_string(u->out) ? archive_error_string(u->out)
 								  : archive_error_string(u->in));
@@ -164,7 +164,7 @@ static int kernel_source_walk(struct kernel_unpack *u, const char *tarball, cons
 	int r;
 
 	if (archive_read_open_filename(u->in, tarball, 1 << 16) != ARCHIVE_OK)
-		return nectl_err_set(err, NECTL_E_FILE, "%s: %s", tarball,
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: %s", tarball,
 				     archive_error_string(u->in));
 	while ((r = archive_read_next_header(u->in, &e)) == ARCHIVE_OK) {
 		if (kernel_source_entry(u, e, dir, err) < 0)
@@ -174,7 +174,7 @@ static int kernel_source_walk(struct kernel_unpack *u, const char *tarball, cons
 					    u->total);
 	}
 	if (r != ARCHIVE_EOF)
-		return nectl_err_set(err, NECTL_E_FILE, "%s: %s", tarball,
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: %s", tarball,
 				     archive_error_string(u->in));
 	kernel_build_report(o, "unpack", u->total, u->total);
 	return 0;
@@ -188,10 +188,10 @@ int kernel_source_unpack(const char *tarball, const char *dir, const struct kern
 	int rc = -1;
 
 	if (stat(tarball, &st) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot stat", tarball);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot stat", tarball);
 	u.total = (uint64_t)st.st_size;
 	if (!u.in || !u.out) {
-		nectl_err_set(err, NECTL_E_FILE, "kernel source: out of memory");
+		nectl_err_set(err, NECTL_ERR_FILE, "kernel source: out of memory");
 	} else {
 		archive_read_support_filter_xz(u.in);
 		archive_read_support_format_tar(u.in);
@@ -203,7 +203,7 @@ int kernel_source_unpack(const char *tarball, const char *dir, const struct kern
 		rc = kernel_source_walk(&u, tarball, dir, o, err);
 	}
 	if (u.out && archive_write_close(u.out) != ARCHIVE_OK && rc == 0)
-		rc = nectl_err_set(err, NECTL_E_FILE, "kernel source: %s",
+		rc = nectl_err_set(err, NECTL_ERR_FILE, "kernel source: %s",
 				   archive_error_string(u.out));
 	archive_read_free(u.in);
 	archive_write_free(u.out);

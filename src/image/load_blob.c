@@ -79,7 +79,7 @@ static int store_stash_room(struct load_store *s, uint64_t len, const char *name
 	if (len <= s->lim.max_bytes - s->stash_len)
 		return 0;
 	image_size_text(s->lim.max_bytes, limit);
-	return nectl_err_set(err, NECTL_E_BUILD,
+	return nectl_err_set(err, NECTL_ERR_BUILD,
 			     "%s: member `%.256s` (%llu bytes) would take the copy of the "
 			     "compressed archive past the limit of %s of file data (raise it "
 			     "with --max-file-data)",
@@ -97,7 +97,7 @@ static int store_stash_write(struct load_store *s, const void *buf, size_t len,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: temporary file",
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: temporary file",
 					     s->path);
 		p += n;
 		len -= (size_t)n;
@@ -130,7 +130,7 @@ static int store_stash_member(struct load_store *s, struct archive *a, struct lo
 	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0) {
 		/* Never more than the size it claimed, which fit. */
 		if ((uint64_t)n > m->size - total)
-			return nectl_err_set(err, NECTL_E_BUILD,
+			return nectl_err_set(err, NECTL_ERR_BUILD,
 					     "%s: member `%.256s` is longer than its size", s->path,
 					     m->name);
 		if (store_stash_write(s, buf, (size_t)n, err) < 0)
@@ -138,7 +138,7 @@ static int store_stash_member(struct load_store *s, struct archive *a, struct lo
 		total += (uint64_t)n;
 	}
 	if (n < 0 || total != m->size)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: %s", s->path,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s", s->path,
 				     n < 0 ? archive_error_string(a) : "truncated member");
 	return 0;
 }
@@ -158,7 +158,7 @@ static int store_locate(struct load_store *s, struct archive *a, struct archive_
 	if (want)
 		got = archive_read_data(a, head, want);
 	if (got < 0 || (size_t)got != want)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: %s", s->path,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s", s->path,
 				     got < 0 ? archive_error_string(a) : "truncated member");
 	if (plain && (want == 0 || (store_pread_all(s->fd, disk, want, (uint64_t)off) == 0 &&
 				    memcmp(head, disk, want) == 0))) {
@@ -173,7 +173,7 @@ static struct load_member *store_add(struct load_store *s, const char *name, str
 	struct load_member *m;
 
 	if (s->count == LOAD_MEMBERS_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: more than %d members", s->path,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: more than %d members", s->path,
 				     LOAD_MEMBERS_MAX),
 		       NULL;
 	if (s->count == s->cap) {
@@ -181,7 +181,7 @@ static struct load_member *store_add(struct load_store *s, const char *name, str
 
 		m = realloc(s->m, cap * sizeof(*m));
 		if (!m)
-			return nectl_err_set(err, NECTL_E_BUILD, "out of memory"), NULL;
+			return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory"), NULL;
 		s->m = m;
 		s->cap = cap;
 	}
@@ -189,7 +189,7 @@ static struct load_member *store_add(struct load_store *s, const char *name, str
 	memset(m, 0, sizeof(*m));
 	m->name = strdup(name);
 	if (!m->name)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory"), NULL;
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory"), NULL;
 	m->seq = s->count++;
 	return m;
 }
@@ -211,12 +211,12 @@ static int store_index_entry(struct load_store *s, struct archive *a, struct arc
 	char norm[LOAD_PATH_MAX + 1];
 
 	if (++s->headers > s->lim.max_entries)
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "%s: more than %llu entries, the limit (raise it with "
 				     "--max-entries)",
 				     s->path, (unsigned long long)s->lim.max_entries);
 	if (strlen(name) > LOAD_PATH_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "%s: a member name is longer than %d bytes", s->path,
 				     LOAD_PATH_MAX);
 	/* Names that climb out are not blobs anyone can ask for: ignore them. */
@@ -231,7 +231,7 @@ static int store_index_entry(struct load_store *s, struct archive *a, struct arc
 	if (hard || archive_entry_filetype(e) == AE_IFLNK) {
 		m->link = strndup(hard ? hard : sym, LOAD_PATH_MAX);
 		m->hardlink = hard != NULL;
-		return m->link ? 0 : nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return m->link ? 0 : nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	}
 	m->size = archive_entry_size(e) > 0 ? (uint64_t)archive_entry_size(e) : 0;
 	return store_locate(s, a, e, m, err);
@@ -244,16 +244,16 @@ static int store_index(struct load_store *s, struct nectl_err *err)
 	int r, rc = 0;
 
 	if (!a)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	if (archive_read_open_fd(a, s->fd, BLOB_BUF) != ARCHIVE_OK)
-		rc = nectl_err_set(err, NECTL_E_BUILD, "%s: %s", s->path, archive_error_string(a));
+		rc = nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s", s->path, archive_error_string(a));
 	while (rc == 0 && (r = archive_read_next_header(a, &e)) != ARCHIVE_EOF) {
 		const char *name = archive_entry_pathname(e);
 
 		if (!name)
 			name = archive_entry_pathname_utf8(e);
 		if (r < ARCHIVE_WARN)
-			rc = nectl_err_set(err, NECTL_E_BUILD, "%s: %s", s->path,
+			rc = nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s", s->path,
 					   archive_error_string(a));
 		else if (name)
 			rc = store_index_entry(s, a, e, name, err);
@@ -274,14 +274,14 @@ int load_store_open(struct load_store *s, const char *path, const struct image_l
 	s->lim = *lim;
 	s->dirfd = s->fd = s->stash_fd = -1;
 	if (stat(path, &st) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", path);
 	if (S_ISDIR(st.st_mode)) {
 		s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		return s->dirfd < 0 ? nectl_err_sys(err, NECTL_E_FILE, errno, "%s", path) : 0;
+		return s->dirfd < 0 ? nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", path) : 0;
 	}
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", path);
 	if (store_index(s, err) < 0) {
 		load_store_close(s);
 		return -1;
@@ -385,11 +385,11 @@ static int store_open_beneath(struct load_store *s, const char *norm, struct nec
 			if (dir != s->dirfd)
 				close(dir);
 			if (link)
-				return nectl_err_set(err, NECTL_E_BUILD,
+				return nectl_err_set(err, NECTL_ERR_BUILD,
 						     "%s/%.*s: is a symlink, which an image layout "
 						     "is not read through",
 						     s->path, (int)(p - norm + n), norm);
-			return nectl_err_sys(err, e == ENOENT ? NECTL_E_BUILD : NECTL_E_FILE, e,
+			return nectl_err_sys(err, e == ENOENT ? NECTL_ERR_BUILD : NECTL_ERR_FILE, e,
 					     "%s/%s", s->path, norm);
 		}
 		if (dir != s->dirfd)
@@ -415,7 +415,7 @@ static int store_region(struct load_store *s, const char *name, int *fd, int *ow
 
 		if (strlen(name) > LOAD_PATH_MAX ||
 		    image_path_normalize(name, norm, false, err) < 0)
-			return nectl_err_set(err, NECTL_E_BUILD, "%s: bad blob name `%.256s`",
+			return nectl_err_set(err, NECTL_ERR_BUILD, "%s: bad blob name `%.256s`",
 					     s->path, name);
 		*fd = store_open_beneath(s, norm, err);
 		if (*fd < 0)
@@ -423,7 +423,7 @@ static int store_region(struct load_store *s, const char *name, int *fd, int *ow
 		*own = 1;
 		if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 			close(*fd);
-			return nectl_err_set(err, NECTL_E_BUILD, "%s/%s: not a regular file",
+			return nectl_err_set(err, NECTL_ERR_BUILD, "%s/%s: not a regular file",
 					     s->path, norm);
 		}
 		*size = (uint64_t)st.st_size;
@@ -431,7 +431,7 @@ static int store_region(struct load_store *s, const char *name, int *fd, int *ow
 	}
 	m = store_resolve(s, name);
 	if (!m)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: `%.256s` not found in the archive",
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: `%.256s` not found in the archive",
 				     s->path, name);
 	*fd = m->stashed ? s->stash_fd : s->fd;
 	*off = m->off;
@@ -444,7 +444,7 @@ static int blob_check_size(struct load_blob *b, int64_t want, struct nectl_err *
 	uint64_t size = b->end - b->pos;
 
 	if (want >= 0 && size != (uint64_t)want)
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "%s: `%s` is %llu bytes, its descriptor says %lld", b->s->path,
 				     b->name, (unsigned long long)size, (long long)want);
 	return 0;
@@ -459,7 +459,7 @@ static struct load_blob *blob_new(struct load_store *s, const char *name, const 
 	if (!b || !(b->md = EVP_MD_CTX_new()) ||
 	    EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1) {
 		load_blob_free(b);
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory"), NULL;
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory"), NULL;
 	}
 	b->s = s;
 	snprintf(b->name, sizeof(b->name), "%s", name);
@@ -520,14 +520,14 @@ int load_blob_verify(struct load_blob *b, struct nectl_err *err)
 	while ((n = blob_pull(b)) > 0)
 		;
 	if (n < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, (int)-n, "%s: %s", b->s->path, b->name);
+		return nectl_err_sys(err, NECTL_ERR_FILE, (int)-n, "%s: %s", b->s->path, b->name);
 	if (!b->digest[0])
 		return 0;
 	EVP_DigestFinal_ex(b->md, md, NULL);
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 7 + 2 * i, 3, "%02x", md[i]);
 	if (strcmp(hex, b->digest) != 0)
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "%s: `%s` does not match its digest (expected %s, got %s)",
 				     b->s->path, b->name, b->digest, hex);
 	return 0;
@@ -556,11 +556,11 @@ int load_blob_open(struct load_store *s, const char *name, const char *digest, i
 	b->a = load_tar_reader();
 	if (!b->a) {
 		load_blob_free(b);
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	}
 	if (archive_read_open(b->a, b, NULL, blob_read_cb, NULL) != ARCHIVE_OK) {
 		/* Not even a compression header: the digest says more, if wrong. */
-		nectl_err_set(err, NECTL_E_BUILD, "%s: %s: %s", s->path, name,
+		nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s: %s", s->path, name,
 			      archive_error_string(b->a));
 		load_blob_verify(b, err);
 		load_blob_free(b);
@@ -584,7 +584,7 @@ int load_store_read(struct load_store *s, const char *name, const char *digest, 
 	size = b->end - b->pos;
 	if (size > max) {
 		load_blob_free(b);
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: `%s` is larger than %zu bytes",
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: `%s` is larger than %zu bytes",
 				     s->path, name, max);
 	}
 	*buf = malloc((size_t)size + 1);
@@ -593,7 +593,7 @@ int load_store_read(struct load_store *s, const char *name, const char *digest, 
 		free(*buf);
 		*buf = NULL;
 		load_blob_free(b);
-		return nectl_err_sys(err, NECTL_E_FILE, -rc, "%s: %s", s->path, name);
+		return nectl_err_sys(err, NECTL_ERR_FILE, -rc, "%s: %s", s->path, name);
 	}
 	EVP_DigestUpdate(b->md, *buf, (size_t)size);
 	b->pos = b->end;

@@ -61,7 +61,7 @@ static int dir_read_names(int fd, const char *host, char ***out, size_t *count,
 
 		if (copy >= 0)
 			close(copy);
-		return nectl_err_sys(err, NECTL_E_FILE, e, "%s", host);
+		return nectl_err_sys(err, NECTL_ERR_FILE, e, "%s", host);
 	}
 	errno = 0;
 	while ((de = readdir(d))) {
@@ -84,7 +84,7 @@ static int dir_read_names(int fd, const char *host, char ***out, size_t *count,
 
 		closedir(d);
 		dir_names_free(names, n);
-		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: cannot list", host);
+		return nectl_err_sys(err, NECTL_ERR_FILE, e, "%s: cannot list", host);
 	}
 	closedir(d);
 	if (n)
@@ -151,7 +151,7 @@ int load_file_open(int dirfd, const char *name, const char *shown, uint64_t dev,
 
 	/* O_NONBLOCK: a file swapped for a FIFO must fail, not hang. */
 	if (fd < 0 && errno != ELOOP)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", shown);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", shown);
 	if (fd < 0)
 		now = "a symlink";
 	else if (fstat(fd, &st) < 0)
@@ -164,7 +164,7 @@ int load_file_open(int dirfd, const char *name, const char *shown, uint64_t dev,
 		return fd;
 	if (fd >= 0)
 		close(fd);
-	return nectl_err_set(err, NECTL_E_FILE,
+	return nectl_err_set(err, NECTL_ERR_FILE,
 			     "%s: changed since the input was read (it is now %s); not read", shown,
 			     now);
 }
@@ -177,7 +177,7 @@ static int dir_fail(const char *host, struct nectl_err *err)
 	if (!err)
 		return -1;
 	memcpy(inner, err->msg, sizeof(inner));
-	return nectl_err_set(err, err->code, "%s: %s", host, inner);
+	return nectl_err_set(err, err->kind, "%s: %s", host, inner);
 }
 
 static int dir_put_reg(struct dir_walk *w, int dirfd, const char *name, const char *host,
@@ -211,9 +211,9 @@ static int dir_put_symlink(int dirfd, const char *name, const char *host, struct
 	ssize_t len = readlinkat(dirfd, name, target, sizeof(target));
 
 	if (len < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", host);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", host);
 	if (len == 0 || (size_t)len > LOAD_PATH_MAX)
-		return nectl_err_set(err, NECTL_E_FILE, "%s: symlink target is empty or too long",
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: symlink target is empty or too long",
 				     host);
 	target[len] = '\0';
 	n->type = IMAGE_SYMLINK;
@@ -235,7 +235,7 @@ static int dir_entry(struct dir_walk *w, int dirfd, const char *name, const char
 	if (image_tree_charge(w->c->t, 1, 0, err) < 0)
 		return dir_fail(host, err);
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", host);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", host);
 	n.mode = st.st_mode & 07777;
 	n.mtime = st.st_mtim.tv_sec;
 	switch (st.st_mode & S_IFMT) {
@@ -249,7 +249,7 @@ static int dir_entry(struct dir_walk *w, int dirfd, const char *name, const char
 			return -1;
 		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "%s", host);
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", host);
 		rc = dir_walk(w, fd, host, path, depth + 1, err);
 		close(fd);
 		return rc;
@@ -289,7 +289,7 @@ static int dir_walk(struct dir_walk *w, int fd, const char *host, const char *pa
 	int rc = 0;
 
 	if (depth > DIR_DEPTH_MAX)
-		return nectl_err_set(err, NECTL_E_FILE, "%s: nested deeper than %d directories",
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: nested deeper than %d directories",
 				     host, DIR_DEPTH_MAX);
 	if (dir_read_names(fd, host, &names, &n, err) < 0)
 		return -1;
@@ -297,9 +297,9 @@ static int dir_walk(struct dir_walk *w, int fd, const char *host, const char *pa
 		char *h = dir_join(host, names[i]), *p = dir_join(path, names[i]);
 
 		if (!h || !p)
-			rc = nectl_err_set(err, NECTL_E_FILE, "out of memory");
+			rc = nectl_err_set(err, NECTL_ERR_FILE, "out of memory");
 		else if (strlen(p) > LOAD_PATH_MAX)
-			rc = nectl_err_set(err, NECTL_E_FILE, "%s: path longer than %d bytes", h,
+			rc = nectl_err_set(err, NECTL_ERR_FILE, "%s: path longer than %d bytes", h,
 					   LOAD_PATH_MAX);
 		else
 			rc = dir_entry(w, fd, names[i], h, p, depth, err);
@@ -319,12 +319,12 @@ int image_load_dir(struct image_tree *t, const char *dir, const char *prefix,
 	int fd, rc;
 
 	if (stat(dir, &st) < 0)
-		return load_done(nectl_err_sys(err, NECTL_E_FILE, errno, "%s", dir), err);
+		return load_done(nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", dir), err);
 	if (!S_ISDIR(st.st_mode))
-		return load_done(nectl_err_set(err, NECTL_E_FILE, "%s: not a directory", dir), err);
+		return load_done(nectl_err_set(err, NECTL_ERR_FILE, "%s: not a directory", dir), err);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return load_done(nectl_err_sys(err, NECTL_E_FILE, errno, "%s", dir), err);
+		return load_done(nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", dir), err);
 	if (load_ctx_init(&c, t, prefix, notes, err) < 0) {
 		close(fd);
 		return load_done(-1, err);

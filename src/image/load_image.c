@@ -70,7 +70,7 @@ static int pick_none(struct img_pick *p, const char *path, const char *arch, str
 	for (size_t i = 0; i < p->navail && used < sizeof(list); i++)
 		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
 					 p->avail[i]);
-	return nectl_err_set(err, NECTL_E_BUILD, "%s: no manifest for arch %s (available: %s)",
+	return nectl_err_set(err, NECTL_ERR_BUILD, "%s: no manifest for arch %s (available: %s)",
 			     path, arch, p->navail ? list : "none");
 }
 
@@ -102,7 +102,7 @@ static int pick_doc(struct load_store *s, const struct load_desc *d, struct load
 	load_digest_path(d->digest, name);
 	snprintf(what, sizeof(what), "%s: %s", s->path, name);
 	if (d->size > (int64_t)LOAD_JSON_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: larger than %u bytes", what,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: larger than %u bytes", what,
 				     LOAD_JSON_MAX);
 	if (load_store_read(s, name, d->digest, d->size, LOAD_JSON_MAX, &buf, &len, err) < 0)
 		return -1;
@@ -123,14 +123,14 @@ static int oci_manifest(struct load_store *s, const struct load_doc *m, const ch
 
 	load_digest_path(m->config.digest, name);
 	if (m->config.size > (int64_t)LOAD_JSON_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: %s: larger than %u bytes", s->path,
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s: larger than %u bytes", s->path,
 				     name, LOAD_JSON_MAX);
 	if (pick_config(s, name, m->config.digest, m->config.size, &lc, err) < 0)
 		return -1;
 	carch = lc.cfg.architecture;
 	if (vetted && carch && strcmp(carch, arch)) {
 		load_config_free(&lc);
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "%s: the index lists %s for arch %s, but its config says %s",
 				     s->path, name, arch, carch);
 	}
@@ -142,7 +142,7 @@ static int oci_manifest(struct load_store *s, const struct load_doc *m, const ch
 	p->layers = calloc(m->count ? m->count : 1, sizeof(*p->layers));
 	if (!p->layers) {
 		load_config_free(&lc);
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	}
 	p->conf = lc;
 	for (size_t i = 0; i < m->count; i++) {
@@ -150,11 +150,11 @@ static int oci_manifest(struct load_store *s, const struct load_doc *m, const ch
 		struct img_layer *l = &p->layers[p->nlayers];
 
 		if (d->media_type && !load_media_is_layer(d->media_type))
-			return nectl_err_set(err, NECTL_E_BUILD, "%s: layer %s has media type %s",
+			return nectl_err_set(err, NECTL_ERR_BUILD, "%s: layer %s has media type %s",
 					     s->path, d->digest, d->media_type);
 		l->name = malloc(80);
 		if (!l->name)
-			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 		p->nlayers++;
 		load_digest_path(d->digest, l->name);
 		strcpy(l->digest, d->digest);
@@ -189,7 +189,7 @@ static int oci_index(struct load_store *s, const struct load_doc *idx, const cha
 		     struct img_pick *p, struct nectl_err *err)
 {
 	if (depth > LOAD_NEST_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD, "%s: indexes nested more than %d deep",
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: indexes nested more than %d deep",
 				     s->path, LOAD_NEST_MAX);
 	for (size_t i = 0; i < idx->count; i++) {
 		const struct load_desc *d = &idx->descs[i];
@@ -243,7 +243,7 @@ static int oci_pick(struct load_store *s, const char *arch, struct img_pick *p,
 	if (rc < 0)
 		return -1;
 	if (idx.kind != LOAD_DOC_INDEX)
-		rc = nectl_err_set(err, NECTL_E_BUILD, "%s: not an image index", what);
+		rc = nectl_err_set(err, NECTL_ERR_BUILD, "%s: not an image index", what);
 	else
 		rc = oci_index(s, &idx, arch, 0, p, err);
 	load_doc_free(&idx);
@@ -276,16 +276,16 @@ static int docker_layers(struct load_store *s, const struct load_docker_image *i
 {
 	p->layers = calloc(img->nlayers ? img->nlayers : 1, sizeof(*p->layers));
 	if (!p->layers)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	for (size_t i = 0; i < img->nlayers; i++) {
 		struct img_layer *l = &p->layers[p->nlayers];
 
 		if (strlen(img->layers[i]) > LOAD_PATH_MAX)
-			return nectl_err_set(err, NECTL_E_BUILD, "%s: a layer name is too long",
+			return nectl_err_set(err, NECTL_ERR_BUILD, "%s: a layer name is too long",
 					     s->path);
 		l->name = strdup(img->layers[i]);
 		if (!l->name)
-			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 		p->nlayers++;
 		l->size = -1;
 		docker_name_digest(l->name, l->digest);
@@ -294,7 +294,7 @@ static int docker_layers(struct load_store *s, const struct load_docker_image *i
 		if (!l->digest[0] && p->conf.ndiff_ids == img->nlayers)
 			strcpy(l->digest, p->conf.diff_ids[i]);
 		if (!l->digest[0])
-			return nectl_err_set(err, NECTL_E_BUILD,
+			return nectl_err_set(err, NECTL_ERR_BUILD,
 					     "%s: no digest for layer %s (the config lists %zu "
 					     "diff_ids for %zu layers)",
 					     s->path, l->name, p->conf.ndiff_ids, img->nlayers);
@@ -314,7 +314,7 @@ static int docker_image(struct load_store *s, const struct load_docker_image *im
 	carch = p->conf.cfg.architecture;
 	if (carch && strcmp(carch, arch)) {
 		if (count == 1)
-			return nectl_err_set(err, NECTL_E_BUILD,
+			return nectl_err_set(err, NECTL_ERR_BUILD,
 					     "%s: the image is for arch %s, not %s", s->path, carch,
 					     arch);
 		pick_avail(p, p->conf.cfg.os, carch, NULL);
@@ -407,7 +407,7 @@ int image_load_image(struct image_tree *t, const char *path, const char *arch, c
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (!arch || !*arch)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "no architecture given");
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "no architecture given");
 	arch = image_arch(arch);
 	if (load_store_open(&s, path, image_tree_limits(t), err) < 0)
 		return load_done(-1, err);
@@ -416,7 +416,7 @@ int image_load_image(struct image_tree *t, const char *path, const char *arch, c
 	else if (load_store_has(&s, "manifest.json"))
 		rc = docker_pick(&s, arch, &p, err);
 	else
-		rc = nectl_err_set(err, NECTL_E_BUILD,
+		rc = nectl_err_set(err, NECTL_ERR_BUILD,
 				   "%s: not an OCI image layout or `docker save` archive "
 				   "(no index.json or manifest.json)",
 				   path);

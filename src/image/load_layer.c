@@ -270,7 +270,7 @@ static int links_rescue(struct load_ctx *c, const char *top, bool include_self,
 		rc = -1;
 	free(from);
 	free(to);
-	return rc < 0 ? nectl_err_set(err, NECTL_E_BUILD, "out of memory") : 0;
+	return rc < 0 ? nectl_err_set(err, NECTL_ERR_BUILD, "out of memory") : 0;
 }
 
 int load_ctx_init(struct load_ctx *c, struct image_tree *t, const char *prefix,
@@ -285,10 +285,10 @@ int load_ctx_init(struct load_ctx *c, struct image_tree *t, const char *prefix,
 	if (!prefix)
 		prefix = "";
 	if (strlen(prefix) > LOAD_PATH_MAX)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "prefix is too long");
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "prefix is too long");
 	c->prefix = malloc(strlen(prefix) + 1);
 	if (!c->prefix)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	if (image_path_normalize(prefix, c->prefix, true, err) < 0) {
 		load_ctx_free(c);
 		return -1;
@@ -309,7 +309,7 @@ int load_ctx_init(struct load_ctx *c, struct image_tree *t, const char *prefix,
 	for (size_t i = 0; nodes && i < count; i++) {
 		if (nodes[i]->type == IMAGE_HARDLINK && links_add(c, nodes[i]->path) < 0) {
 			load_ctx_free(c);
-			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 		}
 	}
 	return 0;
@@ -382,11 +382,11 @@ int load_path(struct load_ctx *c, const char *name, char **out, struct nectl_err
 
 	*out = NULL;
 	if (nlen > LOAD_PATH_MAX)
-		return nectl_err_set(err, NECTL_E_BUILD, "path longer than %d bytes",
+		return nectl_err_set(err, NECTL_ERR_BUILD, "path longer than %d bytes",
 				     LOAD_PATH_MAX);
 	p = malloc(plen + nlen + 2);
 	if (!p)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	if (image_path_normalize(name, p + plen + 1, true, err) < 0) {
 		free(p);
 		return -1;
@@ -415,7 +415,7 @@ int load_put(struct load_ctx *c, const struct image_node *n, struct nectl_err *e
 	if (image_tree_put(c->t, n, err) < 0)
 		return -1;
 	if (c->whiteouts && layer_own(c, n->path) < 0)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	return 0;
 }
 
@@ -430,13 +430,13 @@ int load_put_link(struct load_ctx *c, const char *path, const char *target, int6
 	if (file && file->type == IMAGE_HARDLINK)
 		file = image_tree_get(c->t, file->target);
 	if (!file)
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "hard link to `%.256s`, which is not in the image", target);
 	if (file->type != IMAGE_REG)
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "hard link to `%.256s`, which is not a regular file", target);
 	if (path_within(file->path, path, true))
-		return nectl_err_set(err, NECTL_E_BUILD, "hard link would replace its own target");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "hard link would replace its own target");
 	n.target = file->path;
 	n.mode = file->mode;
 	old = image_tree_get(c->t, path);
@@ -449,7 +449,7 @@ int load_put_link(struct load_ctx *c, const char *path, const char *target, int6
 	if (load_put(c, &n, err) < 0)
 		return -1;
 	if (links_add(c, path) < 0)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	return 0;
 }
 
@@ -496,7 +496,7 @@ static int layer_remove_lower(struct load_ctx *c, const char *top, struct nectl_
 		free(w.dead[i]);
 	}
 	free(w.dead);
-	return rc < 0 ? nectl_err_set(err, NECTL_E_BUILD, "out of memory") : 0;
+	return rc < 0 ? nectl_err_set(err, NECTL_ERR_BUILD, "out of memory") : 0;
 }
 
 int load_whiteout(struct load_ctx *c, const char *path, struct nectl_err *err)

@@ -35,7 +35,7 @@ static int tar_archive_fail(struct load_ctx *c, struct archive *a, struct nectl_
 {
 	const char *why = archive_error_string(a);
 
-	return nectl_err_set(err, NECTL_E_BUILD, "%s: %s", c->label,
+	return nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s", c->label,
 			     why ? why : "unreadable archive");
 }
 
@@ -57,7 +57,7 @@ static int tar_spool_data(struct load_ctx *c, struct archive *a, struct image_no
 			return tar_archive_fail(c, a, err);
 		if (at < 0 || (uint64_t)at < pos || (uint64_t)at > n->size ||
 		    len > n->size - (uint64_t)at)
-			return nectl_err_set(err, NECTL_E_BUILD, "data does not match its size");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "data does not match its size");
 		if (image_tree_spool_hole(c->t, (uint64_t)at - pos, err) < 0 ||
 		    image_tree_spool_write(c->t, buf, len, &off, err) < 0)
 			return -1;
@@ -72,7 +72,7 @@ static int tar_put_reg(struct load_ctx *c, struct archive *a, struct archive_ent
 	la_int64_t size = archive_entry_size(e);
 
 	if (size < 0)
-		return nectl_err_set(err, NECTL_E_BUILD, "negative size");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "negative size");
 	/* The size it claims, holes included, before a byte is written: the
 	 * ramdisk will hold all of it. */
 	if (image_tree_charge(c->t, 0, (uint64_t)size, err) < 0)
@@ -91,7 +91,7 @@ static int tar_put_link(struct load_ctx *c, struct archive_entry *e, const char 
 	int rc = load_path(c, linkname, &target, err);
 
 	if (rc == 1)
-		return nectl_err_set(err, NECTL_E_BUILD, "hard link to the root directory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "hard link to the root directory");
 	if (rc < 0)
 		return -1;
 	rc = load_put_link(c, path, target, archive_entry_mtime(e), err);
@@ -140,7 +140,7 @@ static int tar_put_node(struct load_ctx *c, struct archive *a, struct archive_en
 		if (!target)
 			target = archive_entry_symlink_utf8(e);
 		if (!target || !*target || strlen(target) > LOAD_PATH_MAX)
-			return nectl_err_set(err, NECTL_E_BUILD, "symlink with a bad target");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "symlink with a bad target");
 		n->type = IMAGE_SYMLINK;
 		n->target = (char *)target;
 		break;
@@ -204,7 +204,7 @@ int load_tar_apply(struct load_ctx *c, struct archive *a, struct nectl_err *err)
 		if (!name)
 			name = archive_entry_pathname_utf8(e);
 		if (!name)
-			return nectl_err_set(err, NECTL_E_BUILD, "%s: an entry has no usable name",
+			return nectl_err_set(err, NECTL_ERR_BUILD, "%s: an entry has no usable name",
 					     c->label);
 		if (image_tree_charge(c->t, 1, 0, err) < 0 || tar_entry(c, a, e, name, err) < 0)
 			return load_fail(c, name, err);
@@ -221,10 +221,10 @@ int image_load_tar(struct image_tree *t, const char *path, const char *prefix, b
 	int rc;
 
 	if (stat(path, &st) < 0)
-		return load_done(nectl_err_sys(err, NECTL_E_FILE, errno, "%s", path), err);
+		return load_done(nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", path), err);
 	if (S_ISDIR(st.st_mode))
 		return load_done(
-		    nectl_err_set(err, NECTL_E_FILE, "%s: is a directory, not a tar archive", path),
+		    nectl_err_set(err, NECTL_ERR_FILE, "%s: is a directory, not a tar archive", path),
 		    err);
 	if (load_ctx_init(&c, t, prefix, notes, err) < 0)
 		return load_done(-1, err);
@@ -232,7 +232,7 @@ int image_load_tar(struct image_tree *t, const char *path, const char *prefix, b
 	load_ctx_layer(&c, "%s", path);
 	a = load_tar_reader();
 	if (!a)
-		rc = nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		rc = nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	else if (S_ISREG(st.st_mode) && st.st_size == 0)
 		rc = 0; /* an empty file is an empty archive, as tar(1) has it */
 	else if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK)

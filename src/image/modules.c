@@ -90,7 +90,7 @@ static int modules_add_file(struct modules_ctx *c, const char *name, size_t stem
 		struct modules_file *files = realloc(c->files, cap * sizeof(*files));
 
 		if (!files)
-			return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 		c->files = files;
 		c->files_cap = cap;
 	}
@@ -101,7 +101,7 @@ static int modules_add_file(struct modules_ctx *c, const char *name, size_t stem
 		return 0;
 	f->path = strdup(path);
 	if (!f->path)
-		return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 	c->nfiles++;
 	return 0;
 }
@@ -116,9 +116,9 @@ static int modules_scan_entry(struct modules_ctx *c, const char *dir, const char
 	int rc = 0;
 
 	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 	if (lstat(path, &st) < 0)
-		rc = nectl_err_sys(c->err, NECTL_E_FILE, errno, "%s: cannot stat", path);
+		rc = nectl_err_sys(c->err, NECTL_ERR_FILE, errno, "%s: cannot stat", path);
 	else if (S_ISDIR(st.st_mode))
 		rc = modules_scan(c, path, depth + 1);
 	else if (S_ISREG(st.st_mode) && modules_stem_len(name) > 0)
@@ -134,7 +134,7 @@ static int modules_scan(struct modules_ctx *c, const char *dir, int depth)
 	int rc = 0;
 
 	if (depth > MODULES_DIR_DEPTH_MAX)
-		return nectl_err_set(c->err, NECTL_E_BUILD, "%s: directories nested too deeply",
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "%s: directories nested too deeply",
 				     dir);
 	dp = opendir(dir);
 	if (!dp) {
@@ -142,14 +142,14 @@ static int modules_scan(struct modules_ctx *c, const char *dir, int depth)
 		 * a missing one gets the clearer "not found" error. */
 		if (errno == ENOENT && depth == 0)
 			return 0;
-		return nectl_err_sys(c->err, NECTL_E_FILE, errno, "%s: cannot open", dir);
+		return nectl_err_sys(c->err, NECTL_ERR_FILE, errno, "%s: cannot open", dir);
 	}
 	while (rc == 0 && (errno = 0, d = readdir(dp))) {
 		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0)
 			rc = modules_scan_entry(c, dir, d->d_name, depth);
 	}
 	if (rc == 0 && errno != 0)
-		rc = nectl_err_sys(c->err, NECTL_E_FILE, errno, "%s: cannot read", dir);
+		rc = nectl_err_sys(c->err, NECTL_ERR_FILE, errno, "%s: cannot read", dir);
 	closedir(dp);
 	return rc;
 }
@@ -181,7 +181,7 @@ static int modules_lookup(struct modules_ctx *c, const char *name, struct module
 	while (f > c->files && strcmp(f[-1].name, name) == 0)
 		f--;
 	if (f + 1 < c->files + c->nfiles && strcmp(f[1].name, name) == 0)
-		return nectl_err_set(c->err, NECTL_E_BUILD, "module %s is ambiguous: %s and %s",
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "module %s is ambiguous: %s and %s",
 				     name, f[0].path, f[1].path);
 	*out = f;
 	return 0;
@@ -206,13 +206,13 @@ static int modules_add_builtin(struct modules_ctx *c, const char *line, size_t l
 		char **b = realloc(c->builtin, cap * sizeof(*b));
 
 		if (!b)
-			return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 		c->builtin = b;
 		c->builtin_cap = cap;
 	}
 	c->builtin[c->nbuiltin] = strdup(name);
 	if (!c->builtin[c->nbuiltin])
-		return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 	c->nbuiltin++;
 	return 0;
 }
@@ -235,13 +235,13 @@ static int modules_read_builtin(struct modules_ctx *c)
 	int rc = 0;
 
 	if (asprintf(&path, "%s/modules.builtin", c->dir) < 0)
-		return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 	/* A kernel without the file lists nothing as built in. */
 	if (stat(path, &st) < 0 && errno == ENOENT) {
 		free(path);
 		return 0;
 	}
-	if (file_read_all(path, MODULES_BUILTIN_MAX, &text, &len, NECTL_E_BUILD, c->err) < 0) {
+	if (file_read_all(path, MODULES_BUILTIN_MAX, &text, &len, NECTL_ERR_BUILD, c->err) < 0) {
 		free(path);
 		return -1;
 	}
@@ -273,7 +273,7 @@ static int modules_read_raw(struct modules_ctx *c, struct archive *a, const char
 	uint8_t *buf = malloc(cap);
 
 	if (!buf)
-		return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 	for (;;) {
 		la_ssize_t n;
 
@@ -283,8 +283,8 @@ static int modules_read_raw(struct modules_ctx *c, struct archive *a, const char
 			if (!bigger) {
 				free(buf);
 				if (cap < MODULES_DATA_MAX)
-					return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
-				return nectl_err_set(c->err, NECTL_E_BUILD,
+					return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
+				return nectl_err_set(c->err, NECTL_ERR_BUILD,
 						     "%s: larger than 64 MiB uncompressed", path);
 			}
 			buf = bigger;
@@ -292,7 +292,7 @@ static int modules_read_raw(struct modules_ctx *c, struct archive *a, const char
 		}
 		n = archive_read_data(a, buf + len, cap - len);
 		if (n < 0) {
-			nectl_err_set(c->err, NECTL_E_BUILD, "%s: cannot decompress: %s", path,
+			nectl_err_set(c->err, NECTL_ERR_BUILD, "%s: cannot decompress: %s", path,
 				      archive_error_string(a));
 			free(buf);
 			return -1;
@@ -318,14 +318,14 @@ static int modules_load(struct modules_ctx *c, const char *path, uint8_t **out, 
 	int rc;
 
 	if (!a)
-		return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 	archive_read_support_filter_gzip(a);
 	archive_read_support_filter_xz(a);
 	archive_read_support_filter_zstd(a);
 	archive_read_support_format_raw(a);
 	if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK ||
 	    archive_read_next_header(a, &e) != ARCHIVE_OK)
-		rc = nectl_err_set(c->err, NECTL_E_BUILD, "%s: cannot read: %s", path,
+		rc = nectl_err_set(c->err, NECTL_ERR_BUILD, "%s: cannot read: %s", path,
 				   archive_error_string(a) ? archive_error_string(a) : "empty");
 	else
 		rc = modules_read_raw(c, a, path, out, len);
@@ -466,7 +466,7 @@ static int modules_cycle(struct modules_ctx *c, const struct modules_file *f)
 	for (; i < c->depth && used < sizeof(chain); i++)
 		used += (size_t)snprintf(chain + used, sizeof(chain) - used, "%s -> ",
 					 c->stack[i]->name);
-	return nectl_err_set(c->err, NECTL_E_BUILD, "module dependency cycle: %s%s", chain,
+	return nectl_err_set(c->err, NECTL_ERR_BUILD, "module dependency cycle: %s%s", chain,
 			     f->name);
 }
 
@@ -480,7 +480,7 @@ static int modules_check_name(struct modules_ctx *c, const struct modules_file *
 	if (!modules_modinfo_get(mi, mi_len, "name=", &val, &len))
 		return 0;
 	if (modules_canonical(val, len, canon) < 0 || strcmp(canon, f->name) != 0)
-		return nectl_err_set(c->err, NECTL_E_BUILD,
+		return nectl_err_set(c->err, NECTL_ERR_BUILD,
 				     "%s: the module calls itself `%.*s`, not %s", f->path,
 				     (int)(len < 64 ? len : 64), val, f->name);
 	return 0;
@@ -501,7 +501,7 @@ static int modules_resolve_deps(struct modules_ctx *c, const struct modules_file
 
 		if (n > 0) {
 			if (modules_canonical(val, n, dep) < 0)
-				return nectl_err_set(c->err, NECTL_E_BUILD,
+				return nectl_err_set(c->err, NECTL_ERR_BUILD,
 						     "%s: invalid dependency name `%.*s`", f->path,
 						     (int)(n < 64 ? n : 64), val);
 			if (modules_resolve(c, dep, f->name) < 0)
@@ -522,7 +522,7 @@ static int modules_append(struct modules_ctx *c, const struct modules_file *f, u
 		struct image_module *out = realloc(c->out, cap * sizeof(*out));
 
 		if (!out)
-			return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 		c->out = out;
 		c->out_cap = cap;
 	}
@@ -542,7 +542,7 @@ static int modules_visit(struct modules_ctx *c, struct modules_file *f)
 	int rc;
 
 	if (c->depth == MODULES_DEP_DEPTH_MAX)
-		return nectl_err_set(c->err, NECTL_E_BUILD,
+		return nectl_err_set(c->err, NECTL_ERR_BUILD,
 				     "module %s: dependency chain deeper than %d", f->name,
 				     MODULES_DEP_DEPTH_MAX);
 	if (modules_load(c, f->path, &data, &len) < 0)
@@ -550,7 +550,7 @@ static int modules_visit(struct modules_ctx *c, struct modules_file *f)
 	rc = modules_find_modinfo(data, len, &mi, &mi_len);
 	if (rc < 0 || !mi) {
 		free(data);
-		return nectl_err_set(c->err, NECTL_E_BUILD, "%s: not a kernel module (%s)", f->path,
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "%s: not a kernel module (%s)", f->path,
 				     rc < 0 ? "not a well-formed 64-bit little-endian ELF file"
 					    : "no .modinfo section");
 	}
@@ -576,10 +576,10 @@ static int modules_resolve(struct modules_ctx *c, const char *name, const char *
 		return -1;
 	if (!f) {
 		if (needed_by)
-			return nectl_err_set(c->err, NECTL_E_BUILD,
+			return nectl_err_set(c->err, NECTL_ERR_BUILD,
 					     "module %s, needed by %s, not found in %s (neither a .ko file nor built in)",
 					     name, needed_by, c->dir);
-		return nectl_err_set(c->err, NECTL_E_BUILD,
+		return nectl_err_set(c->err, NECTL_ERR_BUILD,
 				     "module %s not found in %s (neither a .ko file nor built in)",
 				     name, c->dir);
 	}
@@ -606,7 +606,7 @@ static int modules_resolve_all(struct modules_ctx *c, const char *const *wanted,
 	int rc;
 
 	if (asprintf(&kernel, "%s/kernel", c->dir) < 0)
-		return nectl_err_set(c->err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
 	rc = modules_scan(c, kernel, 0);
 	free(kernel);
 	if (rc < 0 || modules_read_builtin(c) < 0)
@@ -617,7 +617,7 @@ static int modules_resolve_all(struct modules_ctx *c, const char *const *wanted,
 		char name[MODULES_NAME_MAX];
 
 		if (modules_canonical(wanted[i], strlen(wanted[i]), name) < 0)
-			return nectl_err_set(c->err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(c->err, NECTL_ERR_INVALID_ARG,
 					     "`%s` is not a kernel module name", wanted[i]);
 		if (modules_resolve(c, name, NULL) < 0)
 			return -1;

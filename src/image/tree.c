@@ -54,7 +54,7 @@ int image_tree_new(struct image_tree **out, struct nectl_err *err)
 		t->buckets = calloc(t->nbuckets = 1024, sizeof(*t->buckets));
 	if (!t || !t->buckets) {
 		free(t);
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	}
 	t->spool_fd = -1;
 	image_tree_set_limits(t, &(struct image_limits){0});
@@ -90,7 +90,7 @@ void image_size_text(uint64_t bytes, char out[32])
 
 static int tree_too_many(const struct image_tree *t, struct nectl_err *err)
 {
-	return nectl_err_set(err, NECTL_E_BUILD,
+	return nectl_err_set(err, NECTL_ERR_BUILD,
 			     "more than %llu entries, the limit (raise it with --max-entries)",
 			     (unsigned long long)t->lim.max_entries);
 }
@@ -103,7 +103,7 @@ int image_tree_charge(struct image_tree *t, uint64_t entries, uint64_t bytes, st
 		return tree_too_many(t, err);
 	if (bytes > t->lim.max_bytes - t->bytes) {
 		image_size_text(t->lim.max_bytes, limit);
-		return nectl_err_set(err, NECTL_E_BUILD,
+		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "%llu bytes would take the image past its limit of %s of file "
 				     "data (raise it with --max-file-data)",
 				     (unsigned long long)bytes, limit);
@@ -151,7 +151,7 @@ int image_path_normalize(const char *path, char *out, bool allow_root, struct ne
 		if (n == 2 && p[0] == '.' && p[1] == '.') {
 			/* Climbing back inside the root is harmless; above it is not. */
 			if (len == 0)
-				return nectl_err_set(err, NECTL_E_BUILD,
+				return nectl_err_set(err, NECTL_ERR_BUILD,
 						     "path `%s` climbs out of the root", path);
 			while (len > 0 && out[len - 1] != '/')
 				len--;
@@ -166,7 +166,7 @@ int image_path_normalize(const char *path, char *out, bool allow_root, struct ne
 	}
 	out[len] = '\0';
 	if (len == 0 && !allow_root)
-		return nectl_err_set(err, NECTL_E_BUILD, "path `%s` names the root", path);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "path `%s` names the root", path);
 	return 0;
 }
 
@@ -333,7 +333,7 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 		struct image_node fresh;
 
 		if (tree_copy_node(&fresh, n) < 0)
-			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 		if (was_dir && n->type != IMAGE_DIR)
 			tree_drop_below(t, e, false);
 		tree_node_free(&e->node);
@@ -344,7 +344,7 @@ static int tree_insert(struct image_tree *t, const struct image_node *n, struct 
 		e = calloc(1, sizeof(*e));
 		if (!e || tree_copy_node(&e->node, n) < 0) {
 			free(e);
-			return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+			return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 		}
 		e->next = *slot;
 		*slot = e;
@@ -368,7 +368,7 @@ static int tree_make_parents(struct image_tree *t, const struct image_node *n,
 
 	*up = NULL;
 	if (!parent)
-		return nectl_err_set(err, NECTL_E_BUILD, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	for (char *slash = strchr(parent, '/'); slash && rc == 0; slash = strchr(slash + 1, '/')) {
 		struct tree_entry *above = *up;
 		struct image_node *existing;
@@ -377,7 +377,7 @@ static int tree_make_parents(struct image_tree *t, const struct image_node *n,
 		*up = *tree_slot(t, parent);
 		existing = *up ? &(*up)->node : NULL;
 		if (existing && existing->type != IMAGE_DIR) {
-			rc = nectl_err_set(err, NECTL_E_BUILD,
+			rc = nectl_err_set(err, NECTL_ERR_BUILD,
 					   "`%s` would be created inside `%s`, which is a %s, not a directory",
 					   n->path, parent,
 					   existing->type == IMAGE_SYMLINK ? "symlink" : "file");
@@ -399,7 +399,7 @@ int image_tree_put(struct image_tree *t, const struct image_node *n, struct nect
 	struct tree_entry *parent;
 
 	if (!n->path[0])
-		return nectl_err_set(err, NECTL_E_BUILD, "an entry names the root directory");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "an entry names the root directory");
 	if (tree_make_parents(t, n, &parent, err) < 0)
 		return -1;
 	return tree_insert(t, n, parent, err);
@@ -455,7 +455,7 @@ int image_tree_spool_write(struct image_tree *t, const void *buf, size_t len, ui
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "spool file: write failed");
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "spool file: write failed");
 		p += n;
 		len -= (size_t)n;
 		t->spool_len += (uint64_t)n;
@@ -468,9 +468,9 @@ int image_tree_spool_hole(struct image_tree *t, uint64_t len, struct nectl_err *
 	if (tree_spool_open(t, err) < 0)
 		return -1;
 	if (len > (uint64_t)INT64_MAX - t->spool_len)
-		return nectl_err_set(err, NECTL_E_BUILD, "spool file: hole too large");
+		return nectl_err_set(err, NECTL_ERR_BUILD, "spool file: hole too large");
 	if (len && ftruncate(t->spool_fd, (off_t)(t->spool_len + len)) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "spool file: cannot extend");
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "spool file: cannot extend");
 	t->spool_len += len;
 	return 0;
 }
@@ -491,7 +491,7 @@ int image_tree_spool_read(const struct image_tree *t, uint64_t off, void *buf, s
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return nectl_err_sys(err, NECTL_E_FILE, n < 0 ? errno : EIO,
+			return nectl_err_sys(err, NECTL_ERR_FILE, n < 0 ? errno : EIO,
 					     "spool file: read failed");
 		p += n;
 		off += (uint64_t)n;

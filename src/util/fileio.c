@@ -16,7 +16,7 @@ int out_file_open(struct out_file *f, const char *path, struct nectl_err *err)
 	f->fd = -1;
 	if (asprintf(&f->tmp_path, "%s.tmp.XXXXXX", path) < 0) {
 		f->tmp_path = NULL;
-		return nectl_err_set(err, NECTL_E_FILE, "%s: out of memory", path);
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: out of memory", path);
 	}
 	f->path = strdup(path);
 	f->fd = f->path ? mkostemp(f->tmp_path, O_CLOEXEC) : -1;
@@ -27,7 +27,7 @@ int out_file_open(struct out_file *f, const char *path, struct nectl_err *err)
 		free(f->path);
 		memset(f, 0, sizeof(*f));
 		f->fd = -1;
-		return nectl_err_sys(err, NECTL_E_FILE, e, "%s: cannot create output file", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, e, "%s: cannot create output file", path);
 	}
 	return 0;
 }
@@ -43,7 +43,7 @@ int out_file_pwrite(struct out_file *f, const void *buf, size_t len, uint64_t of
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: write failed", f->path);
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: write failed", f->path);
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
@@ -65,16 +65,16 @@ int out_file_commit(struct out_file *f, struct nectl_err *err)
 
 	umask(mask);
 	if (fchmod(f->fd, 0666 & ~mask) < 0 || fsync(f->fd) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot finish output file",
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot finish output file",
 				     f->path);
 	if (close(f->fd) < 0) {
 		f->fd = -1;
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot finish output file",
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot finish output file",
 				     f->path);
 	}
 	f->fd = -1;
 	if (rename(f->tmp_path, f->path) < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot rename %s into place",
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot rename %s into place",
 				     f->path, f->tmp_path);
 	free(f->tmp_path);
 	f->tmp_path = NULL;
@@ -93,7 +93,7 @@ void out_file_abort(struct out_file *f)
 	f->fd = -1;
 }
 
-int file_read_all(const char *path, size_t max, char **out, size_t *len, int code,
+int file_read_all(const char *path, size_t max, char **out, size_t *len, enum nectl_kind code,
 		  struct nectl_err *err)
 {
 	FILE *fp = fopen(path, "rbe");
@@ -101,7 +101,7 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len, int cod
 	size_t n;
 
 	if (!fp)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", path);
 	buf = malloc(max + 2);
 	if (!buf) {
 		fclose(fp);
@@ -111,7 +111,7 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len, int cod
 	if (ferror(fp)) {
 		fclose(fp);
 		free(buf);
-		return nectl_err_set(err, NECTL_E_FILE, "%s: read failed", path);
+		return nectl_err_set(err, NECTL_ERR_FILE, "%s: read failed", path);
 	}
 	fclose(fp);
 	if (n > max) {
@@ -140,7 +140,7 @@ int file_tmp_anon(struct nectl_err *err)
 	snprintf(path, sizeof(path), "%s/nectl-tmp-XXXXXX", dir);
 	fd = mkostemp(path, O_CLOEXEC);
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot create a temporary file",
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create a temporary file",
 				     dir);
 	unlink(path);
 	return fd;

@@ -29,7 +29,7 @@ void out_file_abort(struct out_file *f);
 int file_tmp_anon(struct nectl_err *err);
 
 /* Reads a whole small file (at most max bytes) into a NUL-terminated buffer. */
-int file_read_all(const char *path, size_t max, char **out, size_t *len, int code,
+int file_read_all(const char *path, size_t max, char **out, size_t *len, enum nectl_kind code,
 		  struct nectl_err *err);
 
 #endif

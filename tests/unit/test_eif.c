@@ -115,7 +115,7 @@ static void test_metadata_build_refuses_what_describe_cannot_read(void **state)
 		custom[2 * depth] = '\0';
 		memset(&err, 0, sizeof(err));
 		if (eif_metadata_build(&f, &json, &len, &err) < 0) {
-			assert_int_equal(err.code, NECTL_E_SERDE);
+			assert_int_equal(err.kind, NECTL_ERR_SERDE);
 			assert_non_null(strstr(err.msg, "nested too deeply"));
 			continue;
 		}
@@ -308,7 +308,7 @@ static void test_producer_input(void **state)
 	rd_prod[1].len = big + 1;
 	spec.output_path = tmp_path("pbad.eif");
 	assert_int_equal(eif_build(&spec, &pp, &err), -1);
-	assert_int_equal(err.code, NECTL_E_BUILD);
+	assert_int_equal(err.kind, NECTL_ERR_BUILD);
 	assert_non_null(strstr(err.msg, "announced"));
 	assert_int_not_equal(stat(tmp_path("pbad.eif"), &st), 0);
 	free(a);
@@ -364,11 +364,11 @@ static void test_pcr_extend_without_sha384_returns_error(void **state)
 		if (!ctx || !OSSL_PROVIDER_load(ctx, "null"))
 			_exit(100);
 		OSSL_LIB_CTX_set0_default(ctx);
-		if (eif_pcr_extend(pcr, "x", 1, &err) != -1 || err.code != NECTL_E_HASH ||
+		if (eif_pcr_extend(pcr, "x", 1, &err) != -1 || err.kind != NECTL_ERR_HASH ||
 		    !strstr(err.msg, "SHA-384") || memcmp(pcr, zero, 48) != 0)
 			_exit(1);
 		memset(&err, 0, sizeof(err));
-		if (eif_pcr_from_digest(pcr, zero, &err) != -1 || err.code != NECTL_E_HASH)
+		if (eif_pcr_from_digest(pcr, zero, &err) != -1 || err.kind != NECTL_ERR_HASH)
 			_exit(2);
 		_exit(0);
 	}
@@ -395,7 +395,7 @@ static void test_build_failure_atomic(void **state)
 
 	write_file(tmp_path("fail.eif"), "OLD", 3);
 	assert_int_equal(eif_build(&spec, &pcrs, &err), -1);
-	assert_int_equal(err.code, NECTL_E_FILE);
+	assert_int_equal(err.kind, NECTL_ERR_FILE);
 	assert_non_null(strstr(err.msg, "/nonexistent/ramdisk"));
 	assert_int_equal(stat(tmp_path("fail.eif"), &st), 0);
 	assert_int_equal(st.st_size, 3);

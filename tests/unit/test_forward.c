@@ -770,7 +770,7 @@ static void test_parse_bad(void **state)
 		memset(&err, 0, sizeof(err));
 		if (fwd_rule_parse(bad[i].dir, bad[i].spec, &r, &err) != -1)
 			fail_msg("accepted '%s'", bad[i].spec);
-		assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+		assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 		if (!strstr(err.msg, bad[i].msg) || !strstr(err.msg, bad[i].spec) ||
 		    !strstr(err.msg, bad[i].dir == FWD_TO_HOST ? "--forward-to-host"
 							       : "--forward-into-enclave"))
@@ -803,7 +803,7 @@ static void test_create_errors(void **state)
 	assert_int_equal(fwd_rule_parse(FWD_TO_HOST, "80=tcp:127.0.0.1:80", &r[1], &err), 0);
 	assert_int_equal(fwd_create(&f, r, 2, &err), -1);
 	assert_null(f);
-	assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 	assert_non_null(strstr(err.msg, "the same vsock port twice"));
 	assert_non_null(strstr(err.msg, "80=tcp:127.0.0.1:80"));
 	/* The same listen address twice. */

@@ -36,7 +36,7 @@ static int sink_emit(void *ctx, const void *buf, size_t len, struct nectl_err *e
 	if (len > s->max_call)
 		s->max_call = len;
 	if (s->fail_after && s->len + len > s->fail_after)
-		return nectl_err_set(err, NECTL_E_FILE, "sink full");
+		return nectl_err_set(err, NECTL_ERR_FILE, "sink full");
 	if (s->len + len > s->cap) {
 		s->cap = (s->len + len) * 2;
 		s->buf = realloc(s->buf, s->cap);
@@ -672,14 +672,14 @@ static void test_empty_bodies(void **state)
 
 /* ---- failures ---- */
 
-static void expect_fail(struct image_tree *t, int code, const char *needle)
+static void expect_fail(struct image_tree *t, enum nectl_kind code, const char *needle)
 {
 	struct image_cpio_opts opts = {.mtime_max = MTIME_MAX};
 	struct nectl_err err = {0};
 	struct sink s = {0};
 
 	assert_int_equal(image_cpio_write(t, &opts, sink_emit, &s, &err), -1);
-	assert_int_equal(err.code, code);
+	assert_int_equal(err.kind, code);
 	if (!strstr(err.msg, needle))
 		fail_msg("`%s` lacks `%s`", err.msg, needle);
 	free(s.buf);
@@ -690,21 +690,21 @@ static void test_hardlink_errors(void **state)
 	struct image_tree *t = tree_new();
 
 	put_link(t, IMAGE_HARDLINK, "x/link", "x/missing", 1);
-	expect_fail(t, NECTL_E_BUILD, "`x/link` points to `x/missing`");
+	expect_fail(t, NECTL_ERR_BUILD, "`x/link` points to `x/missing`");
 	assert_int_equal(image_cpio_size(t), 0);
 	image_tree_free(t);
 
 	t = tree_new();
 	put_dir(t, "d", 0755, 1);
 	put_link(t, IMAGE_HARDLINK, "link", "d", 1);
-	expect_fail(t, NECTL_E_BUILD, "`link` points to `d`, which is not a regular file");
+	expect_fail(t, NECTL_ERR_BUILD, "`link` points to `d`, which is not a regular file");
 	image_tree_free(t);
 
 	t = tree_new();
 	put_mem(t, "f", "x", 0644, 1);
 	put_link(t, IMAGE_HARDLINK, "l1", "f", 1);
 	put_link(t, IMAGE_HARDLINK, "l2", "l1", 1);
-	expect_fail(t, NECTL_E_BUILD, "`l2` points to `l1`");
+	expect_fail(t, NECTL_ERR_BUILD, "`l2` points to `l1`");
 	image_tree_free(t);
 }
 
@@ -714,18 +714,18 @@ static void test_file_changed(void **state)
 
 	write_host_file("shrunk", "abc", 3);
 	put_host(t, "f", "shrunk", 4, 0644, 1);
-	expect_fail(t, NECTL_E_FILE, "file changed while being archived");
+	expect_fail(t, NECTL_ERR_FILE, "file changed while being archived");
 	image_tree_free(t);
 
 	t = tree_new();
 	write_host_file("grown", "abcde", 5);
 	put_host(t, "f", "grown", 4, 0644, 1);
-	expect_fail(t, NECTL_E_FILE, "file changed while being archived");
+	expect_fail(t, NECTL_ERR_FILE, "file changed while being archived");
 	image_tree_free(t);
 
 	t = tree_new();
 	put_host(t, "f", "absent", 4, 0644, 1);
-	expect_fail(t, NECTL_E_FILE, "absent: cannot open");
+	expect_fail(t, NECTL_ERR_FILE, "absent: cannot open");
 	image_tree_free(t);
 }
 
@@ -737,7 +737,7 @@ static void test_limits(void **state)
 	char name[4200];
 
 	put(t, &n);
-	expect_fail(t, NECTL_E_BUILD, "larger than 4 GiB");
+	expect_fail(t, NECTL_ERR_BUILD, "larger than 4 GiB");
 	image_tree_free(t);
 
 	t = tree_new();
@@ -746,7 +746,7 @@ static void test_limits(void **state)
 	for (size_t k = 100; k < 4096; k += 100)
 		name[k] = '/';
 	put_mem(t, name, "x", 0644, 1);
-	expect_fail(t, NECTL_E_BUILD, "longer than the 4095 bytes");
+	expect_fail(t, NECTL_ERR_BUILD, "longer than the 4095 bytes");
 	image_tree_free(t);
 }
 
@@ -764,7 +764,7 @@ static void test_emit_failure(void **state)
 
 		memset(&err, 0, sizeof(err));
 		assert_int_equal(image_cpio_write(t, &opts, sink_emit, &s, &err), -1);
-		assert_int_equal(err.code, NECTL_E_FILE);
+		assert_int_equal(err.kind, NECTL_ERR_FILE);
 		assert_string_equal(err.msg, "sink full");
 		assert_true(s.len < limit);
 		free(s.buf);

@@ -44,12 +44,12 @@ static void expect_bad_abi(const char *abi)
 	struct stat st;
 
 	assert_int_equal(kernel_find(EIF_ARCH_X86_64, abi, &k, &err), -1);
-	assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 	if (strchr(err.msg, '\n') || (!strpbrk(abi, "\n") && !strstr(err.msg, abi)))
 		fail_msg("`%s` does not name `%s` on one line", err.msg, abi);
 	memset(&err, 0, sizeof(err));
 	assert_int_equal(kernel_fetch(EIF_ARCH_AARCH64, abi, &k, &err), -1);
-	assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 	/* Refused before apt: no private apt configuration was even created. */
 	snprintf(apt, sizeof(apt), "%s/kernels/apt", tmpdir);
 	assert_int_equal(stat(apt, &st), -1);
@@ -72,9 +72,9 @@ static void test_kernel_abi_is_checked_before_it_becomes_a_path(void **state)
 		expect_bad_abi(bad[i]);
 	/* Debian's spellings pass the check (and are then simply not cached). */
 	assert_int_equal(kernel_find(EIF_ARCH_X86_64, "6.12.95+deb12", &k, &err), -1);
-	assert_int_equal(err.code, NECTL_E_FILE);
+	assert_int_equal(err.kind, NECTL_ERR_FILE);
 	assert_int_equal(kernel_find(EIF_ARCH_X86_64, "6.1.0-28", &k, &err), -1);
-	assert_int_equal(err.code, NECTL_E_FILE);
+	assert_int_equal(err.kind, NECTL_ERR_FILE);
 	assert_string_equal(k.version, "6.1.0-28-cloud-amd64");
 }
 

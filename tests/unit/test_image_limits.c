@@ -84,7 +84,7 @@ static void child_load(enum loader how, const char *path, struct outcome *o)
 	else
 		o->rc = image_load_image(t, path, "amd64", "rootfs", &cfg, NULL, &err);
 	o->secs = now() - start;
-	o->code = err.code;
+	o->code = err.kind;
 	o->count = image_tree_count(t);
 	o->spool = image_tree_spool_size(t);
 	memcpy(o->msg, err.msg, sizeof(o->msg));
@@ -124,7 +124,7 @@ static void load_in_child(enum loader how, const char *path, struct outcome *o)
 
 static void expect_refused(const struct outcome *o, const char *fragment, double max_secs)
 {
-	if (o->rc != -1 || o->code != NECTL_E_BUILD || !strstr(o->msg, fragment))
+	if (o->rc != -1 || o->code != NECTL_ERR_BUILD || !strstr(o->msg, fragment))
 		fail_msg("load returned %d, error %d `%s`; wanted E48 with `%s`", o->rc, o->code,
 			 o->msg, fragment);
 	if (strchr(o->msg, '\n'))
@@ -211,8 +211,8 @@ static struct image_tree *tree_limited(uint64_t bytes, uint64_t entries)
 static void expect_err(int rc, const struct nectl_err *err, const char *fragment)
 {
 	assert_int_equal(rc, -1);
-	if (err->code != NECTL_E_BUILD || !strstr(err->msg, fragment))
-		fail_msg("got error %d `%s`, wanted E48 with `%s`", err->code, err->msg, fragment);
+	if (err->kind != NECTL_ERR_BUILD || !strstr(err->msg, fragment))
+		fail_msg("got error %d `%s`, wanted E48 with `%s`", err->kind, err->msg, fragment);
 }
 
 /* The limits are options: an ordinary input meets them when they are low,

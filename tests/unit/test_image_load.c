@@ -124,11 +124,11 @@ static char *dump(struct image_tree *t)
 	return out;
 }
 
-static void assert_err(int rc, const struct nectl_err *err, int code, const char *fragment)
+static void assert_err(int rc, const struct nectl_err *err, enum nectl_kind code, const char *fragment)
 {
 	assert_int_equal(rc, -1);
-	if (err->code != code || !strstr(err->msg, fragment))
-		fail_msg("got error %d `%s`, wanted %d with `%s`", err->code, err->msg, code,
+	if (err->kind != code || !strstr(err->msg, fragment))
+		fail_msg("got error %d `%s`, wanted %d with `%s`", err->kind, err->msg, code,
 			 fragment);
 	assert_null(strchr(err->msg, '\n'));
 }
@@ -201,10 +201,10 @@ static void test_dir_errors(void **state)
 	struct nectl_err err = {0};
 
 	(void)state;
-	assert_err(image_load_dir(t, tp("no-such-dir"), "", NULL, &err), &err, NECTL_E_FILE,
+	assert_err(image_load_dir(t, tp("no-such-dir"), "", NULL, &err), &err, NECTL_ERR_FILE,
 		   "no-such-dir");
 	imgfix_write_file(tp("plainfile"), "x", 1);
-	assert_err(image_load_dir(t, tp("plainfile"), "", NULL, &err), &err, NECTL_E_FILE,
+	assert_err(image_load_dir(t, tp("plainfile"), "", NULL, &err), &err, NECTL_ERR_FILE,
 		   "not a directory");
 	image_tree_free(t);
 }
@@ -233,7 +233,7 @@ static int load_dir_as_nobody(const char *dir, char *msg, size_t max)
 		rc = image_load_dir(t, dir, "", NULL, &err);
 		if (write(pipefd[1], err.msg, strlen(err.msg)) < 0)
 			_exit(102);
-		_exit(rc == 0 ? 0 : err.code);
+		_exit(rc == 0 ? 0 : err.kind);
 	}
 	close(pipefd[1]);
 	n = read(pipefd[0], msg, max - 1);
@@ -252,14 +252,14 @@ static void test_dir_unreadable(void **state)
 	assert_int_equal(mkdir(tp("locked"), 0755), 0);
 	imgfix_write_file(tp("locked/secret"), "x", 1);
 	assert_int_equal(chmod(tp("locked/secret"), 0), 0);
-	assert_int_equal(load_dir_as_nobody(tp("locked"), msg, sizeof(msg)), NECTL_E_FILE);
+	assert_int_equal(load_dir_as_nobody(tp("locked"), msg, sizeof(msg)), NECTL_ERR_FILE);
 	assert_non_null(strstr(msg, "locked/secret"));
 	assert_non_null(strstr(msg, "Permission denied"));
 
 	assert_int_equal(mkdir(tp("locked2"), 0755), 0);
 	assert_int_equal(mkdir(tp("locked2/private"), 0700), 0);
 	imgfix_write_file(tp("locked2/private/x"), "x", 1);
-	assert_int_equal(load_dir_as_nobody(tp("locked2"), msg, sizeof(msg)), NECTL_E_FILE);
+	assert_int_equal(load_dir_as_nobody(tp("locked2"), msg, sizeof(msg)), NECTL_ERR_FILE);
 	assert_non_null(strstr(msg, "locked2/private"));
 }
 
@@ -484,7 +484,7 @@ static void expect_tar_error(const struct imgfix_entry *e, size_t n, const char 
 	struct nectl_err err = {0};
 
 	imgfix_tar_file(tp("%s", name), e, n, IMGFIX_PLAIN);
-	assert_err(image_load_tar(t, tp("%s", name), "", true, NULL, &err), &err, NECTL_E_BUILD,
+	assert_err(image_load_tar(t, tp("%s", name), "", true, NULL, &err), &err, NECTL_ERR_BUILD,
 		   fragment);
 	assert_non_null(strstr(err.msg, tp("%s", name)));
 	image_tree_free(t);
@@ -573,21 +573,21 @@ static void test_corrupt_tar(void **state)
 
 	(void)state;
 	imgfix_write_file(tp("garbage.tar"), "this is not a tar archive at all", 32);
-	assert_err(image_load_tar(t, tp("garbage.tar"), "", false, NULL, &err), &err, NECTL_E_BUILD,
+	assert_err(image_load_tar(t, tp("garbage.tar"), "", false, NULL, &err), &err, NECTL_ERR_BUILD,
 		   tp("garbage.tar"));
 	imgfix_tar(basic_entries, sizeof(basic_entries) / sizeof(basic_entries[0]), IMGFIX_GZIP,
 		   &b);
 	imgfix_write_file(tp("cut.tar.gz"), b.data, b.len / 2);
 	imgfix_buf_free(&b);
-	assert_err(image_load_tar(t, tp("cut.tar.gz"), "", false, NULL, &err), &err, NECTL_E_BUILD,
+	assert_err(image_load_tar(t, tp("cut.tar.gz"), "", false, NULL, &err), &err, NECTL_ERR_BUILD,
 		   tp("cut.tar.gz"));
 	imgfix_tar(basic_entries, sizeof(basic_entries) / sizeof(basic_entries[0]), IMGFIX_PLAIN,
 		   &b);
 	imgfix_write_file(tp("cut.tar"), b.data, 512 * 3 + 100);
 	imgfix_buf_free(&b);
-	assert_err(image_load_tar(t, tp("cut.tar"), "", false, NULL, &err), &err, NECTL_E_BUILD,
+	assert_err(image_load_tar(t, tp("cut.tar"), "", false, NULL, &err), &err, NECTL_ERR_BUILD,
 		   "cut.tar: ");
-	assert_err(image_load_tar(t, tp("missing.tar"), "", false, NULL, &err), &err, NECTL_E_FILE,
+	assert_err(image_load_tar(t, tp("missing.tar"), "", false, NULL, &err), &err, NECTL_ERR_FILE,
 		   "missing.tar");
 	/* an empty file is an empty archive */
 	imgfix_write_file(tp("empty.tar"), "", 0);
@@ -651,7 +651,7 @@ static struct image_tree *load_image_ok(const char *path, const char *arch, cons
 	return t;
 }
 
-static void expect_image_error(const char *path, const char *arch, int code, const char *fragment)
+static void expect_image_error(const char *path, const char *arch, enum nectl_kind code, const char *fragment)
 {
 	struct image_tree *t = tree_new();
 	struct image_config cfg;
@@ -823,7 +823,7 @@ static void test_image_multiarch(void **state)
 	expect_arch(tp("multi"), "amd64", "amd64");
 	expect_arch(tp("multi"), "x86_64", "amd64");
 	expect_image_error(
-	    tp("multi"), "riscv64", NECTL_E_BUILD,
+	    tp("multi"), "riscv64", NECTL_ERR_BUILD,
 	    "multi: no manifest for arch riscv64 (available: amd64, arm64/v8, s390x)");
 
 	imgfix_oci_layout(tp("nested"), arch_images, 3, IMGFIX_INDEX_NESTED);
@@ -834,7 +834,7 @@ static void test_image_multiarch(void **state)
 	/* No platforms in the index: the configs say which is which. */
 	imgfix_oci_layout(tp("plain-multi"), arch_images, 3, IMGFIX_INDEX_PLAIN);
 	expect_arch(tp("plain-multi"), "s390x", "s390x");
-	expect_image_error(tp("plain-multi"), "ppc64le", NECTL_E_BUILD,
+	expect_image_error(tp("plain-multi"), "ppc64le", NECTL_ERR_BUILD,
 			   "(available: amd64, arm64, s390x)");
 
 	/* The example of the documentation. */
@@ -844,7 +844,7 @@ static void test_image_multiarch(void **state)
 		imgfix_oci_layout(tp("two"), two, 2, IMGFIX_INDEX_PLATFORMS);
 		imgfix_tar_dir(tp("two"), tp("image.tar"), IMGFIX_PLAIN);
 		expect_image_error(
-		    tp("image.tar"), "arm64", NECTL_E_BUILD,
+		    tp("image.tar"), "arm64", NECTL_ERR_BUILD,
 		    "image.tar: no manifest for arch arm64 (available: amd64, s390x)");
 	}
 
@@ -853,7 +853,7 @@ static void test_image_multiarch(void **state)
 	imgfix_docker_save(tp("multi.docker.tar"), arch_images, 3, true, IMGFIX_PLAIN);
 	expect_arch(tp("multi.docker.tar"), "arm64", "arm64");
 	imgfix_docker_save(tp("one.docker.tar"), arch_images, 1, true, IMGFIX_PLAIN);
-	expect_image_error(tp("one.docker.tar"), "arm64", NECTL_E_BUILD,
+	expect_image_error(tp("one.docker.tar"), "arm64", NECTL_ERR_BUILD,
 			   "one.docker.tar: the image is for arch amd64, not arm64");
 }
 
@@ -904,10 +904,10 @@ static void test_image_digests(void **state)
 	imgfix_sha256(tar.data, tar.len, hex);
 	imgfix_buf_free(&tar);
 	corrupt_file(path, "CORRUPTME", 'X');
-	expect_image_error(tp("dig1"), "amd64", NECTL_E_BUILD, "does not match its digest");
-	expect_image_error(tp("dig1"), "amd64", NECTL_E_BUILD, hex);
+	expect_image_error(tp("dig1"), "amd64", NECTL_ERR_BUILD, "does not match its digest");
+	expect_image_error(tp("dig1"), "amd64", NECTL_ERR_BUILD, hex);
 	imgfix_tar_dir(tp("dig1"), tp("dig1.tar"), IMGFIX_PLAIN);
-	expect_image_error(tp("dig1.tar"), "amd64", NECTL_E_BUILD, "does not match its digest");
+	expect_image_error(tp("dig1.tar"), "amd64", NECTL_ERR_BUILD, "does not match its digest");
 
 	/* a config blob changed */
 	assert_int_equal(mkdir(tp("dig2"), 0755), 0);
@@ -915,7 +915,7 @@ static void test_image_digests(void **state)
 	imgfix_oci_layout(tp("dig2"), &img, 1, IMGFIX_INDEX_PLAIN);
 	snprintf(path, sizeof(path), "%s/blobs/sha256/%s", tp("dig2"), config.digest + 7);
 	corrupt_file(path, "CORRUPTDIR", 'X');
-	expect_image_error(tp("dig2"), "amd64", NECTL_E_BUILD, config.digest + 7);
+	expect_image_error(tp("dig2"), "amd64", NECTL_ERR_BUILD, config.digest + 7);
 
 	/* a layer blob missing altogether */
 	imgfix_oci_layout(tp("dig3"), &img, 1, IMGFIX_INDEX_PLAIN);
@@ -923,12 +923,12 @@ static void test_image_digests(void **state)
 	blob_path(tp("dig3"), tar.data, tar.len, path, sizeof(path));
 	imgfix_buf_free(&tar);
 	assert_int_equal(unlink(path), 0);
-	expect_image_error(tp("dig3"), "amd64", NECTL_E_BUILD, "No such file");
+	expect_image_error(tp("dig3"), "amd64", NECTL_ERR_BUILD, "No such file");
 
 	/* classic docker save: layers are checked against the diff_ids */
 	imgfix_docker_save(tp("dig4.tar"), &img, 1, true, IMGFIX_PLAIN);
 	corrupt_file(tp("dig4.tar"), "CORRUPTME", 'X');
-	expect_image_error(tp("dig4.tar"), "amd64", NECTL_E_BUILD, "does not match its digest");
+	expect_image_error(tp("dig4.tar"), "amd64", NECTL_ERR_BUILD, "does not match its digest");
 }
 
 static void write_index(const char *dir, const char *manifest_digest, long long size,
@@ -992,7 +992,7 @@ static void test_image_hostile(void **state)
 	assert_int_equal(mkdir(tp("many"), 0755), 0);
 	imgfix_blob(tp("many"), text, strlen(text), &d);
 	write_index(tp("many"), d.digest, (long long)d.size, mt);
-	expect_image_error(tp("many"), "amd64", NECTL_E_BUILD, "more than 4096 layers");
+	expect_image_error(tp("many"), "amd64", NECTL_ERR_BUILD, "more than 4096 layers");
 	free(text);
 
 	/* JSON documents over 16 MiB, real or claimed */
@@ -1004,41 +1004,41 @@ static void test_image_hostile(void **state)
 	snprintf(path, sizeof(path), "%s/index.json", tp("huge"));
 	imgfix_write_file(path, text, strlen(text));
 	free(text);
-	expect_image_error(tp("huge"), "amd64", NECTL_E_BUILD, "larger than");
+	expect_image_error(tp("huge"), "amd64", NECTL_ERR_BUILD, "larger than");
 	write_index(tp("claims"),
 		    "sha256:"
 		    "0000000000000000000000000000000000000000000000000000000000000000",
 		    1LL << 40, mt);
-	expect_image_error(tp("claims"), "amd64", NECTL_E_BUILD, "larger than");
+	expect_image_error(tp("claims"), "amd64", NECTL_ERR_BUILD, "larger than");
 
 	/* digests nectl cannot check, or that name no blob */
 	write_index(tp("sha512"), "sha512:00", 2, mt);
-	expect_image_error(tp("sha512"), "amd64", NECTL_E_BUILD, "only sha256");
+	expect_image_error(tp("sha512"), "amd64", NECTL_ERR_BUILD, "only sha256");
 	write_index(tp("dotdot"), "sha256:../../../../etc/passwd", 2, mt);
-	expect_image_error(tp("dotdot"), "amd64", NECTL_E_BUILD, "only sha256");
+	expect_image_error(tp("dotdot"), "amd64", NECTL_ERR_BUILD, "only sha256");
 	write_index(tp("absent"),
 		    "sha256:"
 		    "1111111111111111111111111111111111111111111111111111111111111111",
 		    2, mt);
-	expect_image_error(tp("absent"), "amd64", NECTL_E_BUILD, "absent/blobs/sha256/1111");
+	expect_image_error(tp("absent"), "amd64", NECTL_ERR_BUILD, "absent/blobs/sha256/1111");
 
 	/* a layer whose size or media type is not what the manifest says */
 	bad_manifest(tp("badsize"), 1, MT_TAR);
-	expect_image_error(tp("badsize"), "amd64", NECTL_E_BUILD, "its descriptor says");
+	expect_image_error(tp("badsize"), "amd64", NECTL_ERR_BUILD, "its descriptor says");
 	bad_manifest(tp("badtype"), 0, "application/vnd.in-toto+json");
-	expect_image_error(tp("badtype"), "amd64", NECTL_E_BUILD,
+	expect_image_error(tp("badtype"), "amd64", NECTL_ERR_BUILD,
 			   "has media type application/vnd.in-toto+json");
 
 	/* not JSON, not an image */
 	assert_int_equal(mkdir(tp("badjson"), 0755), 0);
 	snprintf(path, sizeof(path), "%s/index.json", tp("badjson"));
 	imgfix_write_file(path, "{\"manifests\": [", 15);
-	expect_image_error(tp("badjson"), "amd64", NECTL_E_BUILD, "index.json: invalid JSON");
+	expect_image_error(tp("badjson"), "amd64", NECTL_ERR_BUILD, "index.json: invalid JSON");
 	assert_int_equal(mkdir(tp("nothing"), 0755), 0);
-	expect_image_error(tp("nothing"), "amd64", NECTL_E_BUILD, "no index.json or manifest.json");
-	expect_image_error(tp("no-such-image"), "amd64", NECTL_E_FILE, "no-such-image");
+	expect_image_error(tp("nothing"), "amd64", NECTL_ERR_BUILD, "no index.json or manifest.json");
+	expect_image_error(tp("no-such-image"), "amd64", NECTL_ERR_FILE, "no-such-image");
 	imgfix_write_file(tp("junk.tar"), "junk junk junk", 14);
-	expect_image_error(tp("junk.tar"), "amd64", NECTL_E_BUILD, "junk.tar");
+	expect_image_error(tp("junk.tar"), "amd64", NECTL_ERR_BUILD, "junk.tar");
 }
 
 static void test_image_layer_paths(void **state)
@@ -1056,15 +1056,15 @@ static void test_image_layer_paths(void **state)
 
 	(void)state;
 	imgfix_oci_layout(tp("evil"), &img, 1, IMGFIX_INDEX_PLAIN);
-	expect_image_error(tp("evil"), "amd64", NECTL_E_BUILD, "evil: layer 2/2 (sha256:");
+	expect_image_error(tp("evil"), "amd64", NECTL_ERR_BUILD, "evil: layer 2/2 (sha256:");
 	expect_image_error(
-	    tp("evil"), "amd64", NECTL_E_BUILD,
+	    tp("evil"), "amd64", NECTL_ERR_BUILD,
 	    "entry `lib/x`: `lib/x` would be created inside `lib`, which is a symlink");
 	layers[1] = (struct imgfix_layer){climb, 1, IMGFIX_ZSTD};
 	imgfix_docker_save(tp("climb.docker.tar"), &img, 1, false, IMGFIX_PLAIN);
-	expect_image_error(tp("climb.docker.tar"), "amd64", NECTL_E_BUILD,
+	expect_image_error(tp("climb.docker.tar"), "amd64", NECTL_ERR_BUILD,
 			   "climb.docker.tar: layer 2/2 (sha256:");
-	expect_image_error(tp("climb.docker.tar"), "amd64", NECTL_E_BUILD, "entry `../etc/passwd`");
+	expect_image_error(tp("climb.docker.tar"), "amd64", NECTL_ERR_BUILD, "entry `../etc/passwd`");
 }
 
 int main(void)

@@ -202,7 +202,7 @@ static size_t resolve_ok(const char *root, const char *const *wanted, size_t n,
 	return count;
 }
 
-static void resolve_fail(const char *root, const char *const *wanted, size_t n, int code,
+static void resolve_fail(const char *root, const char *const *wanted, size_t n, enum nectl_kind code,
 			 const char *needle)
 {
 	struct image_module *mods = NULL;
@@ -210,7 +210,7 @@ static void resolve_fail(const char *root, const char *const *wanted, size_t n, 
 	size_t count = 0;
 
 	assert_int_equal(image_modules_resolve(root, wanted, n, &mods, &count, &err), -1);
-	assert_int_equal(err.code, code);
+	assert_int_equal(err.kind, code);
 	if (!strstr(err.msg, needle))
 		fail_msg("`%s` lacks `%s`", err.msg, needle);
 }
@@ -298,8 +298,8 @@ static void test_missing(void **state)
 	add_module(root, "m", "needs_ghost", "needs_ghost", "ghost", PLAIN);
 	snprintf(msg, sizeof(msg), "module nothing not found in %s (neither a .ko file nor built in)",
 		 root);
-	resolve_fail(root, absent, 1, NECTL_E_BUILD, msg);
-	resolve_fail(root, wanted, 1, NECTL_E_BUILD, "module ghost, needed by needs_ghost, not found");
+	resolve_fail(root, absent, 1, NECTL_ERR_BUILD, msg);
+	resolve_fail(root, wanted, 1, NECTL_ERR_BUILD, "module ghost, needed by needs_ghost, not found");
 }
 
 static void test_cycle(void **state)
@@ -313,8 +313,8 @@ static void test_cycle(void **state)
 	add_module(root, "m", "y", "y", "z", XZ);
 	add_module(root, "m", "z", "z", "x", PLAIN);
 	add_module(root, "m", "self", "self", "self", PLAIN);
-	resolve_fail(root, wanted, 1, NECTL_E_BUILD, "module dependency cycle: x -> y -> z -> x");
-	resolve_fail(root, self, 1, NECTL_E_BUILD, "module dependency cycle: self -> self");
+	resolve_fail(root, wanted, 1, NECTL_ERR_BUILD, "module dependency cycle: x -> y -> z -> x");
+	resolve_fail(root, self, 1, NECTL_ERR_BUILD, "module dependency cycle: self -> self");
 }
 
 static void test_bad_names(void **state)
@@ -327,16 +327,16 @@ static void test_bad_names(void **state)
 	const char *w2[] = {"baddep"};
 	const char *w3[] = {"dup"};
 
-	resolve_fail(root, bad_wanted, 1, NECTL_E_INVALID_ARG, "not a kernel module name");
-	resolve_fail(root, empty, 1, NECTL_E_INVALID_ARG, "not a kernel module name");
-	resolve_fail(root, long_name, 1, NECTL_E_INVALID_ARG, "not a kernel module name");
+	resolve_fail(root, bad_wanted, 1, NECTL_ERR_INVALID_ARG, "not a kernel module name");
+	resolve_fail(root, empty, 1, NECTL_ERR_INVALID_ARG, "not a kernel module name");
+	resolve_fail(root, long_name, 1, NECTL_ERR_INVALID_ARG, "not a kernel module name");
 	add_module(root, "m", "liar", "someone_else", "", PLAIN);
-	resolve_fail(root, w1, 1, NECTL_E_BUILD, "calls itself `someone_else`, not liar");
+	resolve_fail(root, w1, 1, NECTL_ERR_BUILD, "calls itself `someone_else`, not liar");
 	add_module(root, "m", "baddep", "baddep", "../../x", PLAIN);
-	resolve_fail(root, w2, 1, NECTL_E_BUILD, "invalid dependency name `../../x`");
+	resolve_fail(root, w2, 1, NECTL_ERR_BUILD, "invalid dependency name `../../x`");
 	add_module(root, "m", "dup", "dup", "", PLAIN);
 	add_module(root, "n", "dup", "dup", "", XZ);
-	resolve_fail(root, w3, 1, NECTL_E_BUILD, "module dup is ambiguous");
+	resolve_fail(root, w3, 1, NECTL_ERR_BUILD, "module dup is ambiguous");
 }
 
 /* ---- hostile files ---- */
@@ -347,7 +347,7 @@ static void expect_bad_module(const void *buf, size_t len, const char *needle)
 	const char *wanted[] = {"evil"};
 
 	add_raw(root, "kernel/evil.ko", buf, len);
-	resolve_fail(root, wanted, 1, NECTL_E_BUILD, needle);
+	resolve_fail(root, wanted, 1, NECTL_ERR_BUILD, needle);
 }
 
 static void test_truncated(void **state)
@@ -364,7 +364,7 @@ static void test_truncated(void **state)
 
 		add_raw(root, "kernel/evil.ko", k.buf, len);
 		assert_int_equal(image_modules_resolve(root, wanted, 1, &mods, &count, &err), -1);
-		assert_int_equal(err.code, NECTL_E_BUILD);
+		assert_int_equal(err.kind, NECTL_ERR_BUILD);
 	}
 	free(k.buf);
 }
@@ -466,7 +466,7 @@ static void test_decompression_cap(void **state)
 	uint8_t *zeros = calloc(1, 1 << 20);
 
 	write_compressed(path_in(root, "kernel/bomb.ko.gz"), zeros, 1 << 20, GZ, 65);
-	resolve_fail(root, wanted, 1, NECTL_E_BUILD, "larger than 64 MiB uncompressed");
+	resolve_fail(root, wanted, 1, NECTL_ERR_BUILD, "larger than 64 MiB uncompressed");
 	free(zeros);
 }
 

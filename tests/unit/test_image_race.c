@@ -96,7 +96,7 @@ static void expect_refused(struct image_tree *t, const char *fragment)
 	if (leaked)
 		fail_msg("the secret's bytes are in the ramdisk (rc %d)", rc);
 	if (rc != -1 || !strstr(err.msg, fragment) || strchr(err.msg, '\n'))
-		fail_msg("rc %d, error %d `%s`: wanted a failure naming `%s`", rc, err.code,
+		fail_msg("rc %d, error %d `%s`: wanted a failure naming `%s`", rc, err.kind,
 			 err.msg, fragment);
 }
 
@@ -153,8 +153,8 @@ static void expect_open_refused(int dirfd, const char *name, const struct stat *
 
 	if (fd >= 0)
 		fail_msg("%s opened after it was swapped", name);
-	if (err.code != NECTL_E_FILE || !strstr(err.msg, name) || !strstr(err.msg, now))
-		fail_msg("error %d `%s`: wanted `%s` and `%s`", err.code, err.msg, name, now);
+	if (err.kind != NECTL_ERR_FILE || !strstr(err.msg, name) || !strstr(err.msg, now))
+		fail_msg("error %d `%s`: wanted `%s` and `%s`", err.kind, err.msg, name, now);
 }
 
 /* The loader's own open, between its scan (lstat) and the read: what it
@@ -206,9 +206,9 @@ static void test_oci_layout_symlinks_are_not_followed(void **state)
 		assert_int_equal(symlink(real, tp("oci%zu/%s", i, links[i])), 0);
 		assert_int_equal(image_tree_new(&t, &err), 0);
 		assert_int_equal(image_load_image(t, dir, "amd64", "rootfs", &cfg, NULL, &err), -1);
-		if (err.code != NECTL_E_BUILD || !strstr(err.msg, links[i]) ||
+		if (err.kind != NECTL_ERR_BUILD || !strstr(err.msg, links[i]) ||
 		    !strstr(err.msg, "symlink"))
-			fail_msg("%s: error %d `%s`", links[i], err.code, err.msg);
+			fail_msg("%s: error %d `%s`", links[i], err.kind, err.msg);
 		image_tree_free(t);
 	}
 }

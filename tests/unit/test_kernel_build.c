@@ -33,7 +33,7 @@ static void expect_wrong(const char *fragment, const char *config, const char *n
 	struct nectl_err err;
 
 	assert_int_equal(verify(fragment, config, &err), -1);
-	assert_int_equal(err.code, NECTL_E_BUILD);
+	assert_int_equal(err.kind, NECTL_ERR_BUILD);
 	if (!strstr(err.msg, needle))
 		fail_msg("`%s` lacks `%s`", err.msg, needle);
 }
@@ -43,11 +43,11 @@ static void expect_bad_fragment(const char *fragment, const char *needle)
 	struct nectl_err err = {0};
 
 	assert_int_equal(kconfig_check_fragment(fragment, "test.config", &err), -1);
-	assert_int_equal(err.code, NECTL_E_SERDE);
+	assert_int_equal(err.kind, NECTL_ERR_SERDE);
 	if (!strstr(err.msg, needle))
 		fail_msg("`%s` lacks `%s`", err.msg, needle);
 	assert_int_equal(verify(fragment, "", &err), -1);
-	assert_int_equal(err.code, NECTL_E_SERDE);
+	assert_int_equal(err.kind, NECTL_ERR_SERDE);
 }
 
 static const char config_ok[] = "#\n"
@@ -131,7 +131,7 @@ static void test_verify_hostile_config(void **state)
 	(void)state;
 	assert_int_equal(
 	    kconfig_verify("CONFIG_NSM=y\n", "t", with_nul, sizeof(with_nul) - 1, &err), -1);
-	assert_int_equal(err.code, NECTL_E_BUILD);
+	assert_int_equal(err.kind, NECTL_ERR_BUILD);
 	assert_non_null(huge);
 	memset(huge, '\n', KCONFIG_CONFIG_MAX + 1);
 	huge[KCONFIG_CONFIG_MAX + 1] = '\0';
@@ -305,7 +305,7 @@ static void test_find_built(void **state)
 	snprintf(cache, sizeof(cache), "%s/cache", tmpdir);
 	setenv("NECTL_CACHE_DIR", cache, 1);
 	assert_int_equal(kernel_find_built(EIF_ARCH_X86_64, &k, &err), -1);
-	assert_int_equal(err.code, NECTL_E_FILE);
+	assert_int_equal(err.kind, NECTL_ERR_FILE);
 	assert_non_null(strstr(err.msg, "nectl kernel build --arch x86_64"));
 	snprintf(kernels, sizeof(kernels), "%s/kernels", cache);
 	assert_int_equal(mkdir(cache, 0755), 0);
@@ -353,7 +353,7 @@ static void test_build_refusals(void **state)
 	assert_int_equal(kernel_build(&o, &k, &err), -1);
 	setenv("PATH", path_copy ? path_copy : "/usr/bin:/bin", 1);
 	free(path_copy);
-	assert_int_equal(err.code, NECTL_E_BUILD);
+	assert_int_equal(err.kind, NECTL_ERR_BUILD);
 	assert_non_null(strstr(err.msg, "aarch64-linux-gnu-gcc"));
 	assert_non_null(strstr(err.msg, "gcc-aarch64-linux-gnu"));
 	assert_non_null(strstr(err.msg, "flex"));
@@ -361,11 +361,11 @@ static void test_build_refusals(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 	o.arch = (enum eif_arch)7;
 	assert_int_equal(kernel_build(&o, &k, &err), -1);
-	assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 	o.arch = EIF_ARCH_X86_64;
 	o.jobs = 100000;
 	assert_int_equal(kernel_build(&o, &k, &err), -1);
-	assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 }
 
 static int rm_tree(void)

@@ -156,7 +156,7 @@ static void test_config_file(void **state)
 	assert_int_equal(c.n, 6);
 	snprintf(path, sizeof(path), "%s/absent.config", dir);
 	assert_int_equal(kernel_check_config(path, EIF_ARCH_X86_64, NULL, &c, &err), -1);
-	assert_int_equal(err.code, NECTL_E_FILE);
+	assert_int_equal(err.kind, NECTL_ERR_FILE);
 	assert_non_null(strstr(err.msg, "absent.config"));
 }
 

@@ -183,7 +183,7 @@ static void test_bad_cpu_count(void **state)
 
 	(void)state;
 	assert_int_equal(kvm_vm_create(&vm, &gm, 0, &bus, &err), -1);
-	assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 	assert_int_equal(kvm_vm_create(&vm, &gm, KVM_VM_MAX_CPUS + 1, &bus, &err), -1);
 }
 

@@ -200,7 +200,7 @@ static void test_cid_rules(void **state)
 	assert_int_equal(enclave_check_cid(0xfffffffeull, &err), 0);
 	for (size_t i = 0; i < 5; i++) {
 		assert_int_equal(enclave_check_cid(bad[i], &err), -1);
-		assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+		assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 	}
 }
 
@@ -222,33 +222,33 @@ static void test_launch_checks(void **state)
 	o.eif_path = eif;
 	/* 4 x ceil(5 MiB + 1 byte) = 24 MiB, nitro-cli's message. */
 	assert_int_equal(enclave_launch(&o, &l, &err), -1);
-	assert_int_equal(err.code, 26);
+	assert_int_equal(err.kind, NECTL_ERR_MEM_REQUEST);
 	assert_non_null(strstr(err.msg, "User provided `memory` is 7 MB, but based on the EIF file "
 					"size, the minimum memory should be 24 MB"));
 	o.memory_mib = 24;
 	o.cpu_count = 100000;
 	assert_int_equal(enclave_launch(&o, &l, &err), -1);
-	assert_int_equal(err.code, 22);
+	assert_int_equal(err.kind, NECTL_ERR_CPU_COUNT);
 	o.cpu_count = 0;
 	o.cpu_ids = (int[]){0, 0};
 	o.ncpu_ids = 2;
 	assert_int_equal(enclave_launch(&o, &l, &err), -1);
-	assert_int_equal(err.code, 20);
+	assert_int_equal(err.kind, NECTL_ERR_CPU_CONFIG);
 	o.cpu_ids = (int[]){100000};
 	o.ncpu_ids = 1;
 	assert_int_equal(enclave_launch(&o, &l, &err), -1);
-	assert_int_equal(err.code, 21);
+	assert_int_equal(err.kind, NECTL_ERR_CPU_POOL);
 	o.cpu_ids = NULL;
 	o.ncpu_ids = 0;
 	o.cpu_count = 1;
 	o.to_host = (const char *[]){"9000=unix:/tmp/x"};
 	o.nto_host = 1;
 	assert_int_equal(enclave_launch(&o, &l, &err), -1);
-	assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 	o.nto_host = 0;
 	o.eif_path = "/nonexistent/x.eif";
 	assert_int_equal(enclave_launch(&o, &l, &err), -1);
-	assert_int_equal(err.code, NECTL_E_FILE);
+	assert_int_equal(err.kind, NECTL_ERR_FILE);
 	assert_non_null(strstr(err.msg, "File: '/nonexistent/x.eif', failing operation: 'Open'"));
 }
 
@@ -295,7 +295,7 @@ static void test_launch_refuses_a_bad_crc(void **state)
 
 	(void)state;
 	assert_int_equal(launch_reference(true, 64, &err), -1);
-	assert_int_equal(err.code, NECTL_E_EIF);
+	assert_int_equal(err.kind, NECTL_ERR_EIF);
 	assert_non_null(strstr(err.msg, "CRC mismatch"));
 	assert_int_equal(rundir_records(getenv("NECTL_RUN_DIR"), &all, NULL), 0);
 	assert_int_equal(json_array_size(all), 0);
@@ -309,7 +309,7 @@ static void test_launch_refuses_memory_that_wraps(void **state)
 
 	(void)state;
 	assert_int_equal(launch_reference(false, ENCLAVE_MAX_MEMORY_MIB + 1, &err), -1);
-	assert_int_equal(err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(err.kind, NECTL_ERR_INVALID_ARG);
 }
 
 /* The supervisor is nobody's child but init's: whatever the launch's
@@ -478,6 +478,17 @@ static void control_dir(char *dir, size_t len, const char *name)
 
 /* SO_PEERCRED, not the socket's mode: a stranger may neither stream the
  * console nor terminate; the owner streams, root terminates. */
+/* The reply's "Error" member: the kind (sup_control.c). */
+static const char *error_is(enum nectl_kind kind)
+{
+	static char buf[2][32];
+	static int i;
+
+	i = !i;
+	snprintf(buf[i], sizeof(buf[i]), "\"Error\":%d", (int)kind);
+	return buf[i];
+}
+
 static void test_control_stranger_may_not_stream_or_terminate(void **state)
 {
 	char dir[300], out[512];
@@ -490,11 +501,11 @@ static void test_control_stranger_may_not_stream_or_terminate(void **state)
 	sup = fake_supervisor(dir, "c1");
 	nanosleep(&(struct timespec){0, 100000000}, NULL);
 	ask_as(STRANGER, dir, "c1", "console", out, sizeof(out));
-	if (!strstr(out, "\"Error\":44") || !strstr(out, "Permission denied") ||
+	if (!strstr(out, error_is(NECTL_ERR_CONSOLE)) || !strstr(out, "Permission denied") ||
 	    strstr(out, "hello"))
 		fail_msg("a stranger's console: %s", out);
 	ask_as(STRANGER, dir, "c1", "terminate", out, sizeof(out));
-	if (!strstr(out, "\"Error\":38") || !strstr(out, "Permission denied"))
+	if (!strstr(out, error_is(NECTL_ERR_REFUSED)) || !strstr(out, "Permission denied"))
 		fail_msg("a stranger's terminate: %s", out);
 	assert_true(alive(sup));
 	ask_as(OWNER, dir, "c1", "console", out, sizeof(out));

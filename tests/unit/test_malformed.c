@@ -50,14 +50,14 @@ static void mal_write(const char *path, const void *buf, size_t len)
 
 /* ---- checking failures ---- */
 
-static void mal_check_err(const struct nectl_err *err, const char *name, int code,
+static void mal_check_err(const struct nectl_err *err, const char *name, enum nectl_kind code,
 			  const char *fragment)
 {
-	if (err->code != code || !strstr(err->msg, fragment) ||
+	if (err->kind != code || !strstr(err->msg, fragment) ||
 	    strncmp(err->msg, name, strlen(name)) != 0)
-		print_error("got  %d \"%s\"\nwant %d \"%s: ...%s...\"\n", err->code, err->msg, code,
+		print_error("got  %d \"%s\"\nwant %d \"%s: ...%s...\"\n", err->kind, err->msg, code,
 			    name, fragment);
-	assert_int_equal(err->code, code);
+	assert_int_equal(err->kind, code);
 	assert_non_null(strstr(err->msg, fragment));
 	/* every message starts with the file it is about */
 	assert_int_equal(strncmp(err->msg, name, strlen(name)), 0);
@@ -73,7 +73,7 @@ static void mal_check_empty(struct eif_image *img)
 	eif_image_free(img);
 }
 
-static void mal_fail_mem(const uint8_t *buf, size_t len, int code, const char *fragment)
+static void mal_fail_mem(const uint8_t *buf, size_t len, enum nectl_kind code, const char *fragment)
 {
 	struct eif_source src;
 	struct eif_image img;
@@ -88,7 +88,7 @@ static void mal_fail_mem(const uint8_t *buf, size_t len, int code, const char *f
 	mal_check_empty(&img);
 }
 
-static void mal_fail_file(const uint8_t *buf, size_t len, int code, const char *fragment)
+static void mal_fail_file(const uint8_t *buf, size_t len, enum nectl_kind code, const char *fragment)
 {
 	char path[512];
 	struct eif_image img;
@@ -112,7 +112,7 @@ struct mal_case {
 	unsigned index;
 	uint64_t arg, arg2;
 	const char *text;
-	int code;
+	enum nectl_kind code;
 	const char *fragment;
 	bool via_file; /* also read through a real file */
 };
@@ -320,133 +320,133 @@ static void *mk_sig_keys_swapped(struct eifgen *g, const struct mal_case *c)
  * @591 (221), ramdisk0 @824 (9), ramdisk1 @845 (3); 860 bytes in all. */
 static const struct mal_case mal_cases[] = {
 	/* truncated at each structural boundary */
-	{"trunc_empty", mk_cut, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"trunc_empty", mk_cut, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "file is 0 bytes, shorter than the 548-byte EIF header", true},
-	{"trunc_mid_magic", mk_cut, 0, 2, 0, NULL, NECTL_E_EIF, "file is 2 bytes, shorter", false},
-	{"trunc_547", mk_cut, 0, 547, 0, NULL, NECTL_E_EIF, "file is 547 bytes, shorter", false},
-	{"trunc_after_header", mk_cut, 0, 548, 0, NULL, NECTL_E_EIF,
+	{"trunc_mid_magic", mk_cut, 0, 2, 0, NULL, NECTL_ERR_EIF, "file is 2 bytes, shorter", false},
+	{"trunc_547", mk_cut, 0, 547, 0, NULL, NECTL_ERR_EIF, "file is 547 bytes, shorter", false},
+	{"trunc_after_header", mk_cut, 0, 548, 0, NULL, NECTL_ERR_EIF,
 	 "section 0 at offset 548 with size 6 runs past the end of the file (548 bytes)", true},
-	{"trunc_mid_section_header", mk_cut_header, C, 6, 0, NULL, NECTL_E_EIF,
+	{"trunc_mid_section_header", mk_cut_header, C, 6, 0, NULL, NECTL_ERR_EIF,
 	 "section 1 at offset 566 with size 13 runs past the end of the file (572 bytes)", false},
-	{"trunc_mid_kernel", mk_cut_data, K, 3, 0, NULL, NECTL_E_EIF,
+	{"trunc_mid_kernel", mk_cut_data, K, 3, 0, NULL, NECTL_ERR_EIF,
 	 "section 0 at offset 548 with size 6 runs past the end of the file (563 bytes)", false},
-	{"trunc_mid_cmdline", mk_cut_data, C, 5, 0, NULL, NECTL_E_EIF,
+	{"trunc_mid_cmdline", mk_cut_data, C, 5, 0, NULL, NECTL_ERR_EIF,
 	 "section 1 at offset 566 with size 13 runs past the end of the file (583 bytes)", false},
-	{"trunc_mid_metadata", mk_cut_data, M, 100, 0, NULL, NECTL_E_EIF,
+	{"trunc_mid_metadata", mk_cut_data, M, 100, 0, NULL, NECTL_ERR_EIF,
 	 "section 2 at offset 591 with size 221 runs past the end of the file (703 bytes)", false},
-	{"trunc_mid_ramdisk0", mk_cut_data, R0, 1, 0, NULL, NECTL_E_EIF,
+	{"trunc_mid_ramdisk0", mk_cut_data, R0, 1, 0, NULL, NECTL_ERR_EIF,
 	 "section 3 at offset 824 with size 9 runs past the end of the file (837 bytes)", false},
-	{"trunc_last_byte", mk_cut_data, R1, 2, 0, NULL, NECTL_E_EIF,
+	{"trunc_last_byte", mk_cut_data, R1, 2, 0, NULL, NECTL_ERR_EIF,
 	 "section 4 at offset 845 with size 3 runs past the end of the file (859 bytes)", true},
 	/* the header */
-	{"bad_magic", mk_magic, 0, 0, 0, "EIF.", NECTL_E_EIF,
+	{"bad_magic", mk_magic, 0, 0, 0, "EIF.", NECTL_ERR_EIF,
 	 "bad magic 45 49 46 2e (expected 2e 65 69 66", true},
-	{"version_0", mk_version, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"version_0", mk_version, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "unsupported EIF version 0 (supported: 2 to 4)", false},
-	{"version_1", mk_version, 0, 1, 0, NULL, NECTL_E_EIF,
+	{"version_1", mk_version, 0, 1, 0, NULL, NECTL_ERR_EIF,
 	 "unsupported EIF version 1 (supported: 2 to 4)", false},
-	{"version_5", mk_version, 0, 5, 0, NULL, NECTL_E_EIF,
+	{"version_5", mk_version, 0, 5, 0, NULL, NECTL_ERR_EIF,
 	 "unsupported EIF version 5 (supported: 2 to 4)", false},
-	{"num_sections_0", mk_num_sections, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"num_sections_0", mk_num_sections, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "header declares 0 sections (must be 1 to 32)", false},
-	{"num_sections_33", mk_num_sections, 0, 33, 0, NULL, NECTL_E_EIF,
+	{"num_sections_33", mk_num_sections, 0, 33, 0, NULL, NECTL_ERR_EIF,
 	 "header declares 33 sections (must be 1 to 32)", false},
 	/* the section table */
-	{"overlap", mk_offset, C, 560, 0, NULL, NECTL_E_EIF,
+	{"overlap", mk_offset, C, 560, 0, NULL, NECTL_ERR_EIF,
 	 "sections 0 [548, 566) and 1 [560, 585) overlap", true},
-	{"overlap_same_offset", mk_offset, R1, 824, 0, NULL, NECTL_E_EIF,
+	{"overlap_same_offset", mk_offset, R1, 824, 0, NULL, NECTL_ERR_EIF,
 	 "sections 3 [824, 845) and 4 [824, 839) overlap", false},
-	{"overlap_header", mk_offset, K, 500, 0, NULL, NECTL_E_EIF,
+	{"overlap_header", mk_offset, K, 500, 0, NULL, NECTL_ERR_EIF,
 	 "section 0 at offset 500 overlaps the 548-byte header", false},
-	{"offset_zero", mk_offset, M, 0, 0, NULL, NECTL_E_EIF,
+	{"offset_zero", mk_offset, M, 0, 0, NULL, NECTL_ERR_EIF,
 	 "section 2 at offset 0 overlaps the 548-byte header", false},
-	{"offset_past_eof", mk_offset, R1, 10000, 0, NULL, NECTL_E_EIF,
+	{"offset_past_eof", mk_offset, R1, 10000, 0, NULL, NECTL_ERR_EIF,
 	 "section 4 at offset 10000 with size 3 runs past the end of the file (860 bytes)", false},
 	/* offset + 12 + size wraps around 2^64 to a small number */
-	{"offset_size_wrap", mk_offset_size, R1, UINT64_MAX - 7, UINT64_MAX, NULL, NECTL_E_EIF,
+	{"offset_size_wrap", mk_offset_size, R1, UINT64_MAX - 7, UINT64_MAX, NULL, NECTL_ERR_EIF,
 	 "section 4 at offset 18446744073709551608 with size 18446744073709551615 runs past the end",
 	 false},
-	{"size_wrap", mk_size, R0, UINT64_MAX, 0, NULL, NECTL_E_EIF,
+	{"size_wrap", mk_size, R0, UINT64_MAX, 0, NULL, NECTL_ERR_EIF,
 	 "section 3 at offset 824 with size 18446744073709551615 runs past the end", false},
-	{"size_2_63", mk_size, K, 1ull << 63, 0, NULL, NECTL_E_EIF,
+	{"size_2_63", mk_size, K, 1ull << 63, 0, NULL, NECTL_ERR_EIF,
 	 "section 0 at offset 548 with size 9223372036854775808 runs past the end", false},
-	{"size_one_past_eof", mk_size, R1, 4, 0, NULL, NECTL_E_EIF,
+	{"size_one_past_eof", mk_size, R1, 4, 0, NULL, NECTL_ERR_EIF,
 	 "section 4 at offset 845 with size 4 runs past the end of the file (860 bytes)", false},
 	/* section headers */
-	{"size_mismatch_section_header", mk_sh_size, C, 14, 0, NULL, NECTL_E_EIF,
+	{"size_mismatch_section_header", mk_sh_size, C, 14, 0, NULL, NECTL_ERR_EIF,
 	 "section 1 (cmdline) size mismatch: header table says 13, section header says 14", false},
-	{"size_mismatch_table", mk_size, R0, 8, 0, NULL, NECTL_E_EIF,
+	{"size_mismatch_table", mk_size, R0, 8, 0, NULL, NECTL_ERR_EIF,
 	 "section 3 (ramdisk) size mismatch: header table says 8, section header says 9", false},
-	{"type_0", mk_type, M, 0, 0, NULL, NECTL_E_EIF,
+	{"type_0", mk_type, M, 0, 0, NULL, NECTL_ERR_EIF,
 	 "section 2 at offset 591 has invalid type 0 (valid: 1 to 5)", false},
-	{"type_6", mk_type, M, 6, 0, NULL, NECTL_E_EIF,
+	{"type_6", mk_type, M, 6, 0, NULL, NECTL_ERR_EIF,
 	 "section 2 at offset 591 has invalid type 6 (valid: 1 to 5)", false},
-	{"type_ffff", mk_type, R1, 0xffff, 0, NULL, NECTL_E_EIF,
+	{"type_ffff", mk_type, R1, 0xffff, 0, NULL, NECTL_ERR_EIF,
 	 "section 4 at offset 845 has invalid type 65535", false},
-	{"section_flags", mk_flags, K, 1, 0, NULL, NECTL_E_EIF,
+	{"section_flags", mk_flags, K, 1, 0, NULL, NECTL_ERR_EIF,
 	 "section 0 (kernel) has reserved flags 0x0001 set", false},
-	{"section_flags_high", mk_flags, R0, 0x8000, 0, NULL, NECTL_E_EIF,
+	{"section_flags_high", mk_flags, R0, 0x8000, 0, NULL, NECTL_ERR_EIF,
 	 "section 3 (ramdisk) has reserved flags 0x8000 set", false},
 	/* which sections, how many, in what order */
-	{"two_kernels", mk_insert, 1, EIF_SECTION_KERNEL, 0, "KERNEL2", NECTL_E_EIF,
+	{"two_kernels", mk_insert, 1, EIF_SECTION_KERNEL, 0, "KERNEL2", NECTL_ERR_EIF,
 	 "section 1 is a second kernel section (sections 0 and 1; exactly 1 allowed)", true},
-	{"no_kernel", mk_no_kernel, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"no_kernel", mk_no_kernel, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "no kernel section (exactly 1 required)", false},
 	/* counts are checked before order, so a missing kernel is named as such */
-	{"no_kernel_with_ramdisk", mk_remove, K, 0, 0, NULL, NECTL_E_EIF,
+	{"no_kernel_with_ramdisk", mk_remove, K, 0, 0, NULL, NECTL_ERR_EIF,
 	 "no kernel section (exactly 1 required)", false},
-	{"two_cmdlines", mk_insert, R1 + 1, EIF_SECTION_CMDLINE, 0, "quiet", NECTL_E_EIF,
+	{"two_cmdlines", mk_insert, R1 + 1, EIF_SECTION_CMDLINE, 0, "quiet", NECTL_ERR_EIF,
 	 "section 5 is a second cmdline section (sections 1 and 5; exactly 1 allowed)", false},
-	{"no_cmdline", mk_remove, C, 0, 0, NULL, NECTL_E_EIF,
+	{"no_cmdline", mk_remove, C, 0, 0, NULL, NECTL_ERR_EIF,
 	 "no cmdline section (exactly 1 required)", false},
-	{"no_ramdisk", mk_remove, R0, 1, 0, NULL, NECTL_E_EIF,
+	{"no_ramdisk", mk_remove, R0, 1, 0, NULL, NECTL_ERR_EIF,
 	 "no ramdisk section (at least 1 required)", false},
-	{"ramdisk_before_kernel", mk_ramdisk_first, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"ramdisk_before_kernel", mk_ramdisk_first, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "section 0 (ramdisk) comes before the kernel section 1", false},
-	{"two_signatures", mk_two_signatures, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"two_signatures", mk_two_signatures, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "section 6 is a second signature section (sections 5 and 6; at most 1 allowed)", false},
-	{"two_metadata", mk_insert, R0, EIF_SECTION_METADATA, 0, "{}", NECTL_E_EIF,
+	{"two_metadata", mk_insert, R0, EIF_SECTION_METADATA, 0, "{}", NECTL_ERR_EIF,
 	 "section 3 is a second metadata section (sections 2 and 3; at most 1 allowed)", false},
-	{"cmdline_nul", mk_cmdline_nul, 0, 7, 0, "console=ttyS0", NECTL_E_EIF,
+	{"cmdline_nul", mk_cmdline_nul, 0, 7, 0, "console=ttyS0", NECTL_ERR_EIF,
 	 "section 1 (cmdline) has a NUL byte at offset 7", false},
-	{"v2_signed", mk_v2_signed, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"v2_signed", mk_v2_signed, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "section 4 is a signature, which EIF version 2 does not allow (version 3 or later)",
 	 false},
-	{"v4_no_metadata", mk_remove, M, 0, 0, NULL, NECTL_E_EIF,
+	{"v4_no_metadata", mk_remove, M, 0, 0, NULL, NECTL_ERR_EIF,
 	 "no metadata section (required by EIF version 4)", false},
 	/* sections over the caps on what the reader copies out */
-	{"cmdline_oversize", mk_zeros, C, EIF_CMDLINE_MAX + 1, 0, NULL, NECTL_E_EIF,
+	{"cmdline_oversize", mk_zeros, C, EIF_CMDLINE_MAX + 1, 0, NULL, NECTL_ERR_EIF,
 	 "section 1 (cmdline) is 65537 bytes (at most 65536 allowed)", false},
-	{"metadata_oversize", mk_zeros, M, EIF_METADATA_MAX + 1, 0, NULL, NECTL_E_EIF,
+	{"metadata_oversize", mk_zeros, M, EIF_METADATA_MAX + 1, 0, NULL, NECTL_ERR_EIF,
 	 "section 2 (metadata) is 1048577 bytes (at most 1048576 allowed)", false},
 	{"signature_oversize", mk_insert, R1 + 1, EIF_SECTION_SIGNATURE, EIF_SIGNATURE_MAX + 1,
-	 NULL, NECTL_E_EIF, "section 5 (signature) is 32769 bytes (at most 32768 allowed)", false},
+	 NULL, NECTL_ERR_EIF, "section 5 (signature) is 32769 bytes (at most 32768 allowed)", false},
 	/* signature sections that are not what nitro-cli writes */
-	{"sig_garbage", mk_sig_raw, 0, 9, 0, "\xfc garbage", NECTL_E_EIF,
+	{"sig_garbage", mk_sig_raw, 0, 9, 0, "\xfc garbage", NECTL_ERR_EIF,
 	 "signature section: not valid CBOR", false},
-	{"sig_empty_section", mk_sig_raw, 0, 0, 0, "", NECTL_E_EIF,
+	{"sig_empty_section", mk_sig_raw, 0, 0, 0, "", NECTL_ERR_EIF,
 	 "signature section: truncated CBOR", false},
-	{"sig_truncated_cbor", mk_sig_raw, 0, 2, 0, "\x81\xa2", NECTL_E_EIF,
+	{"sig_truncated_cbor", mk_sig_raw, 0, 2, 0, "\x81\xa2", NECTL_ERR_EIF,
 	 "signature section: CBOR length exceeds the data", false},
-	{"sig_indefinite", mk_sig_raw, 0, 2, 0, "\x9f\xff", NECTL_E_EIF,
+	{"sig_indefinite", mk_sig_raw, 0, 2, 0, "\x9f\xff", NECTL_ERR_EIF,
 	 "signature section: indefinite-length CBOR is not allowed", false},
-	{"sig_trailing_bytes", mk_sig_raw, 0, 2, 0, "\x80\x00", NECTL_E_EIF,
+	{"sig_trailing_bytes", mk_sig_raw, 0, 2, 0, "\x80\x00", NECTL_ERR_EIF,
 	 "signature section: trailing bytes after the CBOR item", false},
-	{"sig_not_array", mk_sig_raw, 0, 1, 0, "\xa0", NECTL_E_EIF,
+	{"sig_not_array", mk_sig_raw, 0, 1, 0, "\xa0", NECTL_ERR_EIF,
 	 "signature section: not a CBOR array", false},
-	{"sig_empty_array", mk_sig_raw, 0, 1, 0, "\x80", NECTL_E_EIF,
+	{"sig_empty_array", mk_sig_raw, 0, 1, 0, "\x80", NECTL_ERR_EIF,
 	 "signature section: empty array", false},
-	{"sig_wrong_keys", mk_sig_wrong_keys, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"sig_wrong_keys", mk_sig_wrong_keys, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "signature section: element 0: keys are not \"signing_certificate\" then \"signature\"",
 	 false},
-	{"sig_keys_swapped", mk_sig_keys_swapped, 0, 0, 0, NULL, NECTL_E_EIF,
+	{"sig_keys_swapped", mk_sig_keys_swapped, 0, 0, 0, NULL, NECTL_ERR_EIF,
 	 "keys are not \"signing_certificate\" then \"signature\"", false},
-	{"sig_cert_not_pem", mk_sig_cert, 0, 0, 0, "this is not a certificate", NECTL_E_EIF,
+	{"sig_cert_not_pem", mk_sig_cert, 0, 0, 0, "this is not a certificate", NECTL_ERR_EIF,
 	 "signature section: signing certificate is not a PEM X.509 certificate", true},
-	{"sig_cert_empty", mk_sig_cert, 0, 0, 0, "", NECTL_E_EIF,
+	{"sig_cert_empty", mk_sig_cert, 0, 0, 0, "", NECTL_ERR_EIF,
 	 "element 0: \"signing_certificate\" is empty", false},
 	{"sig_cert_not_bytes", mk_sig_raw, 0, sizeof(SIG_CERT_NOT_BYTES) - 1, 0, SIG_CERT_NOT_BYTES,
-	 NECTL_E_EIF, "element 0: \"signing_certificate\" holds an element that is not a byte",
+	 NECTL_ERR_EIF, "element 0: \"signing_certificate\" holds an element that is not a byte",
 	 false},
 };
 
@@ -484,7 +484,7 @@ static void test_file_missing(void **state)
 
 	mal_path(path, sizeof(path), "does-not-exist.eif");
 	assert_int_equal(eif_read_file(path, &img, NULL, &err), -1);
-	mal_check_err(&err, path, NECTL_E_FILE, "cannot open: No such file or directory");
+	mal_check_err(&err, path, NECTL_ERR_FILE, "cannot open: No such file or directory");
 	mal_check_empty(&img);
 }
 
@@ -494,7 +494,7 @@ static void test_file_directory(void **state)
 	struct nectl_err err = {0};
 
 	assert_int_equal(eif_read_file(mal_dir, &img, NULL, &err), -1);
-	mal_check_err(&err, mal_dir, NECTL_E_FILE, "not a regular file");
+	mal_check_err(&err, mal_dir, NECTL_ERR_FILE, "not a regular file");
 	mal_check_empty(&img);
 }
 
@@ -533,7 +533,7 @@ static void mal_fail_at(uint64_t bad, const char *fragment)
 	f.bad = bad;
 	f.bad_len = 1;
 	assert_int_equal(eif_read(&f.src, &img, NULL, &err), -1);
-	mal_check_err(&err, MEM_NAME, NECTL_E_FILE, fragment);
+	mal_check_err(&err, MEM_NAME, NECTL_ERR_FILE, fragment);
 	mal_check_empty(&img);
 	free(buf);
 }
@@ -561,7 +561,7 @@ static int mal_read_mem(const uint8_t *buf, size_t len, struct eif_image *img)
 	eif_source_from_memory(&src, buf, len, MEM_NAME);
 	rc = eif_read(&src, img, NULL, &err);
 	if (rc < 0)
-		print_error("eif_read: %d %s\n", err.code, err.msg);
+		print_error("eif_read: %d %s\n", err.kind, err.msg);
 	return rc;
 }
 

@@ -481,7 +481,7 @@ static void check_load_fails(const char *cert, const char *key, const char *frag
 
 	assert_int_equal(eif_signer_load(&s, cert, key, &err), -1);
 	assert_null(s);
-	assert_int_equal(err.code, NECTL_E_SIGN);
+	assert_int_equal(err.kind, NECTL_ERR_SIGN);
 	if (!strstr(err.msg, fragment))
 		fail_msg("message \"%s\" lacks \"%s\"", err.msg, fragment);
 	assert_null(strchr(err.msg, '\n'));
@@ -564,13 +564,13 @@ static void test_cert_pcr8_errors(void **state)
 	uint8_t pcr8[EIF_HASH_SIZE];
 
 	assert_int_equal(eif_cert_pcr8((const uint8_t *)"AB", 2, pcr8, &err), -1);
-	assert_int_equal(err.code, NECTL_E_HASH);
+	assert_int_equal(err.kind, NECTL_ERR_HASH);
 	assert_non_null(strstr(err.msg, ": not a PEM X.509 certificate"));
 	assert_int_equal(eif_cert_pcr8_file(fx.garbage, pcr8, &err), -1);
-	assert_int_equal(err.code, NECTL_E_HASH);
+	assert_int_equal(err.kind, NECTL_ERR_HASH);
 	assert_non_null(strstr(err.msg, fx.garbage));
 	assert_int_equal(eif_cert_pcr8_file(fx.missing, pcr8, &err), -1);
-	assert_int_equal(err.code, NECTL_E_FILE);
+	assert_int_equal(err.kind, NECTL_ERR_FILE);
 }
 
 static void check_signature_hex(const char *text, X509 *x)
@@ -624,7 +624,7 @@ static void test_cert_describe(void **state)
 	obj = (json_t *)&err;
 	assert_int_equal(eif_cert_describe((const uint8_t *)"AB", 2, &obj, &err), -1);
 	assert_null(obj);
-	assert_int_equal(err.code, NECTL_E_EIF);
+	assert_int_equal(err.kind, NECTL_ERR_EIF);
 	free(pem);
 	X509_free(x);
 }
@@ -682,7 +682,7 @@ static void check_parse_fails(const uint8_t *bytes, size_t len, const char *name
 
 	if (eif_signature_parse(bytes, len, &cert, &clen, &cose, &slen, &err) != -1)
 		fail_msg("%s: parsed", name);
-	assert_int_equal(err.code, NECTL_E_EIF);
+	assert_int_equal(err.kind, NECTL_ERR_EIF);
 	if (strncmp(err.msg, "signature section: ", 19) != 0)
 		fail_msg("%s: message \"%s\"", name, err.msg);
 	assert_null(cert);
@@ -755,7 +755,7 @@ static void check_verify_malformed(const uint8_t *cert, size_t cert_len, const u
 	assert_int_equal(sign_section_encode(cert, cert_len, cose, cose_len, &section, &len, &err),
 			 0);
 	assert_int_equal(eif_signature_verify(section, len, pcr0, &check, &err), -1);
-	assert_int_equal(err.code, NECTL_E_EIF);
+	assert_int_equal(err.kind, NECTL_ERR_EIF);
 	if (!strstr(err.msg, fragment))
 		fail_msg("message \"%s\" lacks \"%s\"", err.msg, fragment);
 	free(section);
@@ -841,7 +841,7 @@ static void test_section_too_large(void **state)
 	assert_non_null(cert);
 	memset(cert, 'A', 20000);
 	assert_int_equal(sign_section_encode(cert, 20000, cert, 10, &out, &len, &err), -1);
-	assert_int_equal(err.code, NECTL_E_SIGN);
+	assert_int_equal(err.kind, NECTL_ERR_SIGN);
 	assert_null(out);
 	assert_int_equal(len, 0);
 	free(cert);

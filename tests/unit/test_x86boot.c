@@ -227,7 +227,7 @@ static void test_two_regions(void **state)
 struct bad_case {
 	const char *what;
 	void (*mutate)(struct fixture *f);
-	int code;
+	enum nectl_kind code;
 };
 
 static void bad_short(struct fixture *f)
@@ -354,29 +354,29 @@ static void bad_no_image(struct fixture *f)
 }
 
 static const struct bad_case bad_cases[] = {
-    {"too short", bad_short, NECTL_E_EIF},
-    {"boot_flag", bad_flag, NECTL_E_EIF},
-    {"HdrS", bad_magic, NECTL_E_EIF},
-    {"version", bad_version, NECTL_E_EIF},
-    {"XLF_KERNEL_64", bad_xlf, NECTL_E_EIF},
-    {"LOADED_HIGH", bad_loadflags, NECTL_E_EIF},
-    {"setup_sects", bad_setup_sects, NECTL_E_EIF},
-    {"setup header end", bad_hdr_end, NECTL_E_EIF},
-    {"init_size", bad_init_size, NECTL_E_EIF},
-    {"init_size", bad_init_size_mem, NECTL_E_EIF},
-    {"init_size is 0", bad_init_size_zero, NECTL_E_EIF},
-    {"kernel_alignment", bad_alignment, NECTL_E_EIF},
-    {"pref_address", bad_pref, NECTL_E_EIF},
-    {"pref_address", bad_pref_high, NECTL_E_EIF},
-    {"cmdline_size", bad_cmdline_size, NECTL_E_EIF},
-    {"cmdline: longer", bad_cmdline_max, NECTL_E_EIF},
-    {"initrd: at", bad_initrd_overlap, NECTL_E_EIF},
-    {"initrd: 0x", bad_initrd_outside, NECTL_E_EIF},
-    {"initrd: 0x", bad_initrd_wrap, NECTL_E_EIF},
-    {"initrd_addr_max", bad_initrd_max, NECTL_E_EIF},
-    {"vCPUs", bad_ncpus, NECTL_E_INVALID_ARG},
-    {"1 MiB of RAM", bad_lowmem, NECTL_E_INVALID_ARG},
-    {"no image", bad_no_image, NECTL_E_EIF},
+    {"too short", bad_short, NECTL_ERR_EIF},
+    {"boot_flag", bad_flag, NECTL_ERR_EIF},
+    {"HdrS", bad_magic, NECTL_ERR_EIF},
+    {"version", bad_version, NECTL_ERR_EIF},
+    {"XLF_KERNEL_64", bad_xlf, NECTL_ERR_EIF},
+    {"LOADED_HIGH", bad_loadflags, NECTL_ERR_EIF},
+    {"setup_sects", bad_setup_sects, NECTL_ERR_EIF},
+    {"setup header end", bad_hdr_end, NECTL_ERR_EIF},
+    {"init_size", bad_init_size, NECTL_ERR_EIF},
+    {"init_size", bad_init_size_mem, NECTL_ERR_EIF},
+    {"init_size is 0", bad_init_size_zero, NECTL_ERR_EIF},
+    {"kernel_alignment", bad_alignment, NECTL_ERR_EIF},
+    {"pref_address", bad_pref, NECTL_ERR_EIF},
+    {"pref_address", bad_pref_high, NECTL_ERR_EIF},
+    {"cmdline_size", bad_cmdline_size, NECTL_ERR_EIF},
+    {"cmdline: longer", bad_cmdline_max, NECTL_ERR_EIF},
+    {"initrd: at", bad_initrd_overlap, NECTL_ERR_EIF},
+    {"initrd: 0x", bad_initrd_outside, NECTL_ERR_EIF},
+    {"initrd: 0x", bad_initrd_wrap, NECTL_ERR_EIF},
+    {"initrd_addr_max", bad_initrd_max, NECTL_ERR_EIF},
+    {"vCPUs", bad_ncpus, NECTL_ERR_INVALID_ARG},
+    {"1 MiB of RAM", bad_lowmem, NECTL_ERR_INVALID_ARG},
+    {"no image", bad_no_image, NECTL_ERR_EIF},
 };
 
 static void test_malformed(void **state)
@@ -387,9 +387,9 @@ static void test_malformed(void **state)
 		bad_cases[i].mutate(f);
 		if (setup(f) != -1)
 			fail_msg("case %zu (%s) accepted", i, bad_cases[i].what);
-		if (f->err.code != bad_cases[i].code || !strstr(f->err.msg, bad_cases[i].what))
+		if (f->err.kind != bad_cases[i].code || !strstr(f->err.msg, bad_cases[i].what))
 			fail_msg("case %zu (%s): code %d, \"%s\"", i, bad_cases[i].what,
-				 f->err.code, f->err.msg);
+				 f->err.kind, f->err.msg);
 		/* Nothing is written before every check passed. */
 		assert_int_equal(le32_get(gpa(f, X86_KERNEL_GPA, 4)), 0);
 		assert_int_equal(*gpa(f, X86_ACPI_GPA, 1), 0);
@@ -621,7 +621,7 @@ static void test_acpi_many(void **state)
 
 	f->spec.ncpus = 241;
 	assert_int_equal(x86_acpi_build(&f->gm, &f->spec, &f->err), -1);
-	assert_int_equal(f->err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(f->err.kind, NECTL_ERR_INVALID_ARG);
 	f->spec.ncpus = 1;
 	devs[3].base = 0xfffffff0ull;
 	assert_int_equal(x86_acpi_build(&f->gm, &f->spec, &f->err), -1);
@@ -853,7 +853,7 @@ static void test_mptable_bad_irq(void **state)
 	devs[1].irq = 24;
 	f->spec.devs = devs;
 	assert_int_equal(setup(f), -1);
-	assert_int_equal(f->err.code, NECTL_E_INVALID_ARG);
+	assert_int_equal(f->err.kind, NECTL_ERR_INVALID_ARG);
 	assert_non_null(strstr(f->err.msg, "IRQ 24"));
 	assert_int_equal(*gpa(f, X86_MPTABLE_GPA, 1), 0);
 	assert_int_equal(le32_get(gpa(f, X86_KERNEL_GPA, 4)), 0);
@@ -911,7 +911,7 @@ static void test_cmdline_overflow(void **state)
 	assert_int_equal(setup(f), 0);
 	le32_put(f->img + 0x238, total - 1);
 	assert_int_equal(setup(f), -1);
-	assert_int_equal(f->err.code, NECTL_E_EIF);
+	assert_int_equal(f->err.kind, NECTL_ERR_EIF);
 	if (!strstr(f->err.msg, "virtio_mmio.device=") || !strstr(f->err.msg, "cmdline_size") ||
 	    !strstr(f->err.msg, "appends"))
 		fail_msg("%s", f->err.msg);

@@ -213,17 +213,17 @@ static size_t acpi_dsdt(uint8_t *t, size_t cap, const struct x86_boot_spec *spec
 static int acpi_check_spec(const struct x86_boot_spec *spec, struct nectl_err *err)
 {
 	if (spec->ncpus < 1 || spec->ncpus > X86_MAX_CPUS)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "ACPI: %u vCPUs (1..%u supported)",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "ACPI: %u vCPUs (1..%u supported)",
 				     spec->ncpus, X86_MAX_CPUS);
 	if (spec->ndevs > X86_MAX_DEVS || (spec->ndevs && !spec->devs))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "ACPI: %u devices (at most %u)",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "ACPI: %u devices (at most %u)",
 				     spec->ndevs, X86_MAX_DEVS);
 	for (unsigned i = 0; i < spec->ndevs; i++) {
 		const struct x86_mmio_dev *d = &spec->devs[i];
 
 		/* Memory32Fixed can only describe a window below 4 GiB. */
 		if (d->base > UINT32_MAX || d->size > UINT32_MAX - d->base)
-			return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 					     "ACPI: device %u window 0x%llx+0x%x above 4 GiB", i,
 					     (unsigned long long)d->base, d->size);
 	}
@@ -239,7 +239,7 @@ int x86_acpi_build(const struct guestmem *gm, const struct x86_boot_spec *spec,
 	if (acpi_check_spec(spec, err))
 		return -1;
 	if (!t)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "ACPI: guest memory lacks the table area 0x%llx+0x%llx",
 				     (unsigned long long)X86_ACPI_GPA,
 				     (unsigned long long)X86_ACPI_MAX);
@@ -250,7 +250,7 @@ int x86_acpi_build(const struct guestmem *gm, const struct x86_boot_spec *spec,
 	dsdt = align16(madt + ACPI_HDR_LEN + 8 + MADT_LAPIC_LEN * spec->ncpus + MADT_IOAPIC_LEN);
 	len = acpi_dsdt(t + dsdt, X86_ACPI_MAX - dsdt, spec);
 	if (!len)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "ACPI: DSDT for %u devices exceeds 0x%llx bytes", spec->ndevs,
 				     (unsigned long long)X86_ACPI_MAX);
 	acpi_madt(t + madt, spec->ncpus);

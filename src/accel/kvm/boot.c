@@ -110,24 +110,24 @@ struct e820 {
 
 static int bad(struct nectl_err *err, const char *what)
 {
-	return nectl_err_set(err, NECTL_E_EIF, "bzImage: %s", what);
+	return nectl_err_set(err, NECTL_ERR_EIF, "bzImage: %s", what);
 }
 
 /* Magic numbers, protocol version and the 64-bit entry point. */
 static int hdr_check_ident(const uint8_t *k, size_t len, struct bzhdr *h, struct nectl_err *err)
 {
 	if (len < HDR_MIN_END)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "bzImage: image too short (%zu bytes) for a setup header",
 				     len);
 	if (le16_get(k + HDR_BOOT_FLAG) != BOOT_FLAG_MAGIC)
-		return nectl_err_set(err, NECTL_E_EIF, "bzImage: boot_flag 0x%04x is not 0xaa55",
+		return nectl_err_set(err, NECTL_ERR_EIF, "bzImage: boot_flag 0x%04x is not 0xaa55",
 				     le16_get(k + HDR_BOOT_FLAG));
 	if (le32_get(k + HDR_MAGIC) != HDRS_MAGIC)
 		return bad(err, "header magic is not \"HdrS\"");
 	h->version = le16_get(k + HDR_VERSION);
 	if (h->version < BOOT_PROTO_MIN)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "bzImage: boot protocol version %u.%02u is older than 2.12",
 				     h->version >> 8, h->version & 0xff);
 	h->xloadflags = le16_get(k + HDR_XLOADFLAGS);
@@ -146,14 +146,14 @@ static int hdr_check_layout(const uint8_t *k, size_t len, struct bzhdr *h, struc
 	h->setup_len = ((size_t)sects + 1) * SECTOR;
 	if (h->setup_len >= len)
 		return nectl_err_set(
-		    err, NECTL_E_EIF,
+		    err, NECTL_ERR_EIF,
 		    "bzImage: setup_sects %u puts the kernel beyond the image (%zu bytes)", sects,
 		    len);
 	h->pm_len = len - h->setup_len;
 	h->hdr_end = (size_t)HDR_MAGIC + k[HDR_JUMP_LEN];
 	if (h->hdr_end < HDR_MIN_END || h->hdr_end > h->setup_len)
 		return nectl_err_set(
-		    err, NECTL_E_EIF,
+		    err, NECTL_ERR_EIF,
 		    "bzImage: setup header end 0x%zx (jump at 0x200) is out of range", h->hdr_end);
 	if (h->hdr_end > HDR_MAX_END)
 		h->hdr_end = HDR_MAX_END; /* newer fields we neither know nor need */
@@ -173,12 +173,12 @@ static int hdr_check_area(const uint8_t *k, struct bzhdr *h, struct nectl_err *e
 	uint64_t run;
 
 	if (pref >= X86_LOW_RAM_END)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "bzImage: pref_address 0x%llx is above 3 GiB",
 				     (unsigned long long)pref);
 	if (k[HDR_RELOCATABLE]) {
 		if (align < PAGE || align > ALIGN_MAX || (align & (align - 1)))
-			return nectl_err_set(err, NECTL_E_EIF,
+			return nectl_err_set(err, NECTL_ERR_EIF,
 					     "bzImage: kernel_alignment 0x%x is not a power of two "
 					     "in [4 KiB, 1 GiB]",
 					     align);
@@ -187,7 +187,7 @@ static int hdr_check_area(const uint8_t *k, struct bzhdr *h, struct nectl_err *e
 			run = pref;
 	} else {
 		if (pref < X86_KERNEL_GPA)
-			return nectl_err_set(err, NECTL_E_EIF,
+			return nectl_err_set(err, NECTL_ERR_EIF,
 					     "bzImage: pref_address 0x%llx of a non-relocatable "
 					     "kernel is below 1 MiB",
 					     (unsigned long long)pref);
@@ -199,7 +199,7 @@ static int hdr_check_area(const uint8_t *k, struct bzhdr *h, struct nectl_err *e
 	if (h->area_end < X86_KERNEL_GPA + h->pm_len)
 		h->area_end = X86_KERNEL_GPA + h->pm_len;
 	if (h->area_end > X86_LOW_RAM_END)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "bzImage: init_size 0x%x at 0x%llx reaches beyond 3 GiB",
 				     init_size, (unsigned long long)run);
 	return 0;
@@ -219,10 +219,10 @@ static int hdr_parse(const struct x86_boot_spec *spec, struct bzhdr *h, struct n
 static int check_memory(const struct guestmem *gm, const struct bzhdr *h, struct nectl_err *err)
 {
 	if (!guestmem_ptr(gm, 0, LEGACY_END))
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "guest memory does not start with 1 MiB of RAM at 0");
 	if (!guestmem_ptr(gm, X86_KERNEL_GPA, h->area_end - X86_KERNEL_GPA))
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "bzImage: init_size area up to 0x%llx exceeds guest memory",
 				     (unsigned long long)h->area_end);
 	return 0;
@@ -274,15 +274,15 @@ static int check_cmdline(const char *cmdline, const struct x86_boot_spec *spec,
 	size_t n = strnlen(cmdline, X86_CMDLINE_MAX), all;
 
 	if (n >= X86_CMDLINE_MAX)
-		return nectl_err_set(err, NECTL_E_EIF, "cmdline: longer than %llu bytes",
+		return nectl_err_set(err, NECTL_ERR_EIF, "cmdline: longer than %llu bytes",
 				     (unsigned long long)X86_CMDLINE_MAX - 1);
 	if (n > h->cmdline_size)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "cmdline: %zu bytes exceed the kernel's cmdline_size %u", n,
 				     h->cmdline_size);
 	all = cmdline_compose(NULL, cmdline, spec);
 	if (all >= X86_CMDLINE_MAX || all > h->cmdline_size)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "cmdline: the EIF's %zu bytes and the %u virtio_mmio.device= "
 				     "entries the hypervisor appends (%zu bytes in all) exceed the "
 				     "kernel's cmdline_size %u",
@@ -298,17 +298,17 @@ static int check_initrd(const struct guestmem *gm, const struct x86_boot_spec *s
 	if (!len)
 		return 0;
 	if (!guestmem_ptr(gm, gpa, len))
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "initrd: 0x%llx+0x%llx is outside guest memory",
 				     (unsigned long long)gpa, (unsigned long long)len);
 	/* Everything below area_end is boot structures or the kernel's. */
 	if (gpa < h->area_end)
 		return nectl_err_set(
-		    err, NECTL_E_EIF,
+		    err, NECTL_ERR_EIF,
 		    "initrd: at 0x%llx overlaps the kernel's init_size area (to 0x%llx)",
 		    (unsigned long long)gpa, (unsigned long long)h->area_end);
 	if (!(h->xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G) && gpa + len - 1 > h->initrd_addr_max)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "initrd: ends above the kernel's initrd_addr_max 0x%x",
 				     h->initrd_addr_max);
 	return 0;
@@ -447,7 +447,7 @@ static int validate(const struct guestmem *gm, const struct x86_boot_spec *spec,
 		    struct nectl_err *err)
 {
 	if (spec->ncpus < 1 || spec->ncpus > X86_MAX_CPUS)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%u vCPUs (1..%u supported)",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%u vCPUs (1..%u supported)",
 				     spec->ncpus, X86_MAX_CPUS);
 	if (hdr_parse(spec, h, err) || check_memory(gm, h, err) ||
 	    check_cmdline(spec->cmdline ? spec->cmdline : "", spec, h, err) ||

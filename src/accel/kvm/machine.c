@@ -70,7 +70,7 @@ static int machine_alloc(struct machine *m, struct nectl_err *err)
 		    mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, -1, 0);
 	if (m->mem == MAP_FAILED) {
 		m->mem = NULL;
-		return nectl_err_sys(err, 27, errno, "cannot allocate %llu MiB of enclave memory",
+		return nectl_err_sys(err, NECTL_ERR_MEM_AVAILABLE, errno, "cannot allocate %llu MiB of enclave memory",
 				     (unsigned long long)m->spec.mem_mib);
 	}
 	m->gm.r[0] = (struct guestmem_region){0, m->mem_size, m->mem};
@@ -93,15 +93,15 @@ static int machine_load_eif(struct machine *m, uint64_t *len, struct nectl_err *
 	int rc = -1;
 
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "%s: cannot open", m->spec.eif_path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", m->spec.eif_path);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		nectl_err_set(err, NECTL_E_FILE, "%s: not a regular file", m->spec.eif_path);
+		nectl_err_set(err, NECTL_ERR_FILE, "%s: not a regular file", m->spec.eif_path);
 		goto out;
 	}
 	*len = (uint64_t)st.st_size;
 	dst = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET, *len);
 	if (!dst) {
-		nectl_err_set(err, 34, "%s (%llu bytes) does not fit in %llu MiB of enclave memory",
+		nectl_err_set(err, NECTL_ERR_MEM_OVERFLOW, "%s (%llu bytes) does not fit in %llu MiB of enclave memory",
 			      m->spec.eif_path, (unsigned long long)*len,
 			      (unsigned long long)m->spec.mem_mib);
 		goto out;
@@ -110,7 +110,7 @@ static int machine_load_eif(struct machine *m, uint64_t *len, struct nectl_err *
 		ssize_t n = pread(fd, dst + done, *len - done, (off_t)done);
 
 		if (n <= 0) {
-			nectl_err_sys(err, NECTL_E_FILE, n < 0 ? errno : EIO, "%s: read failed",
+			nectl_err_sys(err, NECTL_ERR_FILE, n < 0 ? errno : EIO, "%s: read failed",
 				      m->spec.eif_path);
 			goto out;
 		}
@@ -134,7 +134,7 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img, 
 		if (img->sections[i].type == EIF_SECTION_RAMDISK)
 			total += img->sections[i].size;
 	if (total + MACHINE_EIF_OFFSET + img->file_size > top)
-		return nectl_err_set(err, 26,
+		return nectl_err_set(err, NECTL_ERR_MEM_REQUEST,
 				     "enclave memory (%llu MiB) is too small for the image",
 				     (unsigned long long)m->spec.mem_mib);
 	dst = (top - total) & ~0xfffull;
@@ -149,7 +149,7 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img, 
 		src = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET + s->offset + EIF_SECTION_HEADER_SIZE,
 				   s->size);
 		if (!src || guestmem_write(&m->gm, dst, src, s->size) < 0)
-			return nectl_err_set(err, NECTL_E_EIF, "ramdisk section %u is out of range",
+			return nectl_err_set(err, NECTL_ERR_EIF, "ramdisk section %u is out of range",
 					     i);
 		dst += s->size;
 	}
@@ -173,7 +173,7 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 		return -1;
 	m->have_img = true;
 	if (img->arch != EIF_ARCH_X86_64)
-		return nectl_err_set(err, NECTL_E_EIF,
+		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s is an %s image; this hypervisor runs x86_64",
 				     m->spec.eif_path, eif_arch_name(img->arch));
 	k = &img->sections[eif_image_find(img, EIF_SECTION_KERNEL)];
@@ -335,7 +335,7 @@ static int machine_vsock_create(struct machine *m, struct nectl_err *err)
 
 	m->vsock = vsock_new(m->spec.cid, &m->gm, machine_vsock_irq, m, ops, m->spec.vsock_ctx);
 	if (!m->vsock)
-		return nectl_err_sys(err, NECTL_E_INVALID_ARG, errno, "enclave CID %llu",
+		return nectl_err_sys(err, NECTL_ERR_INVALID_ARG, errno, "enclave CID %llu",
 				     (unsigned long long)m->spec.cid);
 	vsock_mmio(m->vsock)->on_broken = machine_vsock_broken;
 	vsock_mmio(m->vsock)->broken_ctx = m;
@@ -389,7 +389,7 @@ static int machine_io_setup(struct machine *m, struct nectl_err *err)
 	m->tx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (m->tx_fd < 0 || m->stop_fd < 0)
-		return nectl_err_sys(err, NECTL_E_FILE, errno, "eventfd");
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "eventfd");
 	return kvm_vm_ioeventfd(m->vm, NITRO_VSOCK_MMIO + VIRTIO_MMIO_QUEUE_NOTIFY, 4, VSOCK_TXQ,
 				m->tx_fd, err);
 }
@@ -400,7 +400,7 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 	struct kvm_bus bus;
 
 	if (!m)
-		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_FILE, "out of memory");
 	m->spec = *spec;
 	m->tx_fd = m->stop_fd = -1;
 	bus = (struct kvm_bus){.pio = machine_pio, .mmio = machine_mmio, .ctx = m};
@@ -465,7 +465,7 @@ void machine_bus_unlock(void *m)
 int machine_start(struct machine *m, struct nectl_err *err)
 {
 	if (pthread_create(&m->io, NULL, machine_io_thread, m) != 0)
-		return nectl_err_set(err, NECTL_E_FILE, "cannot start the device I/O thread");
+		return nectl_err_set(err, NECTL_ERR_FILE, "cannot start the device I/O thread");
 	m->io_started = true;
 	return kvm_vm_start(m->vm, &m->regs, err);
 }

@@ -53,20 +53,20 @@ static int mptable_check(const struct guestmem *gm, const struct x86_boot_spec *
 			 struct nectl_err *err)
 {
 	if (spec->ncpus < 1 || spec->ncpus > MP_MAX_CPUS)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG,
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "MP table: %u vCPUs (1..%u supported)", spec->ncpus,
 				     MP_MAX_CPUS);
 	if (spec->ndevs && !spec->devs)
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "MP table: no device list");
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "MP table: no device list");
 	for (unsigned i = 0; i < spec->ndevs; i++)
 		if (spec->devs[i].irq >= X86_IOAPIC_PINS)
-			return nectl_err_set(err, NECTL_E_INVALID_ARG,
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 					     "MP table: device %u's IRQ %u is not an I/O APIC pin "
 					     "(0..%u)",
 					     i, spec->devs[i].irq, X86_IOAPIC_PINS - 1);
 	if (!guestmem_ptr(gm, X86_MPTABLE_GPA, X86_MPTABLE_MAX))
 		return nectl_err_set(
-		    err, NECTL_E_INVALID_ARG, "MP table: guest memory lacks 0x%llx+0x%llx",
+		    err, NECTL_ERR_INVALID_ARG, "MP table: guest memory lacks 0x%llx+0x%llx",
 		    (unsigned long long)X86_MPTABLE_GPA, (unsigned long long)X86_MPTABLE_MAX);
 	return 0;
 }

@@ -210,7 +210,7 @@ int kvm_vm_start(struct kvm_vm *vm, const struct x86_boot_regs *regs, struct nec
 			pthread_mutex_unlock(&vm->lock);
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			kvm_vm_stop(vm, KVM_STOP_INTERNAL);
-			return nectl_err_set(err, NECTL_E_FILE, "cannot start vCPU thread %u", i);
+			return nectl_err_set(err, NECTL_ERR_FILE, "cannot start vCPU thread %u", i);
 		}
 		c->started = true;
 		vcpu_pin(c);

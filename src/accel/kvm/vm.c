@@ -15,7 +15,7 @@
 
 int vm_ioctl_fail(struct nectl_err *err, const char *what)
 {
-	return nectl_err_sys(err, NECTL_E_FILE, errno, "/dev/kvm: %s", what);
+	return nectl_err_sys(err, NECTL_ERR_FILE, errno, "/dev/kvm: %s", what);
 }
 
 static void vm_signal_noop(int sig)
@@ -31,7 +31,7 @@ static int vm_open(struct kvm_vm *vm, struct nectl_err *err)
 	if (vm->kvm_fd < 0)
 		return vm_ioctl_fail(err, "cannot open");
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-		return nectl_err_set(err, NECTL_E_FILE, "/dev/kvm: unsupported KVM API version");
+		return nectl_err_set(err, NECTL_ERR_FILE, "/dev/kvm: unsupported KVM API version");
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		return vm_ioctl_fail(err, "KVM_CREATE_VM");
@@ -60,7 +60,7 @@ static int vm_map_memory(struct kvm_vm *vm, const struct guestmem *gm, struct ne
 		};
 
 		if ((r.userspace_addr | r.memory_size | r.guest_phys_addr) & 0xfff)
-			return nectl_err_set(err, NECTL_E_FILE,
+			return nectl_err_set(err, NECTL_ERR_FILE,
 					     "guest memory region %u is not page-aligned", i);
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 			return vm_ioctl_fail(err, "KVM_SET_USER_MEMORY_REGION");
@@ -76,7 +76,7 @@ static int vm_set_cpuid(struct kvm_vm *vm, struct kvm_vcpu *c, struct nectl_err 
 	int rc = -1;
 
 	if (!cpuid)
-		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_FILE, "out of memory");
 	cpuid->nent = max;
 	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
 		vm_ioctl_fail(err, "KVM_GET_SUPPORTED_CPUID");
@@ -145,7 +145,7 @@ int kvm_vm_create(struct kvm_vm **out, const struct guestmem *gm, unsigned ncpus
 	struct kvm_vm *vm = calloc(1, sizeof(*vm));
 
 	if (!vm)
-		return nectl_err_set(err, NECTL_E_FILE, "out of memory");
+		return nectl_err_set(err, NECTL_ERR_FILE, "out of memory");
 	vm->kvm_fd = vm->vm_fd = -1;
 	for (unsigned i = 0; i < KVM_VM_MAX_CPUS; i++) {
 		vm->cpu[i].fd = -1;
@@ -157,7 +157,7 @@ int kvm_vm_create(struct kvm_vm **out, const struct guestmem *gm, unsigned ncpus
 	vm->bus = *bus;
 	if (ncpus == 0 || ncpus > KVM_VM_MAX_CPUS) {
 		kvm_vm_destroy(vm);
-		return nectl_err_set(err, NECTL_E_INVALID_ARG, "%u vCPUs: 1 to %u are supported",
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%u vCPUs: 1 to %u are supported",
 				     ncpus, KVM_VM_MAX_CPUS);
 	}
 	vm->ncpus = ncpus;
