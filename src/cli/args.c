@@ -50,7 +50,8 @@ int args_parse(int argc, char **argv, const struct opt_spec *specs, struct args 
 		spec = args_find(specs, arg + 2, len);
 		if (!spec)
 			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
-					     "unknown option '%.*s' (see --help)", (int)len + 2, arg);
+					     "unknown option '%.*s' (see --help)", (int)len + 2,
+					     arg);
 		if (spec->takes_value) {
 			if (eq)
 				value = eq + 1;
@@ -97,17 +98,17 @@ int args_require(const struct args *a, const char *name, const char **value,
 {
 	*value = args_get(a, name);
 	if (!*value)
-		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
-				     "Missing mandatory argument. User did not provide the `%s` argument.",
-				     name);
+		return nectl_err_set(
+		    err, NECTL_ERR_MISSING_ARG,
+		    "Missing mandatory argument. User did not provide the `%s` argument.", name);
 	return 0;
 }
 
 int args_conflict(const struct args *a, const char *x, const char *y, struct nectl_err *err)
 {
 	if (args_has(a, x) && args_has(a, y))
-		return nectl_err_set(err, NECTL_ERR_CONFLICT_ARG,
-				     "Conflicting arguments: `--%s` and `--%s` cannot be used together.",
-				     x, y);
+		return nectl_err_set(
+		    err, NECTL_ERR_CONFLICT_ARG,
+		    "Conflicting arguments: `--%s` and `--%s` cannot be used together.", x, y);
 	return 0;
 }

@@ -79,9 +79,11 @@ static int build_parse(const struct args *args, struct build_opts *o, struct nec
 	o->cert = args_get(args, "signing-certificate");
 	o->key = args_get(args, "private-key");
 	if (!o->cert != !o->key)
-		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
-				     "Missing mandatory argument. User did not provide the `%s` argument (--signing-certificate and --private-key go together).",
-				     o->cert ? "private-key" : "signing-certificate");
+		return nectl_err_set(
+		    err, NECTL_ERR_MISSING_ARG,
+		    "Missing mandatory argument. User did not provide the `%s` argument "
+		    "(--signing-certificate and --private-key go together).",
+		    o->cert ? "private-key" : "signing-certificate");
 	if (arch && eif_arch_parse(arch, &o->arch) < 0)
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
 				     "--arch `%s` is not x86_64 or aarch64", arch);

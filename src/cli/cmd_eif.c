@@ -188,7 +188,8 @@ static int pcr_run(const struct args *args, struct nectl_err *err)
 		return -1;
 	if (!input && !cert)
 		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
-				     "Missing mandatory argument. User did not provide the `input` or `signing-certificate` argument.");
+				     "Missing mandatory argument. User did not provide the `input` "
+				     "or `signing-certificate` argument.");
 	if (input ? eif_pcr_file(input, pcr, err) < 0 : eif_cert_pcr8_file(cert, pcr, err) < 0)
 		return -1;
 	eif_hex(pcr, sizeof(pcr), hex);
@@ -229,7 +230,8 @@ static int sign_run(const struct args *args, struct nectl_err *err)
 		return -1;
 	if (!cert || !key)
 		return nectl_err_set(err, NECTL_ERR_SIGN,
-				     "Failed to create EifSigner: both --signing-certificate and --private-key are required");
+				     "Failed to create EifSigner: both --signing-certificate and "
+				     "--private-key are required");
 	if (eif_signer_load(&signer, cert, key, err) < 0)
 		return -1;
 	cli_progress_init(&cp, "signing");

@@ -162,8 +162,10 @@ static int enclave_source(const struct args *args, struct enclave_opts *o, char 
 		given = sources[i];
 	}
 	if (!given)
-		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
-				     "Missing mandatory argument. User did not provide the application: one of `--rootfs`, `--oci-layout`, `--image-archive` or `--docker-uri`.");
+		return nectl_err_set(
+		    err, NECTL_ERR_MISSING_ARG,
+		    "Missing mandatory argument. User did not provide the application: one of "
+		    "`--rootfs`, `--oci-layout`, `--image-archive` or `--docker-uri`.");
 	if (args_has(args, "docker-dir") && !args_has(args, "docker-uri"))
 		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
 				     "--docker-dir needs --docker-uri (the tag to build)");
@@ -249,9 +251,10 @@ static int enclave_kernel_choice(const struct args *args, struct enclave_opts *o
 	}
 	if ((args_has(args, "kernel-config") || args_has(args, "modules-dir")) &&
 	    (!given || strcmp(given, "kernel") != 0))
-		return nectl_err_set(err, NECTL_ERR_MISSING_ARG,
-				     "--kernel-config and --modules-dir describe the kernel given with "
-				     "--kernel FILE: give --kernel too");
+		return nectl_err_set(
+		    err, NECTL_ERR_MISSING_ARG,
+		    "--kernel-config and --modules-dir describe the kernel given with "
+		    "--kernel FILE: give --kernel too");
 	if (!given)
 		return enclave_default_kernel(o, err);
 	if (strcmp(given, "blobs") == 0)
@@ -277,11 +280,12 @@ static int enclave_kernel(const struct args *args, struct enclave_opts *o, struc
 		return -1;
 	if (rc == 0)
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
-				     "%s is neither an x86 bzImage nor an arm64 Image", o->spec.kernel);
+				     "%s is neither an x86 bzImage nor an arm64 Image",
+				     o->spec.kernel);
 	if (found != o->spec.arch)
-		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%s is an %s kernel but --arch is %s",
-				     o->spec.kernel, eif_arch_name(found),
-				     eif_arch_name(o->spec.arch));
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
+				     "%s is an %s kernel but --arch is %s", o->spec.kernel,
+				     eif_arch_name(found), eif_arch_name(o->spec.arch));
 	return 0;
 }
 
@@ -387,8 +391,8 @@ static int enclave_parse(const struct args *args, struct enclave_opts *o, char *
 	if (args_require(args, "output-file", &o->spec.output, err) < 0)
 		return -1;
 	if (arch && eif_arch_parse(arch, &o->spec.arch) < 0)
-		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "--arch `%s` is not x86_64 or aarch64",
-				     arch);
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
+				     "--arch `%s` is not x86_64 or aarch64", arch);
 	if (cli_build_time(args_get(args, "build-time"), when, &o->spec.build_time, err) < 0 ||
 	    enclave_kernel(args, o, err) < 0 || enclave_app(args, o, err) < 0 ||
 	    enclave_source(args, o, tmp_archive, len, err) < 0)
@@ -398,7 +402,8 @@ static int enclave_parse(const struct args *args, struct enclave_opts *o, char *
 	if (!o->spec.init_path &&
 	    !enclave_builtin_init(o->spec.arch, &o->spec.init_data, &o->spec.init_len))
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
-				     "this nectl carries no %s init (it was built without a cross compiler): give --init with a static %s init",
+				     "this nectl carries no %s init (it was built without a cross "
+				     "compiler): give --init with a static %s init",
 				     eif_arch_name(o->spec.arch), eif_arch_name(o->spec.arch));
 	enclave_check_kernel(o, !init && !o->spec.init_path);
 	if (!o->spec.cmdline)
@@ -446,7 +451,8 @@ static int enclave_run(const struct args *args, struct nectl_err *err)
 
 	if (!cert != !key) {
 		nectl_err_set(err, NECTL_ERR_MISSING_ARG,
-			      "Missing mandatory argument. User did not provide the `%s` argument (--signing-certificate and --private-key go together).",
+			      "Missing mandatory argument. User did not provide the `%s` argument "
+			      "(--signing-certificate and --private-key go together).",
 			      cert ? "private-key" : "signing-certificate");
 		goto out;
 	}

@@ -61,7 +61,8 @@ int cli_console_stream(const json_t *rec, uint64_t timeout_s, struct nectl_err *
 		if (n <= 0)
 			break;
 		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout) != 0) {
-			rc = nectl_err_set(err, NECTL_ERR_CONSOLE_OUTPUT, "cannot write the console to standard output");
+			rc = nectl_err_set(err, NECTL_ERR_CONSOLE_OUTPUT,
+					   "cannot write the console to standard output");
 			break;
 		}
 	}

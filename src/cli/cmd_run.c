@@ -66,7 +66,8 @@ static int run_cpu_ids(const struct args *a, int *ids, unsigned *n, struct nectl
 			uint64_t v;
 
 			if (*n == ENCLAVE_MAX_CPUS)
-				return nectl_err_set(err, NECTL_ERR_CPU_COUNT, "at most %d CPUs per enclave",
+				return nectl_err_set(err, NECTL_ERR_CPU_COUNT,
+						     "at most %d CPUs per enclave",
 						     ENCLAVE_MAX_CPUS);
 			if (run_u64("cpu-ids", t, 0xffffffffu, &v, err) < 0)
 				return -1;

@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 		if (words)
 			return main_run_cmd(main_cmds[i], argc - 1 - words, argv + 1 + words);
 	}
-	fprintf(stderr, "[ E%02d ] unknown command '%s' (see nectl --help)\n", NECTL_ERR_INVALID_ARG,
-		argv[1]);
+	fprintf(stderr, "[ E%02d ] unknown command '%s' (see nectl --help)\n",
+		NECTL_ERR_INVALID_ARG, argv[1]);
 	return NECTL_ERR_INVALID_ARG;
 }

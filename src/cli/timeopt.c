@@ -79,7 +79,8 @@ int cli_build_time(const char *opt, char out[64], int64_t *epoch, struct nectl_e
 		snprintf(out, 64, "%s", v);
 	} else {
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
-				     "%s `%s` is neither Unix seconds nor an RFC 3339 time (2024-01-01T00:00:00+00:00)",
+				     "%s `%s` is neither Unix seconds nor an RFC 3339 time "
+				     "(2024-01-01T00:00:00+00:00)",
 				     src, v);
 	}
 	if (epoch)

@@ -409,7 +409,8 @@ int cose_sign1_encode(EVP_PKEY *key, const uint8_t *payload, size_t payload_len,
 	if (cose_tbs_digest(alg, prot, prot_len, payload, payload_len, md, &md_len) ||
 	    cose_sign_digest(key, alg, md, md_len, rs)) {
 		free(prot);
-		return nectl_err_ssl(err, NECTL_ERR_SIGN, "COSE_Sign1: %s signing failed", alg->name);
+		return nectl_err_ssl(err, NECTL_ERR_SIGN, "COSE_Sign1: %s signing failed",
+				     alg->name);
 	}
 	rc = cose_sign1_pack(prot, prot_len, payload, payload_len, rs, 2 * alg->coord_len, out,
 			     out_len);

@@ -18,7 +18,8 @@ static int extract_copy(const struct eif_source *src, const struct eif_section *
 		int rc = src->read_at(src->ctx, off, buf, n);
 
 		if (rc < 0)
-			return nectl_err_sys(err, NECTL_ERR_FILE, -rc, "%s: read failed", src->name);
+			return nectl_err_sys(err, NECTL_ERR_FILE, -rc, "%s: read failed",
+					     src->name);
 		if (out_file_write(out, buf, n, err) < 0)
 			return -1;
 		off += n;

@@ -26,8 +26,8 @@ static int metadata_set_json(json_t *obj, const char *key, const char *text,
 	json_t *v = text ? json_loads(text, JSON_DECODE_ANY, &jerr) : json_null();
 
 	if (!v)
-		return nectl_err_set(err, NECTL_ERR_SERDE, "%s is not valid JSON: %s (line %d)", key,
-				     jerr.text, jerr.line);
+		return nectl_err_set(err, NECTL_ERR_SERDE, "%s is not valid JSON: %s (line %d)",
+				     key, jerr.text, jerr.line);
 	json_object_set_new(obj, key, v);
 	return 0;
 }
@@ -74,7 +74,8 @@ int eif_metadata_build(const struct eif_metadata_fields *f, char **out, size_t *
 		goto out;
 	*out = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!*out) {
-		nectl_err_set(err, NECTL_ERR_SERDE, "metadata: cannot encode JSON (invalid UTF-8?)");
+		nectl_err_set(err, NECTL_ERR_SERDE,
+			      "metadata: cannot encode JSON (invalid UTF-8?)");
 		goto out;
 	}
 	*len = strlen(*out);
@@ -133,7 +134,8 @@ int eif_metadata_describe(const struct eif_image *img, json_t *out, struct nectl
 	meta = json_loadb((const char *)img->metadata, img->metadata_len, 0, &jerr);
 	if (!meta || !json_is_object(meta)) {
 		json_decref(meta);
-		return nectl_err_set(err, NECTL_ERR_EIF, "metadata section is not a JSON object: %s",
+		return nectl_err_set(err, NECTL_ERR_EIF,
+				     "metadata section is not a JSON object: %s",
 				     meta ? "wrong type" : jerr.text);
 	}
 	metadata_copy(out, meta, "ImageName", json_string(""));

@@ -56,14 +56,15 @@ static int reader_parse_header(const struct eif_source *src, const uint8_t *h,
 			       struct eif_image *img, struct nectl_err *err)
 {
 	if (memcmp(h, EIF_MAGIC, 4) != 0)
-		return nectl_err_set(err, NECTL_ERR_EIF,
-				     "%s: bad magic %02x %02x %02x %02x (expected 2e 65 69 66, \".eif\")",
-				     src->name, h[0], h[1], h[2], h[3]);
+		return nectl_err_set(
+		    err, NECTL_ERR_EIF,
+		    "%s: bad magic %02x %02x %02x %02x (expected 2e 65 69 66, \".eif\")", src->name,
+		    h[0], h[1], h[2], h[3]);
 	img->version = be16_get(h + 4);
 	if (img->version < EIF_VERSION_MIN || img->version > EIF_VERSION_CURRENT)
 		return nectl_err_set(err, NECTL_ERR_EIF,
-				     "%s: unsupported EIF version %u (supported: %u to %u)", src->name,
-				     img->version, EIF_VERSION_MIN, EIF_VERSION_CURRENT);
+				     "%s: unsupported EIF version %u (supported: %u to %u)",
+				     src->name, img->version, EIF_VERSION_MIN, EIF_VERSION_CURRENT);
 	img->flags = be16_get(h + 6);
 	img->arch = (img->flags & EIF_FLAG_ARCH_ARM64) ? EIF_ARCH_AARCH64 : EIF_ARCH_X86_64;
 	img->unknown_flags = img->flags & (uint16_t)~EIF_FLAG_ARCH_ARM64;
@@ -91,14 +92,15 @@ static int reader_check_bounds(const struct eif_source *src, const struct eif_im
 		const struct eif_section *s = &img->sections[i];
 
 		if (s->offset < EIF_HEADER_SIZE)
-			return nectl_err_set(err, NECTL_ERR_EIF,
-					     "%s: section %u at offset %llu overlaps the %u-byte header",
-					     src->name, i, (unsigned long long)s->offset,
-					     EIF_HEADER_SIZE);
+			return nectl_err_set(
+			    err, NECTL_ERR_EIF,
+			    "%s: section %u at offset %llu overlaps the %u-byte header", src->name,
+			    i, (unsigned long long)s->offset, EIF_HEADER_SIZE);
 		if (s->offset > src->size || src->size - s->offset < EIF_SECTION_HEADER_SIZE ||
 		    src->size - s->offset - EIF_SECTION_HEADER_SIZE < s->size)
 			return nectl_err_set(err, NECTL_ERR_EIF,
-					     "%s: section %u at offset %llu with size %llu runs past the end of the file (%llu bytes)",
+					     "%s: section %u at offset %llu with size %llu runs "
+					     "past the end of the file (%llu bytes)",
 					     src->name, i, (unsigned long long)s->offset,
 					     (unsigned long long)s->size,
 					     (unsigned long long)src->size);
@@ -118,12 +120,12 @@ static int reader_check_overlap(const struct eif_source *src, const struct eif_i
 			uint64_t b_end = b->offset + EIF_SECTION_HEADER_SIZE + b->size;
 
 			if (a->offset < b_end && b->offset < a_end)
-				return nectl_err_set(err, NECTL_ERR_EIF,
-						     "%s: sections %u [%llu, %llu) and %u [%llu, %llu) overlap",
-						     src->name, i, (unsigned long long)a->offset,
-						     (unsigned long long)a_end, j,
-						     (unsigned long long)b->offset,
-						     (unsigned long long)b_end);
+				return nectl_err_set(
+				    err, NECTL_ERR_EIF,
+				    "%s: sections %u [%llu, %llu) and %u [%llu, %llu) overlap",
+				    src->name, i, (unsigned long long)a->offset,
+				    (unsigned long long)a_end, j, (unsigned long long)b->offset,
+				    (unsigned long long)b_end);
 		}
 	}
 	return 0;
@@ -138,16 +140,18 @@ static int reader_check_section_header(const struct eif_source *src, unsigned i,
 	s->type = be16_get(sh);
 	s->flags = be16_get(sh + 2);
 	if (s->type < EIF_SECTION_KERNEL || s->type > EIF_SECTION_METADATA)
-		return nectl_err_set(err, NECTL_ERR_EIF,
-				     "%s: section %u at offset %llu has invalid type %u (valid: 1 to 5)",
-				     src->name, i, (unsigned long long)s->offset, s->type);
+		return nectl_err_set(
+		    err, NECTL_ERR_EIF,
+		    "%s: section %u at offset %llu has invalid type %u (valid: 1 to 5)", src->name,
+		    i, (unsigned long long)s->offset, s->type);
 	if (s->flags != 0)
 		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "%s: section %u (%s) has reserved flags 0x%04x set", src->name,
 				     i, eif_section_type_name(s->type), s->flags);
 	if (size != s->size)
 		return nectl_err_set(err, NECTL_ERR_EIF,
-				     "%s: section %u (%s) size mismatch: header table says %llu, section header says %llu",
+				     "%s: section %u (%s) size mismatch: header table says %llu, "
+				     "section header says %llu",
 				     src->name, i, eif_section_type_name(s->type),
 				     (unsigned long long)s->size, (unsigned long long)size);
 	return 0;
@@ -195,17 +199,20 @@ static int reader_check_counts(const struct eif_source *src, const struct eif_im
 					     rules[k].max == 1 ? "exactly 1" : "at least 1");
 		if (c->count[t] > rules[k].max)
 			return nectl_err_set(err, NECTL_ERR_EIF,
-					     "%s: section %d is a second %s section (sections %d and %d; %s allowed)",
+					     "%s: section %d is a second %s section (sections %d "
+					     "and %d; %s allowed)",
 					     src->name, c->second[t], name, c->first[t],
-					     c->second[t], rules[k].min ? "exactly 1" : "at most 1");
+					     c->second[t],
+					     rules[k].min ? "exactly 1" : "at most 1");
 	}
 	if (img->version >= 4 && c->count[EIF_SECTION_METADATA] == 0)
 		return nectl_err_set(err, NECTL_ERR_EIF,
-				     "%s: no metadata section (required by EIF version %u)", src->name,
-				     img->version);
+				     "%s: no metadata section (required by EIF version %u)",
+				     src->name, img->version);
 	if (img->version < 3 && c->count[EIF_SECTION_SIGNATURE] > 0)
 		return nectl_err_set(err, NECTL_ERR_EIF,
-				     "%s: section %d is a signature, which EIF version %u does not allow (version 3 or later)",
+				     "%s: section %d is a signature, which EIF version %u does not "
+				     "allow (version 3 or later)",
 				     src->name, c->first[EIF_SECTION_SIGNATURE], img->version);
 	if (c->first[EIF_SECTION_RAMDISK] < c->first[EIF_SECTION_KERNEL])
 		return nectl_err_set(err, NECTL_ERR_EIF,
@@ -231,11 +238,11 @@ static int reader_check_layout(const struct eif_source *src, const struct eif_im
 
 		for (size_t k = 0; k < sizeof(caps) / sizeof(caps[0]); k++)
 			if (s->type == caps[k].type && s->size > caps[k].max)
-				return nectl_err_set(err, NECTL_ERR_EIF,
-						     "%s: section %u (%s) is %llu bytes (at most %llu allowed)",
-						     src->name, i, eif_section_type_name(s->type),
-						     (unsigned long long)s->size,
-						     (unsigned long long)caps[k].max);
+				return nectl_err_set(
+				    err, NECTL_ERR_EIF,
+				    "%s: section %u (%s) is %llu bytes (at most %llu allowed)",
+				    src->name, i, eif_section_type_name(s->type),
+				    (unsigned long long)s->size, (unsigned long long)caps[k].max);
 	}
 	reader_take_census(img, &c);
 	return reader_check_counts(src, img, &c, err);
@@ -385,7 +392,8 @@ static int reader_signature_pcr8(const struct eif_source *src, struct eif_image 
 	rc = eif_cert_pcr8(cert, cert_len, img->pcrs.pcr8, NULL);
 	if (rc < 0)
 		nectl_err_set(err, NECTL_ERR_EIF,
-			      "%s: section %d: signature section: signing certificate is not a PEM X.509 certificate",
+			      "%s: section %d: signature section: signing certificate is not a PEM "
+			      "X.509 certificate",
 			      src->name, eif_image_find(img, EIF_SECTION_SIGNATURE));
 	img->pcrs.has_pcr8 = rc == 0;
 	free(cert);
@@ -401,8 +409,8 @@ static int reader_check_cmdline(const struct eif_source *src, const struct eif_i
 
 	if (nul)
 		return nectl_err_set(err, NECTL_ERR_EIF,
-				     "%s: section %d (cmdline) has a NUL byte at offset %zu", src->name,
-				     eif_image_find(img, EIF_SECTION_CMDLINE),
+				     "%s: section %d (cmdline) has a NUL byte at offset %zu",
+				     src->name, eif_image_find(img, EIF_SECTION_CMDLINE),
 				     (size_t)(nul - img->cmdline));
 	return 0;
 }

@@ -206,8 +206,8 @@ static int sign_parse_bytes(const cbor_item_t *value, size_t idx, const char *ke
 	const char *why;
 
 	if (cose_cbor_read_bytes(value, out, len, &why))
-		return nectl_err_set(err, NECTL_ERR_EIF, "signature section: element %zu: \"%s\" %s",
-				     idx, key, why);
+		return nectl_err_set(err, NECTL_ERR_EIF,
+				     "signature section: element %zu: \"%s\" %s", idx, key, why);
 	return 0;
 }
 

@@ -120,10 +120,10 @@ static int writer_produce(struct writer *w, enum hasher_part part, const struct 
 	if (ws.buf && writer_emit(w, ws.buf, ws.fill, part, err) < 0)
 		return -1;
 	if (ws.total != in->len)
-		return nectl_err_set(err, NECTL_ERR_BUILD,
-				     "section %u: the producer wrote %llu bytes, %llu were announced",
-				     w->num_sections - 1, (unsigned long long)ws.total,
-				     (unsigned long long)in->len);
+		return nectl_err_set(
+		    err, NECTL_ERR_BUILD,
+		    "section %u: the producer wrote %llu bytes, %llu were announced",
+		    w->num_sections - 1, (unsigned long long)ws.total, (unsigned long long)in->len);
 	return 0;
 }
 
@@ -163,7 +163,8 @@ static int writer_copy_file(struct writer *w, enum hasher_part part, const char 
 			goto out;
 		}
 		if (n == 0) {
-			nectl_err_set(err, NECTL_ERR_FILE, "%s: file shrank while being read", path);
+			nectl_err_set(err, NECTL_ERR_FILE, "%s: file shrank while being read",
+				      path);
 			goto out;
 		}
 		if (writer_emit(w, buf, (size_t)n, part, err) < 0)
@@ -324,7 +325,8 @@ static int writer_copy_source(struct writer *w, const struct eif_source *src, ui
 		int rc = src->read_at(src->ctx, off, buf, n);
 
 		if (rc < 0)
-			return nectl_err_sys(err, NECTL_ERR_FILE, -rc, "%s: read failed", src->name);
+			return nectl_err_sys(err, NECTL_ERR_FILE, -rc, "%s: read failed",
+					     src->name);
 		if (writer_emit(w, buf, n, HASHER_NONE, err) < 0)
 			return -1;
 		off += n;
@@ -394,7 +396,8 @@ int eif_sign_file(const char *path, const struct eif_signer *signer, struct eif_
 		goto out;
 	if (img.crc_stored != img.crc_computed) {
 		nectl_err_set(err, NECTL_ERR_EIF,
-			      "%s: CRC mismatch (header 0x%08x, computed 0x%08x): refusing to sign a corrupt image",
+			      "%s: CRC mismatch (header 0x%08x, computed 0x%08x): refusing to sign "
+			      "a corrupt image",
 			      path, img.crc_stored, img.crc_computed);
 		goto free_img;
 	}

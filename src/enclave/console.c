@@ -29,8 +29,8 @@ int console_init(struct console *c, bool keep, const char *log_path, void (*noti
 		return nectl_err_set(err, NECTL_ERR_FILE, "out of memory for the console ring");
 	c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
 	if (c->log_fd < 0)
-		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create the console log",
-				     log_path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno,
+				     "%s: cannot create the console log", log_path);
 	return 0;
 }
 

@@ -88,7 +88,8 @@ int enclave_find(const char *id, const char *name, json_t **record, struct nectl
 	if (hits == 1)
 		return 0;
 	if (id)
-		return nectl_err_set(err, NECTL_ERR_SOCKET, "No enclave with ID '%s' is running here", id);
+		return nectl_err_set(err, NECTL_ERR_SOCKET,
+				     "No enclave with ID '%s' is running here", id);
 	return nectl_err_set(err, NECTL_ERR_NAMING,
 			     hits ? "Conflicting enclave names have been found."
 				  : "No enclave matched the given name.");
@@ -145,7 +146,8 @@ static int control_ask(const char *dir, const char *sid, const char *op, int *fd
 
 	if (fd < 0) {
 		*why = errno;
-		return nectl_err_sys(err, NECTL_ERR_SOCKET, errno, "cannot connect to the enclave process");
+		return nectl_err_sys(err, NECTL_ERR_SOCKET, errno,
+				     "cannot connect to the enclave process");
 	}
 	len = (size_t)snprintf(req, sizeof(req), "{\"op\": \"%s\"}\n", op);
 	/* MSG_NOSIGNAL: a supervisor that hangs up must not kill the caller. */
@@ -167,11 +169,9 @@ static int control_reply_error(json_t *reply, struct nectl_err *err)
 	if (!code)
 		return 0;
 	/* The supervisor's reply carries an error kind (sup_control.c). */
-	return nectl_err_set(err,
-			     kind > 0 && kind < NECTL_ERR_KINDS ? (enum nectl_kind)kind
-								: NECTL_ERR_REFUSED,
-			     "%s",
-			     json_string_value(json_object_get(reply, "Message")) ?: "refused");
+	return nectl_err_set(
+	    err, kind > 0 && kind < NECTL_ERR_KINDS ? (enum nectl_kind)kind : NECTL_ERR_REFUSED,
+	    "%s", json_string_value(json_object_get(reply, "Message")) ?: "refused");
 }
 
 static bool control_exited(const json_t *rec)
@@ -248,14 +248,15 @@ static int control_kill(const char *dir, const char *sid, pid_t pid, int pidfd,
 	if (control_signal(pidfd, pid, SIGTERM) < 0) {
 		if (errno == EPERM)
 			return control_denied(dir, sid, NECTL_ERR_REFUSED, "terminate it", err);
-		return errno == ESRCH
-			   ? 0
-			   : nectl_err_sys(err, NECTL_ERR_REFUSED, errno, "cannot signal PID %d", (int)pid);
+		return errno == ESRCH ? 0
+				      : nectl_err_sys(err, NECTL_ERR_REFUSED, errno,
+						      "cannot signal PID %d", (int)pid);
 	}
 	if (control_wait_gone(pidfd, pid, CONTROL_TERM_MS))
 		return 0;
 	if (control_signal(pidfd, pid, SIGKILL) < 0 && errno != ESRCH)
-		return nectl_err_sys(err, NECTL_ERR_REFUSED, errno, "cannot signal PID %d", (int)pid);
+		return nectl_err_sys(err, NECTL_ERR_REFUSED, errno, "cannot signal PID %d",
+				     (int)pid);
 	if (control_wait_gone(pidfd, pid, CONTROL_KILL_MS))
 		return 0;
 	return nectl_err_set(err, NECTL_ERR_REFUSED,
@@ -297,7 +298,8 @@ int enclave_terminate(const json_t *record, json_t **result, struct nectl_err *e
 	if (enclave_run_dir(dir, sizeof(dir), err) < 0)
 		return -1;
 	if (!*record_sid(record, sid))
-		return nectl_err_set(err, NECTL_ERR_SOCKET, "the enclave's record has no usable EnclaveID");
+		return nectl_err_set(err, NECTL_ERR_SOCKET,
+				     "the enclave's record has no usable EnclaveID");
 	/* An exited enclave's supervisor has freed everything already. */
 	if (!control_exited(record) && control_stop(dir, sid, pid, err) < 0)
 		return -1;
@@ -319,7 +321,8 @@ static int control_open_log(const char *dir, const char *sid, int *fd, struct ne
 	rundir_file(dir, sid, ".log", path, sizeof(path));
 	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
-		return nectl_err_sys(err, NECTL_ERR_CONSOLE, errno, "%s: cannot open the console log", path);
+		return nectl_err_sys(err, NECTL_ERR_CONSOLE, errno,
+				     "%s: cannot open the console log", path);
 	return 0;
 }
 
@@ -358,8 +361,10 @@ int enclave_console_open(const json_t *record, int *fd, struct nectl_err *err)
 		if (control_ended_now(dir, sid))
 			return control_open_log(dir, sid, fd, err);
 		if (why == EACCES || why == EPERM)
-			return control_denied(dir, sid, NECTL_ERR_CONSOLE, "stream its console", err);
-		return nectl_err_set(err, NECTL_ERR_CONSOLE, "Enclave console connection failure: %s", asked.msg);
+			return control_denied(dir, sid, NECTL_ERR_CONSOLE, "stream its console",
+					      err);
+		return nectl_err_set(err, NECTL_ERR_CONSOLE,
+				     "Enclave console connection failure: %s", asked.msg);
 	}
 	rc = control_reply_error(reply, err);
 	json_decref(reply);

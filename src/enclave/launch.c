@@ -72,18 +72,20 @@ static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o, str
 	int avail;
 
 	if (sched_getaffinity(0, sizeof(pool), &pool) < 0)
-		return nectl_err_sys(err, NECTL_ERR_CPU_COUNT, errno, "cannot read the host's CPUs");
+		return nectl_err_sys(err, NECTL_ERR_CPU_COUNT, errno,
+				     "cannot read the host's CPUs");
 	avail = CPU_COUNT(&pool);
 	if (o->ncpu_ids) {
 		if (o->ncpu_ids > ENCLAVE_MAX_CPUS)
-			return nectl_err_set(err, NECTL_ERR_CPU_COUNT, "at most %d CPUs per enclave",
-					     ENCLAVE_MAX_CPUS);
+			return nectl_err_set(err, NECTL_ERR_CPU_COUNT,
+					     "at most %d CPUs per enclave", ENCLAVE_MAX_CPUS);
 		for (unsigned i = 0; i < o->ncpu_ids; i++) {
 			int id = o->cpu_ids[i];
 
 			for (unsigned j = 0; j < i; j++)
 				if (o->cpu_ids[j] == id)
-					return nectl_err_set(err, NECTL_ERR_CPU_CONFIG, "CPU %d is given twice", id);
+					return nectl_err_set(err, NECTL_ERR_CPU_CONFIG,
+							     "CPU %d is given twice", id);
 			if (id < 0 || id >= CPU_SETSIZE || !CPU_ISSET(id, &pool))
 				return nectl_err_set(err, NECTL_ERR_CPU_POOL,
 						     "CPU %d is not available on this host", id);
@@ -97,7 +99,8 @@ static int launch_cpus(struct enclave_plan *p, const struct enclave_opts *o, str
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "`cpu-count` must be at least 1");
 	if (o->cpu_count > (unsigned)avail || o->cpu_count > ENCLAVE_MAX_CPUS)
 		return nectl_err_set(
-		    err, NECTL_ERR_CPU_COUNT, "Insufficient CPUs: %u requested, this host offers %d (at most %d)",
+		    err, NECTL_ERR_CPU_COUNT,
+		    "Insufficient CPUs: %u requested, this host offers %d (at most %d)",
 		    o->cpu_count, avail, ENCLAVE_MAX_CPUS);
 	p->ncpus = o->cpu_count;
 	return 0;
@@ -355,10 +358,11 @@ static int launch_wait(FILE *in, int *lock_fd, struct nectl_err *err)
 			char *msg;
 			long kind = strtol(line + 1, &msg, 10);
 
-			rc = nectl_err_set(err,
-					   kind > 0 && kind < NECTL_ERR_KINDS ? (enum nectl_kind)kind
-									      : NECTL_ERR_PROCESS,
-					   "%s", *msg ? msg + 1 : "enclave process failure");
+			rc =
+			    nectl_err_set(err,
+					  kind > 0 && kind < NECTL_ERR_KINDS ? (enum nectl_kind)kind
+									     : NECTL_ERR_PROCESS,
+					  "%s", *msg ? msg + 1 : "enclave process failure");
 		}
 	}
 	free(line);
@@ -410,7 +414,8 @@ int enclave_launch(const struct enclave_opts *o, struct enclave_launched *out,
 	if (rundir_records(p->run_dir, &recs, err) < 0 || launch_pick(p, o, recs, err) < 0)
 		goto out;
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		nectl_err_sys(err, NECTL_ERR_IPC, errno, "cannot create the enclave process's pipe");
+		nectl_err_sys(err, NECTL_ERR_IPC, errno,
+			      "cannot create the enclave process's pipe");
 		goto out;
 	}
 	fflush(NULL);

@@ -39,13 +39,14 @@ int enclave_run_dir(char *out, size_t len, struct nectl_err *err)
 		*slash = 0;
 		if (mkdir(out, 0755) < 0 && errno != EEXIST) {
 			*slash = '/';
-			return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno, "%s: cannot create the run directory",
-					     out);
+			return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno,
+					     "%s: cannot create the run directory", out);
 		}
 		*slash = '/';
 	}
 	if (mkdir(out, geteuid() == 0 ? 0755 : 0700) < 0 && errno != EEXIST)
-		return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno, "%s: cannot create the run directory", out);
+		return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno,
+				     "%s: cannot create the run directory", out);
 	return 0;
 }
 
@@ -265,7 +266,8 @@ int rundir_records(const char *dir, json_t **array, struct nectl_err *err)
 
 	if (!d) {
 		json_decref(all);
-		return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno, "%s: cannot read the run directory", dir);
+		return nectl_err_sys(err, NECTL_ERR_RUNDIR, errno,
+				     "%s: cannot read the run directory", dir);
 	}
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);

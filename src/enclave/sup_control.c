@@ -159,8 +159,9 @@ static bool sup_permitted(const struct sup *s, struct sup_client *c, enum nectl_
 static void sup_console_start(struct sup *s, struct sup_client *c)
 {
 	if (!s->p->debug) {
-		sup_reply(c, sup_error(NECTL_ERR_CONSOLE, "The enclave was not started with the debug flag set, "
-					   "include '--debug-mode' in the run-enclave command"));
+		sup_reply(c, sup_error(NECTL_ERR_CONSOLE,
+				       "The enclave was not started with the debug flag set, "
+				       "include '--debug-mode' in the run-enclave command"));
 	} else if (sup_permitted(s, c, NECTL_ERR_CONSOLE, "stream its console")) {
 		sup_reply(c, json_pack("{s:b}", "Ok", 1));
 		c->console = true;

@@ -426,7 +426,8 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 		return -1;
 	s->t_entry = sup_now_ns();
 	if (pthread_create(&s->waiter, NULL, sup_waiter, s) != 0)
-		return nectl_err_set(err, NECTL_ERR_THREAD, "cannot start the supervisor's waiter thread");
+		return nectl_err_set(err, NECTL_ERR_THREAD,
+				     "cannot start the supervisor's waiter thread");
 	s->waiter_started = true;
 	s->state = "RUNNING";
 	sup_save(s);

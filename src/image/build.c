@@ -53,8 +53,9 @@ char **enclave_image_cmd(char *const *cmd, char *const *entrypoint, const struct
 		return build_argv_join(entrypoint, cmd, err);
 	use = cfg && cfg->cmd && cfg->cmd[0] ? cfg->cmd : cfg ? cfg->entrypoint : NULL;
 	if (!use || !use[0]) {
-		nectl_err_set(err, NECTL_ERR_BUILD,
-			      "the image has neither Cmd nor Entrypoint: give --cmd (or --entrypoint)");
+		nectl_err_set(
+		    err, NECTL_ERR_BUILD,
+		    "the image has neither Cmd nor Entrypoint: give --cmd (or --entrypoint)");
 		return NULL;
 	}
 	return build_argv_join(use, NULL, err);
@@ -76,7 +77,8 @@ static int build_lines(char *const *v, const char *what, uint8_t **out, size_t *
 	for (size_t i = 0; v && v[i]; i++) {
 		if (strchr(v[i], '\n'))
 			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
-					     "%s element %zu contains a newline, which the enclave's `%s` file cannot hold",
+					     "%s element %zu contains a newline, which the "
+					     "enclave's `%s` file cannot hold",
 					     what, i, what);
 		total += strlen(v[i]) + 1;
 	}
@@ -157,8 +159,9 @@ static char **build_env(char *const *base, char *const *extra, struct nectl_err 
 	/* The enclave's init stops at an env line that is not KEY=VALUE. */
 	for (size_t i = 0; i < n; i++) {
 		if (!strchr(env[i], '=') || env[i][0] == '=') {
-			nectl_err_set(err, NECTL_ERR_BUILD, "the image's Env entry %zu (`%s`) is not KEY=VALUE",
-				      i, env[i]);
+			nectl_err_set(err, NECTL_ERR_BUILD,
+				      "the image's Env entry %zu (`%s`) is not KEY=VALUE", i,
+				      env[i]);
 			build_argv_free(env);
 			return NULL;
 		}
@@ -380,8 +383,9 @@ int enclave_image_build(const struct enclave_image_spec *spec, struct eif_pcrs *
 	int rc = -1;
 
 	if ((!spec->rootfs) == (!spec->image))
-		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
-				     "exactly one application source is needed (a rootfs or an image)");
+		return nectl_err_set(
+		    err, NECTL_ERR_INVALID_ARG,
+		    "exactly one application source is needed (a rootfs or an image)");
 	if (image_tree_new(&boot, err) < 0 || image_tree_new(&app, err) < 0)
 		goto out;
 	image_tree_set_limits(app, &spec->limits);

@@ -42,8 +42,8 @@ static json_t *json_parse(const char *buf, size_t len, const char *what, struct 
 		       NULL;
 	root = json_loadb(buf, len, 0, &jerr);
 	if (!root)
-		nectl_err_set(err, NECTL_ERR_BUILD, "%s: invalid JSON (line %d: %s)", what, jerr.line,
-			      jerr.text);
+		nectl_err_set(err, NECTL_ERR_BUILD, "%s: invalid JSON (line %d: %s)", what,
+			      jerr.line, jerr.text);
 	return root;
 }
 
@@ -83,8 +83,8 @@ static int json_strv(json_t *o, const char *key, char ***out, size_t *count, con
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v) && !json_is_string(v))
-		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: `%s` is not a list of strings", what,
-				     key);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: `%s` is not a list of strings",
+				     what, key);
 	n = json_is_array(v) ? json_array_size(v) : 1;
 	list = calloc(n + 1, sizeof(*list));
 	if (!list)
@@ -124,7 +124,8 @@ static int desc_parse(json_t *o, const char *what, struct load_desc *d, struct n
 
 	memset(d, 0, sizeof(*d));
 	if (!json_is_object(o))
-		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: a descriptor is not an object", what);
+		return nectl_err_set(err, NECTL_ERR_BUILD, "%s: a descriptor is not an object",
+				     what);
 	if (!json_is_string(digest) || !load_digest_valid(json_string_value(digest)))
 		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "%s: a descriptor has no digest or an unsupported one "

@@ -98,13 +98,15 @@ static int cpio_link_groups(struct cpio_writer *w)
 			const char *target = n->target ? n->target : "";
 
 			if (cpio_find(w, target, &root) < 0)
-				return nectl_err_set(w->err, NECTL_ERR_BUILD,
-						     "hard link `%s` points to `%s`, which is not in the image",
-						     n->path, target);
+				return nectl_err_set(
+				    w->err, NECTL_ERR_BUILD,
+				    "hard link `%s` points to `%s`, which is not in the image",
+				    n->path, target);
 			if (w->nodes[root]->type != IMAGE_REG)
-				return nectl_err_set(w->err, NECTL_ERR_BUILD,
-						     "hard link `%s` points to `%s`, which is not a regular file",
-						     n->path, target);
+				return nectl_err_set(
+				    w->err, NECTL_ERR_BUILD,
+				    "hard link `%s` points to `%s`, which is not a regular file",
+				    n->path, target);
 		}
 		w->slots[i].root = root;
 		w->slots[root].last = i;
@@ -151,9 +153,10 @@ static int cpio_check_limits(const struct cpio_writer *w)
 		const struct image_node *n = w->nodes[i];
 
 		if (strlen(n->path) + 1 > CPIO_NAME_MAX)
-			return nectl_err_set(w->err, NECTL_ERR_BUILD,
-					     "path `%.64s...` is longer than the %d bytes Linux unpacks",
-					     n->path, CPIO_NAME_MAX - 1);
+			return nectl_err_set(
+			    w->err, NECTL_ERR_BUILD,
+			    "path `%.64s...` is longer than the %d bytes Linux unpacks", n->path,
+			    CPIO_NAME_MAX - 1);
 		if (cpio_data_len(w, i) > CPIO_FIELD_MAX)
 			return nectl_err_set(w->err, NECTL_ERR_BUILD,
 					     "`%s` is larger than 4 GiB, the cpio format's limit",
@@ -253,8 +256,9 @@ static int cpio_put(struct cpio_writer *w, const void *buf, size_t len, const ch
 
 static int cpio_changed(struct cpio_writer *w, const struct image_node *n)
 {
-	return nectl_err_set(w->err, NECTL_ERR_FILE, "%s: file changed while being archived (as `%s`)",
-			     n->data_path, n->path);
+	return nectl_err_set(w->err, NECTL_ERR_FILE,
+			     "%s: file changed while being archived (as `%s`)", n->data_path,
+			     n->path);
 }
 
 static int cpio_copy_fd(struct cpio_writer *w, int fd, const struct image_node *n)

@@ -275,8 +275,9 @@ int kernel_apt_get(struct kernel_apt *a, const char *verb, const char *arg, stru
 	argv[n] = NULL;
 	rc = kernel_run(argv, a->dl, a->log);
 	if (rc != 0)
-		return nectl_err_set(err, NECTL_ERR_FILE, "apt-get %s%s%s failed (status %d); see %s",
-				     verb, arg ? " " : "", arg ? arg : "", rc, a->log);
+		return nectl_err_set(err, NECTL_ERR_FILE,
+				     "apt-get %s%s%s failed (status %d); see %s", verb,
+				     arg ? " " : "", arg ? arg : "", rc, a->log);
 	return 0;
 }
 

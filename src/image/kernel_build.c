@@ -169,8 +169,8 @@ static int kbuild_copy_fd(int fd, struct out_file *f, const char *from, uint64_t
 			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot read", from);
 		total += (uint64_t)n;
 		if (total > max)
-			return nectl_err_set(err, NECTL_ERR_FILE, "%s: larger than %llu bytes", from,
-					     (unsigned long long)max);
+			return nectl_err_set(err, NECTL_ERR_FILE, "%s: larger than %llu bytes",
+					     from, (unsigned long long)max);
 		if (out_file_write(f, buf, (size_t)n, err) < 0)
 			return -1;
 	}
@@ -281,8 +281,8 @@ static int kbuild_start(struct kbuild *b, struct nectl_err *err)
 				     "%.200s: work directory path too long", base);
 	if (!mkdtemp(b->work)) {
 		b->work[0] = '\0';
-		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create a work directory",
-				     base);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno,
+				     "%s: cannot create a work directory", base);
 	}
 	b->work_fd = open(b->work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b->work_fd < 0 || flock(b->work_fd, LOCK_EX | LOCK_NB) < 0)
@@ -431,7 +431,8 @@ static int kbuild_lock(struct kbuild *b, struct nectl_err *err)
 	kernel_build_report(b->o, "wait", 0, 0);
 	while (flock(b->lock_fd, LOCK_EX) < 0)
 		if (errno != EINTR)
-			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot lock", b->dest);
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot lock",
+					     b->dest);
 	return 0;
 }
 
@@ -458,11 +459,13 @@ static int kbuild_init(struct kbuild *b, const struct kernel_build_opts *o, stru
 	else if (o->output_dir && getcwd(cwd, sizeof(cwd)))
 		snprintf(b->dest, sizeof(b->dest), "%s/%s", cwd, o->output_dir);
 	else if (o->output_dir)
-		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "cannot tell the current directory");
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno,
+				     "cannot tell the current directory");
 	else
 		kbuild_entry_dir(o->arch, b->hash, b->dest, sizeof(b->dest));
 	if (strlen(b->dest) > 3800)
-		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%.200s...: path too long", b->dest);
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%.200s...: path too long",
+				     b->dest);
 	return 0;
 }
 

@@ -42,7 +42,8 @@ static int kernel_source_keep(const struct kernel_apt *a, const char *deb, const
 		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create", tmp);
 	snprintf(inner, sizeof(inner), "%s/%s", tmp, KSRC_IN_DEB);
 	if (kernel_run(argv, NULL, a->log) != 0)
-		rc = nectl_err_set(err, NECTL_ERR_FILE, "dpkg-deb -x %s failed; see %s", deb, a->log);
+		rc = nectl_err_set(err, NECTL_ERR_FILE, "dpkg-deb -x %s failed; see %s", deb,
+				   a->log);
 	else if (rename(inner, tarball) < 0)
 		rc = nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot move %s into place",
 				   tarball, inner);

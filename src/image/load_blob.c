@@ -246,7 +246,8 @@ static int store_index(struct load_store *s, struct nectl_err *err)
 	if (!a)
 		return nectl_err_set(err, NECTL_ERR_BUILD, "out of memory");
 	if (archive_read_open_fd(a, s->fd, BLOB_BUF) != ARCHIVE_OK)
-		rc = nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s", s->path, archive_error_string(a));
+		rc =
+		    nectl_err_set(err, NECTL_ERR_BUILD, "%s: %s", s->path, archive_error_string(a));
 	while (rc == 0 && (r = archive_read_next_header(a, &e)) != ARCHIVE_EOF) {
 		const char *name = archive_entry_pathname(e);
 

@@ -321,7 +321,8 @@ int image_load_dir(struct image_tree *t, const char *dir, const char *prefix,
 	if (stat(dir, &st) < 0)
 		return load_done(nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", dir), err);
 	if (!S_ISDIR(st.st_mode))
-		return load_done(nectl_err_set(err, NECTL_ERR_FILE, "%s: not a directory", dir), err);
+		return load_done(nectl_err_set(err, NECTL_ERR_FILE, "%s: not a directory", dir),
+				 err);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return load_done(nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", dir), err);

@@ -436,7 +436,8 @@ int load_put_link(struct load_ctx *c, const char *path, const char *target, int6
 		return nectl_err_set(err, NECTL_ERR_BUILD,
 				     "hard link to `%.256s`, which is not a regular file", target);
 	if (path_within(file->path, path, true))
-		return nectl_err_set(err, NECTL_ERR_BUILD, "hard link would replace its own target");
+		return nectl_err_set(err, NECTL_ERR_BUILD,
+				     "hard link would replace its own target");
 	n.target = file->path;
 	n.mode = file->mode;
 	old = image_tree_get(c->t, path);

@@ -204,8 +204,8 @@ int load_tar_apply(struct load_ctx *c, struct archive *a, struct nectl_err *err)
 		if (!name)
 			name = archive_entry_pathname_utf8(e);
 		if (!name)
-			return nectl_err_set(err, NECTL_ERR_BUILD, "%s: an entry has no usable name",
-					     c->label);
+			return nectl_err_set(err, NECTL_ERR_BUILD,
+					     "%s: an entry has no usable name", c->label);
 		if (image_tree_charge(c->t, 1, 0, err) < 0 || tar_entry(c, a, e, name, err) < 0)
 			return load_fail(c, name, err);
 	}
@@ -223,9 +223,9 @@ int image_load_tar(struct image_tree *t, const char *path, const char *prefix, b
 	if (stat(path, &st) < 0)
 		return load_done(nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s", path), err);
 	if (S_ISDIR(st.st_mode))
-		return load_done(
-		    nectl_err_set(err, NECTL_ERR_FILE, "%s: is a directory, not a tar archive", path),
-		    err);
+		return load_done(nectl_err_set(err, NECTL_ERR_FILE,
+					       "%s: is a directory, not a tar archive", path),
+				 err);
 	if (load_ctx_init(&c, t, prefix, notes, err) < 0)
 		return load_done(-1, err);
 	c.whiteouts = whiteouts;

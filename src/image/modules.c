@@ -283,7 +283,8 @@ static int modules_read_raw(struct modules_ctx *c, struct archive *a, const char
 			if (!bigger) {
 				free(buf);
 				if (cap < MODULES_DATA_MAX)
-					return nectl_err_set(c->err, NECTL_ERR_BUILD, "out of memory");
+					return nectl_err_set(c->err, NECTL_ERR_BUILD,
+							     "out of memory");
 				return nectl_err_set(c->err, NECTL_ERR_BUILD,
 						     "%s: larger than 64 MiB uncompressed", path);
 			}
@@ -550,7 +551,8 @@ static int modules_visit(struct modules_ctx *c, struct modules_file *f)
 	rc = modules_find_modinfo(data, len, &mi, &mi_len);
 	if (rc < 0 || !mi) {
 		free(data);
-		return nectl_err_set(c->err, NECTL_ERR_BUILD, "%s: not a kernel module (%s)", f->path,
+		return nectl_err_set(c->err, NECTL_ERR_BUILD, "%s: not a kernel module (%s)",
+				     f->path,
 				     rc < 0 ? "not a well-formed 64-bit little-endian ELF file"
 					    : "no .modinfo section");
 	}
@@ -577,7 +579,8 @@ static int modules_resolve(struct modules_ctx *c, const char *name, const char *
 	if (!f) {
 		if (needed_by)
 			return nectl_err_set(c->err, NECTL_ERR_BUILD,
-					     "module %s, needed by %s, not found in %s (neither a .ko file nor built in)",
+					     "module %s, needed by %s, not found in %s (neither a "
+					     ".ko file nor built in)",
 					     name, needed_by, c->dir);
 		return nectl_err_set(c->err, NECTL_ERR_BUILD,
 				     "module %s not found in %s (neither a .ko file nor built in)",

@@ -377,10 +377,10 @@ static int tree_make_parents(struct image_tree *t, const struct image_node *n,
 		*up = *tree_slot(t, parent);
 		existing = *up ? &(*up)->node : NULL;
 		if (existing && existing->type != IMAGE_DIR) {
-			rc = nectl_err_set(err, NECTL_ERR_BUILD,
-					   "`%s` would be created inside `%s`, which is a %s, not a directory",
-					   n->path, parent,
-					   existing->type == IMAGE_SYMLINK ? "symlink" : "file");
+			rc = nectl_err_set(
+			    err, NECTL_ERR_BUILD,
+			    "`%s` would be created inside `%s`, which is a %s, not a directory",
+			    n->path, parent, existing->type == IMAGE_SYMLINK ? "symlink" : "file");
 		} else if (!existing) {
 			struct image_node dir = {.path = parent, .type = IMAGE_DIR, .mode = 0755,
 						 .mtime = n->mtime};
@@ -455,7 +455,8 @@ int image_tree_spool_write(struct image_tree *t, const void *buf, size_t len, ui
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "spool file: write failed");
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno,
+					     "spool file: write failed");
 		p += n;
 		len -= (size_t)n;
 		t->spool_len += (uint64_t)n;

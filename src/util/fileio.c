@@ -43,7 +43,8 @@ int out_file_pwrite(struct out_file *f, const void *buf, size_t len, uint64_t of
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: write failed", f->path);
+			return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: write failed",
+					     f->path);
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
@@ -140,8 +141,8 @@ int file_tmp_anon(struct nectl_err *err)
 	snprintf(path, sizeof(path), "%s/nectl-tmp-XXXXXX", dir);
 	fd = mkostemp(path, O_CLOEXEC);
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create a temporary file",
-				     dir);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno,
+				     "%s: cannot create a temporary file", dir);
 	unlink(path);
 	return fd;
 }

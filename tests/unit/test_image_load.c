@@ -124,7 +124,8 @@ static char *dump(struct image_tree *t)
 	return out;
 }
 
-static void assert_err(int rc, const struct nectl_err *err, enum nectl_kind code, const char *fragment)
+static void assert_err(int rc, const struct nectl_err *err, enum nectl_kind code,
+		       const char *fragment)
 {
 	assert_int_equal(rc, -1);
 	if (err->kind != code || !strstr(err->msg, fragment))
@@ -573,22 +574,22 @@ static void test_corrupt_tar(void **state)
 
 	(void)state;
 	imgfix_write_file(tp("garbage.tar"), "this is not a tar archive at all", 32);
-	assert_err(image_load_tar(t, tp("garbage.tar"), "", false, NULL, &err), &err, NECTL_ERR_BUILD,
-		   tp("garbage.tar"));
+	assert_err(image_load_tar(t, tp("garbage.tar"), "", false, NULL, &err), &err,
+		   NECTL_ERR_BUILD, tp("garbage.tar"));
 	imgfix_tar(basic_entries, sizeof(basic_entries) / sizeof(basic_entries[0]), IMGFIX_GZIP,
 		   &b);
 	imgfix_write_file(tp("cut.tar.gz"), b.data, b.len / 2);
 	imgfix_buf_free(&b);
-	assert_err(image_load_tar(t, tp("cut.tar.gz"), "", false, NULL, &err), &err, NECTL_ERR_BUILD,
-		   tp("cut.tar.gz"));
+	assert_err(image_load_tar(t, tp("cut.tar.gz"), "", false, NULL, &err), &err,
+		   NECTL_ERR_BUILD, tp("cut.tar.gz"));
 	imgfix_tar(basic_entries, sizeof(basic_entries) / sizeof(basic_entries[0]), IMGFIX_PLAIN,
 		   &b);
 	imgfix_write_file(tp("cut.tar"), b.data, 512 * 3 + 100);
 	imgfix_buf_free(&b);
 	assert_err(image_load_tar(t, tp("cut.tar"), "", false, NULL, &err), &err, NECTL_ERR_BUILD,
 		   "cut.tar: ");
-	assert_err(image_load_tar(t, tp("missing.tar"), "", false, NULL, &err), &err, NECTL_ERR_FILE,
-		   "missing.tar");
+	assert_err(image_load_tar(t, tp("missing.tar"), "", false, NULL, &err), &err,
+		   NECTL_ERR_FILE, "missing.tar");
 	/* an empty file is an empty archive */
 	imgfix_write_file(tp("empty.tar"), "", 0);
 	assert_int_equal(image_load_tar(t, tp("empty.tar"), "rootfs", false, NULL, &err), 0);
@@ -651,7 +652,8 @@ static struct image_tree *load_image_ok(const char *path, const char *arch, cons
 	return t;
 }
 
-static void expect_image_error(const char *path, const char *arch, enum nectl_kind code, const char *fragment)
+static void expect_image_error(const char *path, const char *arch, enum nectl_kind code,
+			       const char *fragment)
 {
 	struct image_tree *t = tree_new();
 	struct image_config cfg;
@@ -1035,7 +1037,8 @@ static void test_image_hostile(void **state)
 	imgfix_write_file(path, "{\"manifests\": [", 15);
 	expect_image_error(tp("badjson"), "amd64", NECTL_ERR_BUILD, "index.json: invalid JSON");
 	assert_int_equal(mkdir(tp("nothing"), 0755), 0);
-	expect_image_error(tp("nothing"), "amd64", NECTL_ERR_BUILD, "no index.json or manifest.json");
+	expect_image_error(tp("nothing"), "amd64", NECTL_ERR_BUILD,
+			   "no index.json or manifest.json");
 	expect_image_error(tp("no-such-image"), "amd64", NECTL_ERR_FILE, "no-such-image");
 	imgfix_write_file(tp("junk.tar"), "junk junk junk", 14);
 	expect_image_error(tp("junk.tar"), "amd64", NECTL_ERR_BUILD, "junk.tar");
@@ -1064,7 +1067,8 @@ static void test_image_layer_paths(void **state)
 	imgfix_docker_save(tp("climb.docker.tar"), &img, 1, false, IMGFIX_PLAIN);
 	expect_image_error(tp("climb.docker.tar"), "amd64", NECTL_ERR_BUILD,
 			   "climb.docker.tar: layer 2/2 (sha256:");
-	expect_image_error(tp("climb.docker.tar"), "amd64", NECTL_ERR_BUILD, "entry `../etc/passwd`");
+	expect_image_error(tp("climb.docker.tar"), "amd64", NECTL_ERR_BUILD,
+			   "entry `../etc/passwd`");
 }
 
 int main(void)

@@ -202,8 +202,8 @@ static size_t resolve_ok(const char *root, const char *const *wanted, size_t n,
 	return count;
 }
 
-static void resolve_fail(const char *root, const char *const *wanted, size_t n, enum nectl_kind code,
-			 const char *needle)
+static void resolve_fail(const char *root, const char *const *wanted, size_t n,
+			 enum nectl_kind code, const char *needle)
 {
 	struct image_module *mods = NULL;
 	struct nectl_err err = {0};
@@ -299,7 +299,8 @@ static void test_missing(void **state)
 	snprintf(msg, sizeof(msg), "module nothing not found in %s (neither a .ko file nor built in)",
 		 root);
 	resolve_fail(root, absent, 1, NECTL_ERR_BUILD, msg);
-	resolve_fail(root, wanted, 1, NECTL_ERR_BUILD, "module ghost, needed by needs_ghost, not found");
+	resolve_fail(root, wanted, 1, NECTL_ERR_BUILD,
+		     "module ghost, needed by needs_ghost, not found");
 }
 
 static void test_cycle(void **state)

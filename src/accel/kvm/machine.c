@@ -70,7 +70,8 @@ static int machine_alloc(struct machine *m, struct nectl_err *err)
 		    mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, -1, 0);
 	if (m->mem == MAP_FAILED) {
 		m->mem = NULL;
-		return nectl_err_sys(err, NECTL_ERR_MEM_AVAILABLE, errno, "cannot allocate %llu MiB of enclave memory",
+		return nectl_err_sys(err, NECTL_ERR_MEM_AVAILABLE, errno,
+				     "cannot allocate %llu MiB of enclave memory",
 				     (unsigned long long)m->spec.mem_mib);
 	}
 	m->gm.r[0] = (struct guestmem_region){0, m->mem_size, m->mem};
@@ -93,7 +94,8 @@ static int machine_load_eif(struct machine *m, uint64_t *len, struct nectl_err *
 	int rc = -1;
 
 	if (fd < 0)
-		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open", m->spec.eif_path);
+		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open",
+				     m->spec.eif_path);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		nectl_err_set(err, NECTL_ERR_FILE, "%s: not a regular file", m->spec.eif_path);
 		goto out;
@@ -101,7 +103,8 @@ static int machine_load_eif(struct machine *m, uint64_t *len, struct nectl_err *
 	*len = (uint64_t)st.st_size;
 	dst = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET, *len);
 	if (!dst) {
-		nectl_err_set(err, NECTL_ERR_MEM_OVERFLOW, "%s (%llu bytes) does not fit in %llu MiB of enclave memory",
+		nectl_err_set(err, NECTL_ERR_MEM_OVERFLOW,
+			      "%s (%llu bytes) does not fit in %llu MiB of enclave memory",
 			      m->spec.eif_path, (unsigned long long)*len,
 			      (unsigned long long)m->spec.mem_mib);
 		goto out;
@@ -149,8 +152,8 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img, 
 		src = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET + s->offset + EIF_SECTION_HEADER_SIZE,
 				   s->size);
 		if (!src || guestmem_write(&m->gm, dst, src, s->size) < 0)
-			return nectl_err_set(err, NECTL_ERR_EIF, "ramdisk section %u is out of range",
-					     i);
+			return nectl_err_set(err, NECTL_ERR_EIF,
+					     "ramdisk section %u is out of range", i);
 		dst += s->size;
 	}
 	return 0;
