@@ -24,6 +24,8 @@ enum nectl_kind {
 	NECTL_ERR_CPU_CONFIG,	  /* the CPUs asked for (a duplicate) */
 	NECTL_ERR_CPU_POOL,	  /* a CPU not available to enclaves */
 	NECTL_ERR_CPU_COUNT,	  /* more CPUs than are available */
+	NECTL_ERR_CPU_ID,	  /* a CPU number that is not one */
+	NECTL_ERR_CPU_RANGE,	  /* a CPU range that is not one */
 	NECTL_ERR_MEM_REQUEST,	  /* too little memory asked for the image */
 	NECTL_ERR_MEM_AVAILABLE,  /* not enough memory on the host */
 	NECTL_ERR_MEM_OVERFLOW,	  /* the image does not fit in the memory */
