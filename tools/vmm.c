@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nectl/enclave.h"
 #include "nectl/machine.h"
 
 static void vmm_console(void *ctx, const uint8_t *buf, size_t len)
@@ -46,8 +47,10 @@ static void vmm_report_vsock(struct machine *m)
 
 int main(int argc, char **argv)
 {
-	static const char *const names[] = {"reset", "power-off", "stopped", "triple fault",
-					    "KVM error"};
+	/* enum machine_exit's order */
+	static const char *const names[] = {"reset",	 "power-off", "stopped",
+					    "triple fault", "KVM error", "kernel panic (pvpanic)"};
+	struct mem_region r[8];
 	struct nectl_err err = {0};
 	struct machine *m;
 	enum machine_exit why;
@@ -61,7 +64,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (machine_create(&m,
-			   &(struct machine_spec){.eif_path = argv[1],
+			   &(struct machine_spec){.image_name = argv[1],
 						  .mem_mib = strtoull(argv[2], NULL, 10),
 						  .ncpus = (unsigned)atoi(argv[3]),
 						  .cid = 16,
@@ -69,6 +72,9 @@ int main(int argc, char **argv)
 						  .vsock_ops = &vmm_vsock,
 						  .acpi = acpi},
 			   &err) < 0 ||
+	    enclave_write_eif(argv[1], r, machine_memory_regions(m, r, 8), machine_image_offset(m),
+			      NULL, &err) < 0 ||
+	    machine_load_image(m, &err) < 0 ||
 	    machine_run(m, &why, detail, sizeof(detail), &err) < 0) {
 		fprintf(stderr, "nectl-vmm: %s\n", err.msg);
 		return 1;

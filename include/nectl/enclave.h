@@ -18,6 +18,13 @@
 #include <jansson.h>
 
 #include "nectl/err.h"
+#include "nectl/memregion.h"
+
+/* Streams the EIF file into the regions from `offset` (the accelerator's image
+ * load offset), once; *len gets its size. NECTL_ERR_MEM_OVERFLOW (nothing
+ * written) when it does not fit, NECTL_ERR_FILE when it cannot be read. */
+int enclave_write_eif(const char *path, const struct mem_region *r, unsigned n,
+		      uint64_t offset, uint64_t *len, struct nectl_err *err);
 
 #define ENCLAVE_FIRST_AUTO_CID 16
 #define ENCLAVE_MAX_CPUS       64

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "nectl/eif.h"
+#include "nectl/memregion.h"
 #include "nectl/err.h"
 #include "nectl/kvm.h"
 #include "nectl/virtio.h"
@@ -21,7 +22,9 @@
 #define MACHINE_EIF_OFFSET (8ull << 20)
 
 struct machine_spec {
-	const char *eif_path;
+	/* For messages only: the machine never opens it (the launch writes the
+	 * EIF into enclave memory, machine_load_image finds it there). */
+	const char *image_name;
 	uint64_t mem_mib;
 	unsigned ncpus;
 	uint64_t cid; /* the enclave's vsock CID (>= 4) */
@@ -63,6 +66,13 @@ enum machine_exit {
 struct machine;
 
 int machine_create(struct machine **out, const struct machine_spec *spec, struct nectl_err *err);
+/* The enclave's memory in donation order (emulated: one region), and where
+ * in it the EIF goes (the NE driver's image load offset). */
+unsigned machine_memory_regions(const struct machine *m, struct mem_region *r, unsigned max);
+uint64_t machine_image_offset(const struct machine *m);
+/* Parses the EIF found at the image offset and prepares the boot; once,
+ * before machine_start. NECTL_ERR_EIF for an image that will not boot. */
+int machine_load_image(struct machine *m, struct nectl_err *err);
 /* "hugepages" or "anonymous memory": what backs the enclave's memory. */
 const char *machine_memory_kind(const struct machine *m);
 /* The image as parsed from enclave memory (PCRs, signature, metadata);

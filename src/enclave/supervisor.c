@@ -20,6 +20,9 @@
 
 #include "enclave/sup.h"
 #include "nectl/eif_sign.h"
+#include "nectl/enclave.h"
+
+#define SUP_MAX_REGIONS 8
 
 uint64_t sup_now_ns(void)
 {
@@ -393,6 +396,16 @@ static int sup_check_signature(struct sup *s, struct nectl_err *err)
 	return 0;
 }
 
+/* The launch's load step, in the NE driver's terms: the EIF streamed once
+ * into the enclave's memory at the accelerator's image load offset. */
+static int sup_write_image(struct sup *s, struct nectl_err *err)
+{
+	struct mem_region r[SUP_MAX_REGIONS];
+	unsigned n = machine_memory_regions(s->m, r, SUP_MAX_REGIONS);
+
+	return enclave_write_eif(s->p->eif_path, r, n, machine_image_offset(s->m), NULL, err);
+}
+
 static int sup_boot(struct sup *s, struct nectl_err *err)
 {
 	const struct enclave_plan *p = s->p;
@@ -404,7 +417,7 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 		return -1;
 	fwd_set_limits(s->fwd, p->fwd_max_conns, p->fwd_max_conns_total, sup_note, s);
 	if (machine_create(&s->m,
-			   &(struct machine_spec){.eif_path = p->eif_path,
+			   &(struct machine_spec){.image_name = p->eif_path,
 						  .mem_mib = p->memory_mib,
 						  .ncpus = p->ncpus,
 						  .cid = p->cid,
@@ -416,6 +429,7 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 						  .device_broken = sup_device_broken,
 						  .acpi = p->acpi},
 			   err) < 0 ||
+	    sup_write_image(s, err) < 0 || machine_load_image(s->m, err) < 0 ||
 	    sup_check_signature(s, err) < 0)
 		return -1;
 	s->t_loaded = sup_now_ns();

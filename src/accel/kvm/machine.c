@@ -85,44 +85,19 @@ static int machine_alloc(struct machine *m, struct nectl_err *err)
 	return 0;
 }
 
-/* The EIF goes into enclave memory byte for byte, as the NE driver puts it. */
-static int machine_load_eif(struct machine *m, uint64_t *len, struct nectl_err *err)
+/* The image's extent in enclave memory: its sections' end, as far as the
+ * header says (the machine never learns the file's size, as Nitro does not). */
+static uint64_t machine_image_end(const struct eif_image *img)
 {
-	int fd = open(m->spec.eif_path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	uint8_t *dst;
-	int rc = -1;
+	uint64_t end = EIF_HEADER_SIZE;
 
-	if (fd < 0)
-		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot open",
-				     m->spec.eif_path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		nectl_err_set(err, NECTL_ERR_FILE, "%s: not a regular file", m->spec.eif_path);
-		goto out;
-	}
-	*len = (uint64_t)st.st_size;
-	dst = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET, *len);
-	if (!dst) {
-		nectl_err_set(err, NECTL_ERR_MEM_OVERFLOW,
-			      "%s (%llu bytes) does not fit in %llu MiB of enclave memory",
-			      m->spec.eif_path, (unsigned long long)*len,
-			      (unsigned long long)m->spec.mem_mib);
-		goto out;
-	}
-	for (uint64_t done = 0; done < *len;) {
-		ssize_t n = pread(fd, dst + done, *len - done, (off_t)done);
+	for (unsigned i = 0; i < img->num_sections; i++) {
+		const struct eif_section *s = &img->sections[i];
 
-		if (n <= 0) {
-			nectl_err_sys(err, NECTL_ERR_FILE, n < 0 ? errno : EIO, "%s: read failed",
-				      m->spec.eif_path);
-			goto out;
-		}
-		done += (uint64_t)n;
+		if (s->offset + EIF_SECTION_HEADER_SIZE + s->size > end)
+			end = s->offset + EIF_SECTION_HEADER_SIZE + s->size;
 	}
-	rc = 0;
-out:
-	close(fd);
-	return rc;
+	return end;
 }
 
 /* The ramdisks, contiguous, at the top of low memory: the kernel unpacks them
@@ -136,7 +111,7 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img, 
 	for (unsigned i = 0; i < img->num_sections; i++)
 		if (img->sections[i].type == EIF_SECTION_RAMDISK)
 			total += img->sections[i].size;
-	if (total + MACHINE_EIF_OFFSET + img->file_size > top)
+	if (total + MACHINE_EIF_OFFSET + machine_image_end(img) > top)
 		return nectl_err_set(err, NECTL_ERR_MEM_REQUEST,
 				     "enclave memory (%llu MiB) is too small for the image",
 				     (unsigned long long)m->spec.mem_mib);
@@ -149,9 +124,8 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img, 
 
 		if (s->type != EIF_SECTION_RAMDISK)
 			continue;
-		src = guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET + s->offset + EIF_SECTION_HEADER_SIZE,
-				   s->size);
-		if (!src || guestmem_write(&m->gm, dst, src, s->size) < 0)
+		src = m->mem + MACHINE_EIF_OFFSET + s->offset + EIF_SECTION_HEADER_SIZE;
+		if (guestmem_write(&m->gm, dst, src, s->size) < 0)
 			return nectl_err_set(err, NECTL_ERR_EIF,
 					     "ramdisk section %u is out of range", i);
 		dst += s->size;
@@ -159,26 +133,30 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img, 
 	return 0;
 }
 
-static int machine_boot_setup(struct machine *m, struct nectl_err *err)
+/* The EIF that the launch wrote at the load offset, parsed from enclave
+ * memory (never trusted: the section table bounds everything by the memory
+ * after the offset), then the boot prepared from it, as the Nitro
+ * hypervisor does. */
+int machine_load_image(struct machine *m, struct nectl_err *err)
 {
 	struct eif_source src;
 	struct eif_image *img = &m->img;
-	uint64_t eif_len = 0, initrd = 0, initrd_len = 0;
+	uint64_t initrd = 0, initrd_len = 0;
 	const struct eif_section *k;
 	struct x86_mmio_dev devs[MACHINE_MAX_VDEVS];
+	const char *name = m->spec.image_name ? m->spec.image_name : "the enclave image";
 
-	if (machine_load_eif(m, &eif_len, err) < 0)
-		return -1;
-	/* Parsed again from enclave memory: that copy is what boots. */
-	eif_source_from_memory(&src, guestmem_ptr(&m->gm, MACHINE_EIF_OFFSET, eif_len), eif_len,
-			       m->spec.eif_path);
+	if (m->have_img)
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "the image is already loaded");
+	eif_source_from_memory(&src, m->mem + MACHINE_EIF_OFFSET,
+			       m->mem_size - MACHINE_EIF_OFFSET, name);
 	if (eif_read(&src, img, NULL, err) < 0)
 		return -1;
 	m->have_img = true;
 	if (img->arch != EIF_ARCH_X86_64)
 		return nectl_err_set(err, NECTL_ERR_EIF,
-				     "%s is an %s image; this hypervisor runs x86_64",
-				     m->spec.eif_path, eif_arch_name(img->arch));
+				     "%s is an %s image; this hypervisor runs x86_64", name,
+				     eif_arch_name(img->arch));
 	k = &img->sections[eif_image_find(img, EIF_SECTION_KERNEL)];
 	if (machine_place_initrd(m, img, &initrd, &initrd_len, err) < 0)
 		return -1;
@@ -187,8 +165,7 @@ static int machine_boot_setup(struct machine *m, struct nectl_err *err)
 	return x86_boot_setup(
 	    &m->gm,
 	    &(struct x86_boot_spec){
-		.bzimage = guestmem_ptr(
-		    &m->gm, MACHINE_EIF_OFFSET + k->offset + EIF_SECTION_HEADER_SIZE, k->size),
+		.bzimage = m->mem + MACHINE_EIF_OFFSET + k->offset + EIF_SECTION_HEADER_SIZE,
 		.bzimage_len = k->size,
 		.cmdline = img->cmdline,
 		.initrd_gpa = initrd,
@@ -411,7 +388,6 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 	i8042_init(&m->kbd, machine_reset, m);
 	pvpanic_init(&m->pvpanic, machine_panicked, m);
 	if (machine_alloc(m, err) < 0 || machine_vsock_create(m, err) < 0 ||
-	    machine_boot_setup(m, err) < 0 ||
 	    kvm_vm_create(&m->vm, &m->gm, spec->ncpus, &bus, err) < 0 ||
 	    machine_io_setup(m, err) < 0) {
 		machine_destroy(m);
@@ -421,6 +397,21 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 		kvm_vm_pin(m->vm, spec->host_cpus, spec->ncpus);
 	*out = m;
 	return 0;
+}
+
+unsigned machine_memory_regions(const struct machine *m, struct mem_region *r, unsigned max)
+{
+	if (max < 1)
+		return 0;
+	/* One mapping: the emulated accelerator's memory rules are lax. */
+	r[0] = (struct mem_region){m->mem, m->mem_size};
+	return 1;
+}
+
+uint64_t machine_image_offset(const struct machine *m)
+{
+	(void)m;
+	return MACHINE_EIF_OFFSET;
 }
 
 const char *machine_memory_kind(const struct machine *m)
@@ -467,6 +458,8 @@ void machine_bus_unlock(void *m)
 
 int machine_start(struct machine *m, struct nectl_err *err)
 {
+	if (!m->have_img)
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "no image loaded to start");
 	if (pthread_create(&m->io, NULL, machine_io_thread, m) != 0)
 		return nectl_err_set(err, NECTL_ERR_FILE, "cannot start the device I/O thread");
 	m->io_started = true;
