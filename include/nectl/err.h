@@ -29,6 +29,8 @@ enum nectl_kind {
 	NECTL_ERR_MEM_REQUEST,	  /* too little memory asked for the image */
 	NECTL_ERR_MEM_AVAILABLE,  /* not enough memory on the host */
 	NECTL_ERR_MEM_OVERFLOW,	  /* the image does not fit in the memory */
+	NECTL_ERR_ENCLAVE_FD,	  /* the NE device refused a new enclave */
+	NECTL_ERR_IOCTL,	  /* an NE ioctl failed */
 	NECTL_ERR_EIF,		  /* a malformed or corrupted image */
 	NECTL_ERR_BOOT,		  /* the enclave did not boot (no heartbeat) */
 	NECTL_ERR_REFUSED,	  /* the enclave process refused or failed a command */
