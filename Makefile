@@ -61,6 +61,7 @@ bench: all
 	python3 bench/boot $(BUILD)/nectl
 	python3 bench/vsock $(BUILD)/nectl
 	python3 bench/kernel $(BUILD)/nectl
+	$(BUILD)/bench/load 512 3
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

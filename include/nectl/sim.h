@@ -41,13 +41,16 @@ struct sim_page {
 	uint64_t size; /* the page's size as the driver would see it */
 	int node;      /* its NUMA node */
 };
-typedef int (*sim_page_fn)(void *ctx, uintptr_t addr, struct sim_page *out);
+/* Called for each page of one NE_SET_USER_MEMORY_REGION in turn; `region` is
+ * that call's start address, so an answer may be reused within the call
+ * (the driver holds the process's mappings still for its duration). */
+typedef int (*sim_page_fn)(void *ctx, uintptr_t region, uintptr_t addr, struct sim_page *out);
 
 /* The host's own answer: the mapping's KernelPageSize in /proc/self/smaps
  * (an address inside a larger hugepage than its alignment sees a tail
  * page, as the driver does) and the page's node from move_pages(2). The page
  * is faulted in first, as the driver's get_user_pages does. */
-int sim_pages_host(void *ctx, uintptr_t addr, struct sim_page *out);
+int sim_pages_host(void *ctx, uintptr_t region, uintptr_t addr, struct sim_page *out);
 
 /* c6i.2xlarge-like: 4 cores x 2 threads, siblings i and i+4, one node. */
 void sim_topology_default(struct sim_topology *t);

@@ -295,7 +295,7 @@ int sim_ne_set_memory(struct sim_enclave *e, uint64_t flags, uint64_t size, uint
 
 		if (pages == size / MIB2) /* also size 0: ENOMEM, a quirk */
 			return ENOMEM;
-		rc = e->d->pages(e->d->ctx, addr + off, &pg);
+		rc = e->d->pages(e->d->ctx, addr, addr + off, &pg);
 		if (rc)
 			return rc;
 		if (!pg.huge)

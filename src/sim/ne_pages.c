@@ -9,8 +9,8 @@
 
 #include "nectl/sim.h"
 
-/* The mapping holding addr: its start and KernelPageSize (bytes). */
-static int sim_smaps_find(uintptr_t addr, uintptr_t *start, uint64_t *page)
+/* The mapping holding addr: its start, end and KernelPageSize (bytes). */
+static int sim_smaps_find(uintptr_t addr, uintptr_t *start, uintptr_t *end, uint64_t *page)
 {
 	FILE *fp = fopen("/proc/self/smaps", "re");
 	char line[512];
@@ -26,7 +26,7 @@ static int sim_smaps_find(uintptr_t addr, uintptr_t *start, uint64_t *page)
 		    strchr(line, '-') < strchr(line, ' ')) {
 			in = addr >= lo && addr < hi;
 			if (in)
-				*start = lo;
+				*start = lo, *end = hi;
 			continue;
 		}
 		if (in && sscanf(line, "KernelPageSize: %lu kB", &kb) == 1) {
@@ -39,18 +39,40 @@ static int sim_smaps_find(uintptr_t addr, uintptr_t *start, uint64_t *page)
 	return rc;
 }
 
-int sim_pages_host(void *ctx, uintptr_t addr, struct sim_page *out)
+/* One smaps lookup per mapping within one NE_SET_USER_MEMORY_REGION call:
+ * read again at each call's first page and whenever the address leaves the
+ * mapping found, so a region mapped anew between calls is seen anew. */
+static _Thread_local struct {
+	uintptr_t region, start, end;
+	uint64_t page;
+	bool valid;
+} sim_smaps_cache;
+
+int sim_pages_host(void *ctx, uintptr_t region, uintptr_t addr, struct sim_page *out)
 {
-	uintptr_t start = 0;
+	uintptr_t start = 0, end = 0;
 	uint64_t page = 0;
 	void *pages[1] = {(void *)addr};
 	int status[1] = {-1};
 	int rc;
 
 	(void)ctx;
-	rc = sim_smaps_find(addr, &start, &page);
-	if (rc)
-		return rc;
+	/* A call's first page (addr == region) always reads smaps afresh. */
+	if (sim_smaps_cache.valid && addr != region && sim_smaps_cache.region == region &&
+	    addr >= sim_smaps_cache.start && addr < sim_smaps_cache.end) {
+		start = sim_smaps_cache.start;
+		page = sim_smaps_cache.page;
+	} else {
+		sim_smaps_cache.valid = false;
+		rc = sim_smaps_find(addr, &start, &end, &page);
+		if (rc)
+			return rc;
+		sim_smaps_cache.region = region;
+		sim_smaps_cache.start = start;
+		sim_smaps_cache.end = end;
+		sim_smaps_cache.page = page;
+		sim_smaps_cache.valid = true;
+	}
 	/* Faulted in (a read), as get_user_pages does. */
 	(void)*(volatile const uint8_t *)addr;
 	out->huge = page > 4096;

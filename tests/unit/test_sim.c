@@ -26,9 +26,10 @@ static struct sim_page fake_default = {.huge = true, .size = 2 * MIB, .node = 0}
 static uintptr_t fake_odd_at; /* the page here is `fake_odd` */
 static struct sim_page fake_odd;
 
-static int fake_pages(void *ctx, uintptr_t addr, struct sim_page *out)
+static int fake_pages(void *ctx, uintptr_t region, uintptr_t addr, struct sim_page *out)
 {
 	(void)ctx;
+	(void)region;
 	if (addr >= 0x7f0000000000ull)
 		return EFAULT;
 	*out = fake_odd_at && addr == fake_odd_at ? fake_odd : fake_default;
@@ -256,8 +257,19 @@ static void test_host_pages(void **state)
 	if (huge == MAP_FAILED) {
 		print_message("no hugepages to map here; the hugetlb case is not run\n");
 	} else {
+		uint8_t *again;
+
 		assert_int_equal(sim_ne_set_memory(e, 0, 8 * MIB, (uintptr_t)huge), 0);
 		assert_int_equal(sim_ne_memory(e), 8 * MIB);
+		/* The same address mapped anew between calls is looked at anew:
+		 * ordinary memory there now is refused. */
+		sim_ne_release(e);
+		assert_int_equal(sim_ne_create_vm(d, &e, &uid), 0);
+		again = mmap(huge, 8 * MIB, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		assert_true(again == huge);
+		assert_int_equal(sim_ne_set_memory(e, 0, 8 * MIB, (uintptr_t)huge),
+				 NE_ERR_MEM_NOT_HUGE_PAGE);
 		munmap(huge, 8 * MIB);
 	}
 	if (fd >= 0 && n > 0 && pwrite(fd, old, (size_t)n, 0) != n)
