@@ -29,6 +29,8 @@ void load_modules(void);
 /* net.c */
 void loopback_up(void);
 void heartbeat(void);
+/* A stream to the parent (CID 3) on port, or -1 with errno and the failed step. */
+int vsock_connect_parent(unsigned port, int timeout_s, const char **failed);
 
 /* report.c: init's own connection to the parent for the app's end
  * (nectl/app_report.h); opened before the app starts, used once after. */

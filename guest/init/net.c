@@ -90,31 +90,54 @@ static void heartbeat_answer(int fd, const struct timespec *start)
 }
 
 /*
+ * A stream to the parent (CID 3) on `port` within timeout_s, or -1 with errno
+ * and *failed naming the step that failed. The heartbeat and the exit report
+ * both connect this way.
+ */
+int vsock_connect_parent(unsigned port, int timeout_s, const char **failed)
+{
+	struct sockaddr_vm addr = {
+		.svm_family = AF_VSOCK,
+		.svm_cid = HEARTBEAT_CID,
+		.svm_port = port,
+	};
+	struct timeval tv = {.tv_sec = timeout_s};
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
+
+	*failed = "create a vsock socket";
+	if (fd < 0)
+		return -1;
+	*failed = "set the vsock connect timeout";
+	if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv)) == 0) {
+		*failed = "connect";
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+			return fd;
+	}
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
+/*
  * The parent listens on (CID 3, port 9000) before it starts the enclave and waits
  * for 0xB7, answering 0xB7. Unlike AWS's init this has a timeout, so a missing
  * parent ends the boot with a message instead of a hang.
  */
 void heartbeat(void)
 {
-	struct sockaddr_vm addr = {
-		.svm_family = AF_VSOCK,
-		.svm_cid = HEARTBEAT_CID,
-		.svm_port = HEARTBEAT_PORT,
-	};
-	struct timeval tv = {.tv_sec = HEARTBEAT_TIMEOUT_S};
 	struct timespec start;
 	uint8_t b = HEARTBEAT_BYTE;
+	const char *failed;
 	int fd;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		die(errno, "heartbeat: cannot create a vsock socket");
-	if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv)) < 0)
-		die(errno, "heartbeat: cannot set the vsock connect timeout");
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+	fd = vsock_connect_parent(HEARTBEAT_PORT, HEARTBEAT_TIMEOUT_S, &failed);
+	if (fd < 0 && strcmp(failed, "connect") == 0)
 		die(errno, "heartbeat: cannot connect to the parent (CID %d, port %d)",
 		    HEARTBEAT_CID, HEARTBEAT_PORT);
+	if (fd < 0)
+		die(errno, "heartbeat: cannot %s", failed);
 	if (write(fd, &b, 1) != 1)
 		die(errno, "heartbeat: cannot send 0x%02x to the parent", HEARTBEAT_BYTE);
 	heartbeat_answer(fd, &start);

@@ -8,40 +8,29 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <linux/vm_sockets.h>
 
 #include "init.h"
 #include "nectl/app_report.h"
 
-#define PARENT_CID	  3
 #define CONNECT_TIMEOUT_S 5
 
 static int report_fd = -1;
 
 void report_open(void)
 {
-	struct sockaddr_vm addr = {
-	    .svm_family = AF_VSOCK,
-	    .svm_cid = PARENT_CID,
-	    .svm_port = APP_REPORT_PORT,
-	};
-	struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_S};
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const char *failed;
+	int fd = vsock_connect_parent(APP_REPORT_PORT, CONNECT_TIMEOUT_S, &failed);
 
-	if (fd < 0) {
-		warn_err(errno, "exit report: cannot create a vsock socket");
+	if (fd < 0 && strcmp(failed, "connect") != 0) {
+		warn_err(errno, "exit report: cannot %s", failed);
 		return;
 	}
-	if (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof(tv)) < 0 ||
-	    connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+	if (fd < 0) {
 		say("exit report: the parent does not listen on port %d (%s); the app's end is "
 		    "told on this console only",
 		    APP_REPORT_PORT, strerror(errno));
-		close(fd);
 		return;
 	}
 	report_fd = fd;
