@@ -48,9 +48,19 @@ done
 # On Nitro's machine an app's poweroff -f halts the guest (Linux 6.12 falls
 # back to halt without a power-off method), so nectl-vmm is stopped from
 # outside once the halt is printed and has held for 5 s.
+# A 2-vCPU boot that hangs (killed by the timeout) is retried once, with its
+# last console lines as the evidence, counted in the closing line: the
+# emulated SVM sometimes loses a nested guest bringing up its second vCPU
+# (docs/shellvm.md). A second hang fails the checks below.
 INNER='run() { name=$1; shift; t=$(date +%s); timeout 180 /nectl-vmm "$@" >/$name.log 2>&1
-	echo "@@ $name: status $? after $(($(date +%s) - t)) s"; }
-run hello /hello.eif 256 2; cat /hello.log
+	st=$?; echo "@@ $name: status $st after $(($(date +%s) - t)) s"; return $st; }
+run hello /hello.eif 256 2; st=$?
+if [ $st = 124 ] || [ $st = 143 ]; then
+	echo "retry - hello: nectl-vmm hung for 180 s (status $st); its last console lines:"
+	tail -n 12 /hello.log | sed "s/^/  hung: /"
+	run hello /hello.eif 256 2
+fi
+cat /hello.log
 run off --acpi /off.eif 256 1; grep -a "nectl-vmm:\|reboot:\|ACPI: PM\|[Pp]ower" /off.log
 run debian /debian.eif 256 1; grep -a "Command line:\|RSDP\|nectl-init: heartbeat\|nectl-vmm:" /debian.log
 /nectl-vmm /off.eif 256 1 >/nitro-off.log 2>&1 & pid=$!; t=$(date +%s)
@@ -71,8 +81,11 @@ echo "shell VM run: status $rc after $(($(date +%s) - start)) s"
 grep -a '^@@' "$T/console.log" | sed 's/^/  /'
 [ "$rc" -ne 0 ] && tail -5 "$T/err.log" | sed 's/^/  shellvm: /'
 check_eq "the shell VM ran to the end" "$rc" 0
+grep -a '^retry - \|^  hung: ' "$T/console.log"
+retried=$((retried + $(grep -ac '^retry - ' "$T/console.log")))
 # section NAME: the console lines between "@@ NAME" and the next marker
-section() { tr -d '\r' <"$T/console.log" | awk -v n="@@ $1:" 'index($0, n) == 1 { on = 1; next } /^@@ / { on = 0 } on'; }
+# (a retried run's evidence is not part of its section)
+section() { tr -d '\r' <"$T/console.log" | awk -v n="@@ $1:" 'index($0, n) == 1 { on = 1; next } /^@@ / { on = 0 } /^retry - |^  hung: / { next } on'; }
 has() { grep -qa -- "$2" <(section "$1"); }
 claim() { # claim TEXT SECTION PATTERN...: all patterns in the section
 	local text=$1 sec=$2
