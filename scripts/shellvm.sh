@@ -8,16 +8,29 @@
 # console between per-run markers.  See docs/shellvm.md.
 #
 # Usage: scripts/shellvm.sh [--mem 4G] [--cpus 2] [--timeout S] [--cpu MODEL]
-#            [--file HOSTPATH[:GUESTPATH]]... -- COMMAND [ARG]...
+#            [--file HOSTPATH[:GUESTPATH]]... [--module REL]... -- COMMAND [ARG]...
+#
+# --module REL loads one more of the kernel's modules (REL under its
+# kernel/ directory, without .ko: net/vmw_vsock/vsock), after KVM's, in the
+# order given.
 #
 # Exit status: COMMAND's status; 124 if COMMAND ran but did not finish within
-# the timeout; 125 if the VM failed (before or while running COMMAND).
+# the timeout, or the VM stalled after its OOM killer ran; 125 if the VM
+# failed (before or while running COMMAND, or stalled: see below).
+#
+# Liveness: the VM's init writes a line to its second serial port every 5 s,
+# with the kernel's own messages (every level) on the same port. A VM whose
+# ticks stop for SHELLVM_STALL_TIMEOUT seconds (default 120) while COMMAND
+# runs has stalled (its kernel no longer schedules a shell loop): it is
+# stopped and reported as dead (125) with the kernel's last lines, unless
+# those show the OOM killer, which a command can cause (then 124).
 #
 # Environment: SHELLVM_KERNEL, SHELLVM_MODULES_DIR (kernel and its modules;
 # default: from `build/nectl kernel fetch` or /var/cache/nectl/kernels),
 # SHELLVM_BUSYBOX (default /bin/busybox, must be static), SHELLVM_CACHE
 # (initramfs cache dir), SHELLVM_VERBOSE=1 (echo the whole serial log to
-# stderr), QEMU (default qemu-system-x86_64).
+# stderr), SHELLVM_PIDFILE (QEMU's PID is written there, for tests),
+# QEMU (default qemu-system-x86_64).
 set -u
 
 prog=shellvm
@@ -36,7 +49,9 @@ tsc_khz=2000000
 retries=${SHELLVM_RETRIES:-2}
 # Seconds allowed from power-on to COMMAND start before we call it a hang.
 boot_timeout=${SHELLVM_BOOT_TIMEOUT:-60}
+stall_timeout=${SHELLVM_STALL_TIMEOUT:-120}
 files=()
+extra=()
 
 die() { echo "$prog: $*" >&2; exit 125; }
 usage() {
@@ -51,6 +66,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=${2:?}; shift 2 ;;
 	--cpu) cpu=${2:?}; shift 2 ;;
 	--file) files+=("${2:?}"); shift 2 ;;
+	--module) extra+=("${2:?}"); shift 2 ;;
 	--) shift; break ;;
 	-h|--help) usage 0 ;;
 	*) echo "$prog: unknown option: $1" >&2; usage ;;
@@ -60,6 +76,7 @@ done
 case $timeout in ''|*[!0-9]*) die "--timeout wants whole seconds: $timeout" ;; esac
 case $boot_timeout in ''|*[!0-9]*) die "SHELLVM_BOOT_TIMEOUT wants whole seconds" ;; esac
 case $retries in ''|*[!0-9]*) die "SHELLVM_RETRIES wants a number" ;; esac
+case $stall_timeout in ''|*[!0-9]*) die "SHELLVM_STALL_TIMEOUT wants whole seconds" ;; esac
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 qemu=${QEMU:-qemu-system-x86_64}
@@ -108,6 +125,15 @@ for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd; do
 	[ -r "$f" ] || die "module missing: $moddir/kernel/$m.ko[.xz]"
 	mods+=("$f")
 done
+# Extra modules travel in the payload, not the cached base.
+xmods=()
+for m in ${extra[@]+"${extra[@]}"}; do
+	case $m in ''|/*|*..*) die "--module wants a path under kernel/: $m" ;; esac
+	f=$moddir/kernel/$m.ko.xz
+	[ -r "$f" ] || f=$moddir/kernel/$m.ko
+	[ -r "$f" ] || die "module missing: $moddir/kernel/$m.ko[.xz]"
+	xmods+=("$f")
+done
 
 # --- temp dir, cleaned up on every exit ---------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shellvm.XXXXXX") || die "mktemp failed"
@@ -141,6 +167,17 @@ for m in irqbypass kvm kvm-amd; do
 	out=$(insmod /lib/modules/$m.ko 2>&1) || fail "insmod $m failed: $out"
 done
 [ -c /dev/kvm ] || fail "no /dev/kvm after loading kvm-amd (CPU model lacks SVM?)"
+for m in $(cat /shellvm/modules 2>/dev/null); do
+	out=$(insmod /lib/modules/extra/$m.ko 2>&1) || fail "insmod $m failed: $out"
+done
+# Signs of life and the kernel'"'"'s messages on the second serial port, for
+# the host'"'"'s watchdog (scripts/shellvm.sh, "Liveness").
+if [ -c /dev/ttyS1 ]; then
+	stty -F /dev/ttyS1 -onlcr 2>/dev/null
+	cat /proc/kmsg >/dev/ttyS1 2>/dev/null &
+	(while :; do echo "SHELLVM-ALIVE $(cut -d" " -f1 /proc/uptime)"; sleep 5; done) \
+		>/dev/ttyS1 2>/dev/null &
+fi
 # Only emergencies on the console from here on: kernel chatter would mix
 # into the command output.
 echo 1 >/proc/sys/kernel/printk
@@ -198,6 +235,17 @@ p=$tmp/payload
 mkdir -p "$p/shellvm"
 nonce=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$nonce" >"$p/shellvm/nonce"
+if [ ${#xmods[@]} -gt 0 ]; then
+	mkdir -p "$p/lib/modules/extra"
+	for f in "${xmods[@]}"; do
+		n=$(basename "$f"); n=${n%.xz}
+		case $f in
+		*.xz) xz -dc "$f" >"$p/lib/modules/extra/$n" || die "cannot decompress $f" ;;
+		*) cp "$f" "$p/lib/modules/extra/$n" ;;
+		esac
+		printf '%s\n' "${n%.ko}" >>"$p/shellvm/modules"
+	done
+fi
 for spec in "${files[@]}"; do
 	src=${spec%%:*}
 	if [ "$src" = "$spec" ]; then dst=/$(basename "$src"); else dst=${spec#*:}; fi
@@ -224,9 +272,11 @@ rm -rf "$p"
 # Leaves the outcome in $tmp/state: boot (never started), fail, run
 # (started, never finished) or done, and the status in $tmp/status.
 attempt() {
-	local state=boot line buf='' msg now t0 deadline boot_deadline timedout=0
-	panicked=0
+	local state=boot line buf='' msg now t0 deadline boot_deadline timedout=0 sz
+	panicked=0 stalled=0
 	: >"$tmp/serial.log"
+	: >"$tmp/alive.log"
+	alive_size=0 alive_at=
 	echo boot >"$tmp/state"
 	rm -f "$tmp/status" "$tmp/failmsg" "$tmp/serial"
 	mkfifo "$tmp/serial" || die "mkfifo failed"
@@ -236,8 +286,11 @@ attempt() {
 		-m "$mem" -smp "$cpus" -nographic -no-reboot -no-user-config \
 		-kernel "$kernel" -initrd "$tmp/initramfs.cpio" \
 		-append "console=ttyS0 tsc_early_khz=$tsc_khz quiet panic=-1 rdinit=/init" \
+		-serial mon:stdio -chardev file,id=alive,path="$tmp/alive.log" \
+		-device isa-serial,chardev=alive,index=1,iobase=0x2f8,irq=3 \
 		</dev/null >"$tmp/serial" 2>"$tmp/qemu.err" &
 	qpid=$!
+	[ -n "${SHELLVM_PIDFILE:-}" ] && echo "$qpid" >"$SHELLVM_PIDFILE"
 	exec 3<"$tmp/serial"
 	t0=$(date +%s)
 	deadline=$((t0 + timeout))
@@ -263,6 +316,17 @@ attempt() {
 		if [ -n "$done_at" ] && [ $((now - done_at)) -ge 30 ]; then
 			echo "$prog: the VM did not power off 30 s after the command ended; stopped it" >&2
 			kill "$qpid" 2>/dev/null
+			break
+		fi
+		# The watchdog (see "Liveness" above): armed by the first tick.
+		sz=$(stat -c %s "$tmp/alive.log" 2>/dev/null || echo 0)
+		if [ "$sz" != "$alive_size" ]; then
+			alive_size=$sz alive_at=$now
+		elif [ "$state" = run ] && [ -z "$done_at" ] && [ -n "$alive_at" ] &&
+		     [ $((now - alive_at)) -ge "$stall_timeout" ]; then
+			echo "$prog: the VM stalled: no sign of life from it for $((now - alive_at)) s while the command ran" >&2
+			stalled=1
+			kill -KILL "$qpid" 2>/dev/null
 			break
 		fi
 		if [ -n "$vm_panic" ] && [ $((now - vm_panic)) -ge 30 ]; then
@@ -350,6 +414,12 @@ explain() {
 	# QEMU warns about every CPUID bit TCG lacks; those are noise here.
 	grep -v "TCG doesn't support requested feature" "$tmp/qemu.err" |
 		sed 's/^/  qemu: /' >&2
+	# The kernel's messages of every level, from the second serial port.
+	if grep -qv '^SHELLVM-ALIVE' "$tmp/alive.log" 2>/dev/null; then
+		echo "$prog: the VM kernel's last messages (all levels):" >&2
+		grep -av '^SHELLVM-ALIVE' "$tmp/alive.log" | tail -n 25 | sed 's/^/  k| /' >&2
+	fi
+	[ -s "$tmp/alive.log" ] && echo "$prog: its last sign of life: $(grep -a '^SHELLVM-ALIVE' "$tmp/alive.log" | tail -n 1)" >&2
 }
 
 fails=0	# boots that died before COMMAND started
@@ -371,6 +441,12 @@ while :; do
 	run)
 		if [ "$qrc" -eq 124 ]; then
 			echo "$prog: command timed out after ${timeout}s" >&2
+			explain
+			exit 124
+		fi
+		if [ "$stalled" = 1 ] && grep -aq 'Out of memory\|oom-kill' "$tmp/alive.log"; then
+			echo "$prog: the VM stalled after its OOM killer ran: the command's doing, not retried" >&2
+			explain
 			exit 124
 		fi
 		echo "$prog: VM died while the command ran (qemu status $qrc)" >&2

@@ -72,5 +72,26 @@ t=$(($(date +%s) - t0))
 	ok "the command's own panic-like line did not end it; no rerun" ||
 	ko "the command's own panic-like line did not end it; no rerun (output: $out)"
 
+# 4. An extra module (--module), then a VM that stalls while the command
+# runs (QEMU stopped, as a shell VM whose kernel no longer schedules): its
+# ticks stop, and it is reported dead (125) with its kernel's last messages
+# within the stall timeout, not after the command's own timeout.
+SHELLVM_PIDFILE=$tmp/qemu.pid SHELLVM_STALL_TIMEOUT=20 "$shellvm" --timeout 600 \
+	--module net/vmw_vsock/vsock -- sh -c 'grep -c "^vsock " /proc/modules; sleep 500' \
+	>"$tmp/out" 2>"$tmp/err" &
+svm=$!
+for i in $(seq 180); do grep -q . "$tmp/out" && break; sleep 1; done
+[ "$(cat "$tmp/out")" = 1 ] && ok "--module loads the module before the command" ||
+	ko "--module loads the module before the command (output: $(cat "$tmp/out"))"
+t0=$(date +%s)
+kill -STOP "$(cat "$tmp/qemu.pid")"
+wait "$svm"
+rc=$?
+t=$(($(date +%s) - t0))
+[ "$rc" = 125 ] && [ "$t" -lt 60 ] && grep -q "the VM stalled" "$tmp/err" &&
+	grep -q "its last sign of life: SHELLVM-ALIVE" "$tmp/err" && grep -q "k| " "$tmp/err" &&
+	ok "a stalled VM: 125 after ${t} s, with its kernel's last messages" ||
+	ko "a stalled VM: 125 soon, with evidence (got $rc after $t s)"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
