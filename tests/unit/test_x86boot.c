@@ -16,6 +16,8 @@
 
 #include "util/le.h"
 
+#include "bzgen.h"
+
 #include "nectl/x86boot.h"
 
 #define MIB	    (1024ull * 1024)
@@ -55,21 +57,7 @@ static uint8_t *gpa(struct fixture *f, uint64_t addr, uint64_t len)
  * preferred address, 32 MiB init_size, and a patterned "kernel". */
 static void make_image(uint8_t *k)
 {
-	memset(k, 0, IMG_LEN);
-	k[0x1f1] = SETUP_SECTS;
-	le16_put(k + 0x1fe, 0xaa55);
-	k[0x200] = 0xeb;
-	k[0x201] = 0x66; /* header ends at 0x268 */
-	memcpy(k + 0x202, "HdrS", 4);
-	le16_put(k + 0x206, 0x020f);
-	k[0x211] = 0x01;
-	le32_put(k + 0x22c, 0x7fffffff);
-	le32_put(k + 0x230, 0x200000);
-	k[0x234] = 1;
-	le16_put(k + 0x236, 0x3);
-	le32_put(k + 0x238, 2047);
-	le64_put(k + 0x258, 0x1000000);
-	le32_put(k + 0x260, 0x2000000);
+	bzgen_header(k, IMG_LEN, SETUP_SECTS, 0x1000000, 0x2000000);
 	for (size_t i = 0; i < PM_LEN; i++)
 		k[(SETUP_SECTS + 1) * 512 + i] = (uint8_t)(i * 7 + 3);
 }
