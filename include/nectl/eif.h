@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "nectl/err.h"
+#include "nectl/memregion.h"
 
 #define EIF_MAGIC "\x2e\x65\x69\x66"
 #define EIF_HEADER_SIZE 548
@@ -57,12 +58,22 @@ struct eif_source {
 		const uint8_t *buf;
 		size_t len;
 	} mem; /* backing store of eif_source_from_memory */
+	struct eif_source_regions {
+		const struct mem_region *r;
+		unsigned n;
+		uint64_t offset;
+	} regions; /* backing store of eif_source_from_regions */
 };
 
 int eif_source_open_file(struct eif_source *src, const char *path, struct nectl_err *err);
 void eif_source_close(struct eif_source *src);
 void eif_source_from_memory(struct eif_source *src, const void *buf, size_t len,
 			    const char *name);
+/* An EIF in enclave memory: the regions concatenated in order, from byte
+ * `offset` of that to its end (the source's size). The regions (and the
+ * array) must outlive the source. */
+void eif_source_from_regions(struct eif_source *src, const struct mem_region *r, unsigned n,
+			     uint64_t offset, const char *name);
 
 struct eif_progress {
 	void (*fn)(void *ctx, uint64_t done, uint64_t total);

@@ -20,12 +20,24 @@
 
 /* Where the NE driver (and so nectl) writes the EIF in enclave memory. */
 #define MACHINE_EIF_OFFSET (8ull << 20)
+/* Donated memory regions a machine takes (the NE driver's plan maps at most
+ * nine, one per hugepage size). */
+#define MACHINE_MAX_REGIONS 16
 
 struct machine_spec {
 	/* For messages only: the machine never opens it (the launch writes the
 	 * EIF into enclave memory, machine_load_image finds it there). */
 	const char *image_name;
 	uint64_t mem_mib;
+	/* Donated memory (the NE launch path): the enclave's memory is these
+	 * regions concatenated in donation order, mapped into the guest from
+	 * physical 0 upward (skipping the 32-bit MMIO hole). The machine never
+	 * allocates, unmaps or frees them; they must outlive it. NULL: the
+	 * machine allocates its own (emulation; mem_mib says how much). */
+	const struct mem_region *memory;
+	unsigned nmemory;      /* at most MACHINE_MAX_REGIONS */
+	uint64_t image_offset; /* with memory: where the EIF was written */
+	bool memory_huge;      /* with memory: the regions are hugetlb mappings */
 	unsigned ncpus;
 	uint64_t cid; /* the enclave's vsock CID (>= 4) */
 	const int
@@ -65,8 +77,12 @@ enum machine_exit {
 
 struct machine;
 
+/* With spec.memory, each region must be non-empty, 4 KiB aligned in address
+ * and size, and apart from the others (NECTL_ERR_INVALID_ARG), and the image
+ * offset inside their sum (NECTL_ERR_MEM_REQUEST). */
 int machine_create(struct machine **out, const struct machine_spec *spec, struct nectl_err *err);
-/* The enclave's memory in donation order (emulated: one region), and where
+/* The enclave's memory in donation order (emulated: one region; donated:
+ * spec.memory), all of it or nothing (0) when max is too small, and where
  * in it the EIF goes (the NE driver's image load offset). */
 unsigned machine_memory_regions(const struct machine *m, struct mem_region *r, unsigned max);
 uint64_t machine_image_offset(const struct machine *m);

@@ -60,7 +60,7 @@ struct x86_boot_spec {
 	const uint8_t *bzimage;
 	size_t bzimage_len;
 	const char *cmdline; /* NUL-terminated, < X86_CMDLINE_MAX */
-	uint64_t initrd_gpa; /* already in guest memory, contiguous */
+	uint64_t initrd_gpa; /* already in guest memory, contiguous (regions may meet in it) */
 	uint64_t initrd_len;
 	unsigned ncpus; /* 1..240 */
 	/* The virtio-mmio devices, in the order the cmdline announces them

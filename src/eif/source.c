@@ -1,5 +1,6 @@
-/* Byte sources the EIF reader parses: a file, or a buffer (an EIF already in
- * enclave memory). */
+/* Byte sources the EIF reader parses: a file, a buffer, or enclave memory
+ * in regions (an EIF the launch wrote at the load offset, which may span
+ * them). */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -75,8 +76,7 @@ static int source_mem_read(void *ctx, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
-void eif_source_from_memory(struct eif_source *src, const void *buf, size_t len,
-			    const char *name)
+void eif_source_from_memory(struct eif_source *src, const void *buf, size_t len, const char *name)
 {
 	memset(src, 0, sizeof(*src));
 	src->mem.buf = buf;
@@ -84,6 +84,49 @@ void eif_source_from_memory(struct eif_source *src, const void *buf, size_t len,
 	src->read_at = source_mem_read;
 	src->ctx = &src->mem;
 	src->size = len;
+	src->name = name;
+	src->fd = -1;
+}
+
+/* Reads [off, off + len) of the concatenation, region piece by piece. */
+static int source_regions_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	const struct eif_source *src = ctx;
+	const struct eif_source_regions *g = &src->regions;
+	uint64_t at = g->offset + off, base = 0;
+	uint8_t *p = buf;
+
+	if (off > src->size || len > src->size - off)
+		return -EIO;
+	for (unsigned i = 0; i < g->n && len > 0; i++) {
+		uint64_t size = g->r[i].size, n;
+
+		if (at >= base + size) {
+			base += size;
+			continue;
+		}
+		n = base + size - at < len ? base + size - at : len;
+		memcpy(p, g->r[i].addr + (at - base), (size_t)n);
+		p += n;
+		at += n;
+		len -= (size_t)n;
+		base += size;
+	}
+	return len ? -EIO : 0;
+}
+
+void eif_source_from_regions(struct eif_source *src, const struct mem_region *r, unsigned n,
+			     uint64_t offset, const char *name)
+{
+	uint64_t total = 0;
+
+	memset(src, 0, sizeof(*src));
+	for (unsigned i = 0; i < n; i++)
+		total = r[i].size > UINT64_MAX - total ? UINT64_MAX : total + r[i].size;
+	src->regions = (struct eif_source_regions){r, n, offset};
+	src->read_at = source_regions_read;
+	src->ctx = src;
+	src->size = offset < total ? total - offset : 0;
 	src->name = name;
 	src->fd = -1;
 }

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "util/le.h"
+#include "bzgen.h"
 
 #include "nectl/kvm.h"
 
@@ -49,20 +49,7 @@ static void make_image(uint8_t *k)
 		0xf4, 0xeb, 0xfd,	/* hlt; jmp back to hlt */
 	};
 
-	memset(k, 0, IMG_LEN);
-	k[0x1f1] = SETUP_SECTS;
-	le16_put(k + 0x1fe, 0xaa55);
-	k[0x201] = 0x66;
-	memcpy(k + 0x202, "HdrS", 4);
-	le16_put(k + 0x206, 0x020f);
-	k[0x211] = 0x01;
-	le32_put(k + 0x22c, 0x7fffffff);
-	le32_put(k + 0x230, 0x200000);
-	k[0x234] = 1;
-	le16_put(k + 0x236, 0x3);
-	le32_put(k + 0x238, 2047);
-	le32_put(k + 0x258, 0x1000000);
-	le32_put(k + 0x260, 0x1000000);
+	bzgen_header(k, IMG_LEN, SETUP_SECTS, 0x1000000, 0x1000000);
 	memcpy(k + PM_OFF + 0x200, code, sizeof(code));
 }
 

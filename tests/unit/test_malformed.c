@@ -746,6 +746,53 @@ static void test_memory_and_file_agree(void **state)
 	free(buf);
 }
 
+/* The reference image at offset 64 of three separately allocated regions
+ * (100, 333 and the rest: headers and sections straddle the joins) reads as
+ * from one buffer; reads past its end fail, and an offset past the regions
+ * leaves nothing to read. */
+static void test_regions_source(void **state)
+{
+	struct eifgen g;
+	struct eif_source src;
+	struct eif_image a, b;
+	struct nectl_err err = {0};
+	struct mem_region r[3];
+	uint8_t *buf, byte;
+	size_t len, at = 0;
+
+	eifgen_init_reference(&g);
+	buf = eifgen_build(&g, &len);
+	r[0].size = 100;
+	r[1].size = 333;
+	r[2].size = 64 + len - 433 + 7;
+	for (int i = 0; i < 3; i++) {
+		r[i].addr = malloc(r[i].size);
+		assert_non_null(r[i].addr);
+		for (uint64_t j = 0; j < r[i].size; j++, at++)
+			r[i].addr[j] = at >= 64 && at < 64 + len ? buf[at - 64] : 0xee;
+	}
+	eif_source_from_regions(&src, r, 3, 64, MEM_NAME);
+	assert_int_equal(src.size, len + 7);
+	assert_int_equal(eif_read(&src, &a, NULL, &err), 0);
+	assert_int_equal(mal_read_mem(buf, len, &b), 0);
+	assert_memory_equal(&a.pcrs, &b.pcrs, sizeof(a.pcrs));
+	assert_memory_equal(a.sections, b.sections, sizeof(a.sections));
+	eif_image_free(&b);
+	assert_int_equal(src.read_at(src.ctx, len + 6, &byte, 1), 0);
+	assert_int_equal(byte, 0xee);
+	assert_int_equal(src.read_at(src.ctx, len + 6, &byte, 2), -EIO);
+	assert_int_equal(src.read_at(src.ctx, UINT64_MAX, &byte, 1), -EIO);
+	eif_source_from_regions(&src, r, 3, 64 + len + 7, MEM_NAME);
+	assert_int_equal(src.size, 0);
+	assert_int_equal(eif_read(&src, &b, NULL, &err), -1);
+	mal_check_err(&err, MEM_NAME, NECTL_ERR_EIF, "shorter than");
+	eif_image_free(&a);
+	eif_image_free(&b);
+	for (int i = 0; i < 3; i++)
+		free(r[i].addr);
+	free(buf);
+}
+
 /* A signed image: PCR8 is the signer's, the signature verifies against the
  * image's own PCR0, and signing leaves PCR0 alone. */
 static void test_signed_image(void **state)
@@ -922,6 +969,7 @@ static const struct CMUnitTest mal_fixed[] = {
 	cmocka_unit_test(test_gap_between_sections),
 	cmocka_unit_test(test_empty_sections),
 	cmocka_unit_test(test_memory_and_file_agree),
+	cmocka_unit_test(test_regions_source),
 	cmocka_unit_test(test_signed_image),
 	cmocka_unit_test(test_big_ramdisk_streams),
 };

@@ -16,6 +16,8 @@
 
 #include "util/le.h"
 
+#include "bzgen.h"
+
 #include "nectl/x86boot.h"
 
 #define MIB	    (1024ull * 1024)
@@ -55,21 +57,7 @@ static uint8_t *gpa(struct fixture *f, uint64_t addr, uint64_t len)
  * preferred address, 32 MiB init_size, and a patterned "kernel". */
 static void make_image(uint8_t *k)
 {
-	memset(k, 0, IMG_LEN);
-	k[0x1f1] = SETUP_SECTS;
-	le16_put(k + 0x1fe, 0xaa55);
-	k[0x200] = 0xeb;
-	k[0x201] = 0x66; /* header ends at 0x268 */
-	memcpy(k + 0x202, "HdrS", 4);
-	le16_put(k + 0x206, 0x020f);
-	k[0x211] = 0x01;
-	le32_put(k + 0x22c, 0x7fffffff);
-	le32_put(k + 0x230, 0x200000);
-	k[0x234] = 1;
-	le16_put(k + 0x236, 0x3);
-	le32_put(k + 0x238, 2047);
-	le64_put(k + 0x258, 0x1000000);
-	le32_put(k + 0x260, 0x2000000);
+	bzgen_header(k, IMG_LEN, SETUP_SECTS, 0x1000000, 0x2000000);
 	for (size_t i = 0; i < PM_LEN; i++)
 		k[(SETUP_SECTS + 1) * 512 + i] = (uint8_t)(i * 7 + 3);
 }
@@ -125,16 +113,17 @@ static void check_e820(const uint8_t *bp, const uint64_t (*want)[3], unsigned n)
 	}
 }
 
+/* 256 MiB of RAM from 0: the boot structures and the legacy area reserved. */
+static const uint64_t e820_256m[][3] = {
+    {0, 0x1000, 2},	   {0x1000, 0x6000, 1},	  {0x7000, 0x8000, 2},	 {0xf000, 0x11000, 1},
+    {0x20000, 0x10000, 2}, {0x30000, 0x6fc00, 1}, {0x9fc00, 0x60400, 2}, {0x100000, 255 * MIB, 1},
+};
+
 static void test_zero_page(void **state)
 {
 	struct fixture *f = fixture_new(256 * MIB, 0);
 	uint8_t *bp;
 	const char *cl = "console=ttyS0 reboot=k" NITRO_DEVS_CMDLINE;
-	static const uint64_t e820[][3] = {
-	    {0, 0x1000, 2},	   {0x1000, 0x6000, 1},	     {0x7000, 0x8000, 2},
-	    {0xf000, 0x11000, 1},  {0x20000, 0x10000, 2},    {0x30000, 0x6fc00, 1},
-	    {0x9fc00, 0x60400, 2}, {0x100000, 255 * MIB, 1},
-	};
 
 	assert_int_equal(setup(f), 0);
 	bp = gpa(f, X86_BOOT_PARAMS_GPA, 4096);
@@ -152,11 +141,68 @@ static void test_zero_page(void **state)
 	assert_int_equal(le32_get(bp + 0x228), X86_CMDLINE_GPA);
 	assert_int_equal(le32_get(bp + 0x0c8), 0);
 	assert_int_equal(le64_get(bp + 0x070), 0); /* no ACPI: no RSDP */
-	check_e820(bp, e820, sizeof(e820) / sizeof(e820[0]));
+	check_e820(bp, e820_256m, sizeof(e820_256m) / sizeof(e820_256m[0]));
 	/* The protected-mode kernel at 1 MiB, the cmdline NUL-terminated. */
 	assert_memory_equal(gpa(f, X86_KERNEL_GPA, PM_LEN), f->img + (SETUP_SECTS + 1) * 512,
 			    PM_LEN);
 	assert_memory_equal(gpa(f, X86_CMDLINE_GPA, strlen(cl) + 1), cl, strlen(cl) + 1);
+	fixture_free(f);
+}
+
+/* Records the pieces guestmem_span hands out. */
+struct pieces {
+	uint64_t at[4], len[4];
+	unsigned n;
+};
+
+static int record_piece(void *ctx, uint8_t *hva, uint64_t at, uint64_t len)
+{
+	struct pieces *p = ctx;
+
+	(void)hva;
+	if (p->n < 4)
+		p->at[p->n] = at, p->len[p->n] = len;
+	p->n++;
+	return 0;
+}
+
+/* Donated memory meets itself at 1 MiB + 32 KiB (inside the kernel) and at
+ * 64 MiB + 512 KiB (inside the initrd), separately allocated: the boot
+ * places and checks across the joins, and the e820 map shows one range. */
+static void test_regions_meet(void **state)
+{
+	struct fixture *f = fixture_new(MIB + 32 * 1024, 0);
+	struct pieces p = {0};
+	const uint8_t *pm = f->img + (SETUP_SECTS + 1) * 512;
+
+	(void)state;
+	f->gm.r[1] = (struct guestmem_region){MIB + 32 * 1024, 63 * MIB + 480 * 1024,
+					      calloc(1, 63 * MIB + 480 * 1024)};
+	f->gm.r[2] = (struct guestmem_region){64 * MIB + 512 * 1024, 192 * MIB - 512 * 1024,
+					      calloc(1, 192 * MIB - 512 * 1024)};
+	f->gm.n = 3;
+	assert_int_equal(setup(f), 0);
+	assert_memory_equal(gpa(f, X86_KERNEL_GPA, 32 * 1024), pm, 32 * 1024);
+	assert_memory_equal(gpa(f, X86_KERNEL_GPA + 32 * 1024, PM_LEN - 32 * 1024), pm + 32 * 1024,
+			    PM_LEN - 32 * 1024);
+	check_e820(gpa(f, X86_BOOT_PARAMS_GPA, 4096), e820_256m,
+		   sizeof(e820_256m) / sizeof(e820_256m[0]));
+	assert_int_equal(guestmem_span(&f->gm, MIB, 64 * 1024, record_piece, &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.at[1], 32 * 1024);
+	assert_int_equal(p.len[0], 32 * 1024);
+	assert_int_equal(p.len[1], 32 * 1024);
+	/* Past the end, wrapping around 2^64, or into a hole: refused whole,
+	 * nothing handed out. */
+	p.n = 0;
+	assert_int_equal(guestmem_span(&f->gm, 64 * MIB, 200 * MIB, record_piece, &p), -1);
+	assert_int_equal(guestmem_span(&f->gm, UINT64_MAX - 4, 8, record_piece, &p), -1);
+	f->gm.r[2].gpa += 4096;
+	assert_int_equal(guestmem_span(&f->gm, 64 * MIB, MIB, record_piece, &p), -1);
+	assert_int_equal(p.n, 0);
+	f->spec.initrd_gpa = 64 * MIB;
+	assert_int_equal(setup(f), -1);
+	assert_non_null(strstr(f->err.msg, "initrd: 0x4000000+0x100000 is outside guest memory"));
 	fixture_free(f);
 }
 
@@ -975,14 +1021,14 @@ static void test_debian_kernel(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_zero_page),	     cmocka_unit_test(test_gdt_pt_regs),
-	    cmocka_unit_test(test_two_regions),	     cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_acpi_tables),	     cmocka_unit_test(test_dsdt_bytes),
-	    cmocka_unit_test(test_acpi_many),	     cmocka_unit_test(test_mptable_one_cpu),
-	    cmocka_unit_test(test_mptable_two_cpus), cmocka_unit_test(test_mptable_max_cpus),
-	    cmocka_unit_test(test_mptable_bad_irq),  cmocka_unit_test(test_acpi_off),
-	    cmocka_unit_test(test_cmdline_devices),  cmocka_unit_test(test_cmdline_overflow),
-	    cmocka_unit_test(test_debian_kernel),
+	    cmocka_unit_test(test_zero_page),	     cmocka_unit_test(test_regions_meet),
+	    cmocka_unit_test(test_gdt_pt_regs),	     cmocka_unit_test(test_two_regions),
+	    cmocka_unit_test(test_malformed),	     cmocka_unit_test(test_acpi_tables),
+	    cmocka_unit_test(test_dsdt_bytes),	     cmocka_unit_test(test_acpi_many),
+	    cmocka_unit_test(test_mptable_one_cpu),  cmocka_unit_test(test_mptable_two_cpus),
+	    cmocka_unit_test(test_mptable_max_cpus), cmocka_unit_test(test_mptable_bad_irq),
+	    cmocka_unit_test(test_acpi_off),	     cmocka_unit_test(test_cmdline_devices),
+	    cmocka_unit_test(test_cmdline_overflow), cmocka_unit_test(test_debian_kernel),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -218,10 +218,13 @@ static int hdr_parse(const struct x86_boot_spec *spec, struct bzhdr *h, struct n
 
 static int check_memory(const struct guestmem *gm, const struct bzhdr *h, struct nectl_err *err)
 {
+	/* The boot structures are written there in place: one region. */
 	if (!guestmem_ptr(gm, 0, LEGACY_END))
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
-				     "guest memory does not start with 1 MiB of RAM at 0");
-	if (!guestmem_ptr(gm, X86_KERNEL_GPA, h->area_end - X86_KERNEL_GPA))
+				     "guest memory does not start with 1 MiB of RAM at 0 "
+				     "in one region");
+	/* The kernel is copied piece by piece: it may span regions. */
+	if (guestmem_span(gm, X86_KERNEL_GPA, h->area_end - X86_KERNEL_GPA, NULL, NULL) < 0)
 		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "bzImage: init_size area up to 0x%llx exceeds guest memory",
 				     (unsigned long long)h->area_end);
@@ -297,7 +300,7 @@ static int check_initrd(const struct guestmem *gm, const struct x86_boot_spec *s
 
 	if (!len)
 		return 0;
-	if (!guestmem_ptr(gm, gpa, len))
+	if (guestmem_span(gm, gpa, len, NULL, NULL) < 0)
 		return nectl_err_set(err, NECTL_ERR_EIF,
 				     "initrd: 0x%llx+0x%llx is outside guest memory",
 				     (unsigned long long)gpa, (unsigned long long)len);
@@ -361,6 +364,23 @@ static void e820_region(struct e820 *t, unsigned *n, const struct guestmem_regio
 		e820_add(t, n, cur, end - cur, E820_RAM);
 }
 
+/* Regions adjacent in guest physical memory are one range of RAM to the
+ * guest (donated memory comes in several): merged into one entry. */
+static unsigned e820_merge(struct e820 *t, unsigned n)
+{
+	unsigned out = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct e820 *last = out ? &t[out - 1] : NULL;
+
+		if (last && last->type == t[i].type && last->addr + last->size == t[i].addr)
+			last->size += t[i].size;
+		else
+			t[out++] = t[i];
+	}
+	return out;
+}
+
 static unsigned e820_build(const struct guestmem *gm, struct e820 *t)
 {
 	unsigned n = 0;
@@ -369,7 +389,7 @@ static unsigned e820_build(const struct guestmem *gm, struct e820 *t)
 		e820_add(t, &n, reserved[i].addr, reserved[i].size, reserved[i].type);
 	for (unsigned i = 0; i < gm->n && i < GUESTMEM_MAX_REGIONS; i++)
 		e820_region(t, &n, &gm->r[i]);
-	return n;
+	return e820_merge(t, n);
 }
 
 static void bp_e820(uint8_t *bp, const struct guestmem *gm)
@@ -485,7 +505,7 @@ int x86_boot_setup(const struct guestmem *gm, const struct x86_boot_spec *spec,
 		return -1;
 	memset(bp, 0, sizeof(bp));
 	memcpy(bp + HDR_SETUP_SECTS, spec->bzimage + HDR_SETUP_SECTS, h.hdr_end - HDR_SETUP_SECTS);
-	memmove(guestmem_ptr(gm, X86_KERNEL_GPA, h.pm_len), spec->bzimage + h.setup_len, h.pm_len);
+	guestmem_write_span(gm, X86_KERNEL_GPA, spec->bzimage + h.setup_len, h.pm_len);
 	bp_fill(bp, gm, spec);
 	memcpy(guestmem_ptr(gm, X86_BOOT_PARAMS_GPA, BP_SIZE), bp, BP_SIZE);
 	memset(guestmem_ptr(gm, X86_CMDLINE_GPA, X86_CMDLINE_MAX), 0, X86_CMDLINE_MAX);

@@ -32,12 +32,19 @@ struct machine_vdev {
 	struct virtio_mmio *mmio;
 };
 
+_Static_assert(GUESTMEM_MAX_REGIONS >= MACHINE_MAX_REGIONS + 1,
+	       "each region maps to one guest region, one of them split at the MMIO hole");
+
 struct machine {
 	struct machine_spec spec;
 	struct guestmem gm;
-	uint8_t *mem;
-	uint64_t mem_size;
-	bool huge;
+	/* The enclave's memory in donation order: the machine's own mapping
+	 * (owned: emulation) or the donated regions. */
+	struct mem_region mem[MACHINE_MAX_REGIONS];
+	unsigned nmem;
+	uint64_t mem_size; /* their sum */
+	uint64_t image_offset;
+	bool owned, huge;
 	struct kvm_vm *vm;
 	struct x86_boot_regs regs;
 	struct uart uart;
@@ -55,33 +62,108 @@ struct machine {
 	bool io_started;
 };
 
+/* Enclave memory offset o is guest physical o below the MMIO hole and
+ * X86_HIGH_RAM_START + (o - X86_LOW_RAM_END) above it; a region across
+ * X86_LOW_RAM_END becomes two guest regions. */
+static void machine_map_guest(struct machine *m)
+{
+	uint64_t o = 0;
+
+	m->gm.n = 0;
+	for (unsigned i = 0; i < m->nmem; i++) {
+		uint8_t *hva = m->mem[i].addr;
+
+		for (uint64_t left = m->mem[i].size; left > 0;) {
+			uint64_t piece = left, gpa = o;
+
+			if (o < X86_LOW_RAM_END && piece > X86_LOW_RAM_END - o)
+				piece = X86_LOW_RAM_END - o;
+			if (o >= X86_LOW_RAM_END)
+				gpa = X86_HIGH_RAM_START + (o - X86_LOW_RAM_END);
+			m->gm.r[m->gm.n++] = (struct guestmem_region){gpa, piece, hva};
+			hva += piece;
+			o += piece;
+			left -= piece;
+		}
+	}
+}
+
 static int machine_alloc(struct machine *m, struct nectl_err *err)
 {
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	uint64_t size = m->spec.mem_mib << 20;
+	uint8_t *mem;
 
-	m->mem_size = m->spec.mem_mib << 20;
 	/* Hugepages when reserved (as the NE driver requires), else ordinary
 	 * memory: an emulated enclave runs either way. Never MAP_NORESERVE with
 	 * hugepages: the mapping would succeed and the first touch fault. */
-	m->mem = mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
-	m->huge = m->mem != MAP_FAILED;
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
+	m->huge = mem != MAP_FAILED;
 	if (!m->huge)
-		m->mem =
-		    mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, -1, 0);
-	if (m->mem == MAP_FAILED) {
-		m->mem = NULL;
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
 		return nectl_err_sys(err, NECTL_ERR_MEM_AVAILABLE, errno,
 				     "cannot allocate %llu MiB of enclave memory",
 				     (unsigned long long)m->spec.mem_mib);
+	m->mem[0] = (struct mem_region){mem, size};
+	m->nmem = 1;
+	m->mem_size = size;
+	m->owned = true;
+	m->image_offset = MACHINE_EIF_OFFSET;
+	return 0;
+}
+
+static int machine_check_region(const struct mem_region *r, unsigned i, struct nectl_err *err)
+{
+	uintptr_t a = (uintptr_t)r[i].addr;
+
+	if (!r[i].size || ((a | r[i].size) & 0xfff) || r[i].size > UINTPTR_MAX - a)
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
+				     "memory region %u (%p, %llu bytes) is not a non-empty, "
+				     "4 KiB-aligned range",
+				     i, (void *)r[i].addr, (unsigned long long)r[i].size);
+	for (unsigned j = 0; j < i; j++) {
+		uintptr_t b = (uintptr_t)r[j].addr;
+
+		if (a < b + r[j].size && b < a + r[i].size)
+			return nectl_err_set(err, NECTL_ERR_INVALID_ARG,
+					     "memory regions %u and %u overlap", j, i);
 	}
-	m->gm.r[0] = (struct guestmem_region){0, m->mem_size, m->mem};
-	m->gm.n = 1;
-	if (m->mem_size > X86_LOW_RAM_END) {
-		m->gm.r[0].size = X86_LOW_RAM_END;
-		m->gm.r[1] = (struct guestmem_region){
-		    X86_HIGH_RAM_START, m->mem_size - X86_LOW_RAM_END, m->mem + X86_LOW_RAM_END};
-		m->gm.n = 2;
+	return 0;
+}
+
+/* Donated memory, checked: the guest's memory is exactly these bytes. */
+static int machine_adopt(struct machine *m, struct nectl_err *err)
+{
+	const struct machine_spec *s = &m->spec;
+
+	if (!s->nmemory || s->nmemory > MACHINE_MAX_REGIONS)
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%u memory regions (1..%u taken)",
+				     s->nmemory, MACHINE_MAX_REGIONS);
+	m->mem_size = 0;
+	for (unsigned i = 0; i < s->nmemory; i++) {
+		if (machine_check_region(s->memory, i, err) < 0)
+			return -1;
+		m->mem[i] = s->memory[i];
+		m->mem_size += s->memory[i].size;
 	}
+	m->nmem = s->nmemory;
+	m->huge = s->memory_huge;
+	m->image_offset = s->image_offset;
+	if (m->image_offset >= m->mem_size)
+		return nectl_err_set(err, NECTL_ERR_MEM_REQUEST,
+				     "the image offset %llu is beyond the %llu bytes of "
+				     "enclave memory",
+				     (unsigned long long)m->image_offset,
+				     (unsigned long long)m->mem_size);
+	return 0;
+}
+
+static int machine_memory_setup(struct machine *m, struct nectl_err *err)
+{
+	if ((m->spec.memory ? machine_adopt(m, err) : machine_alloc(m, err)) < 0)
+		return -1;
+	machine_map_guest(m);
 	return 0;
 }
 
@@ -100,32 +182,46 @@ static uint64_t machine_image_end(const struct eif_image *img)
 	return end;
 }
 
+/* Reads a piece of the initrd's destination from the EIF's source. */
+struct machine_copy {
+	const struct eif_source *src;
+	uint64_t off;
+};
+
+static int machine_copy_piece(void *ctx, uint8_t *hva, uint64_t at, uint64_t len)
+{
+	const struct machine_copy *c = ctx;
+
+	return c->src->read_at(c->src->ctx, c->off + at, hva, (size_t)len) < 0 ? -1 : 0;
+}
+
 /* The ramdisks, contiguous, at the top of low memory: the kernel unpacks them
  * as one initramfs. Copied before the kernel is placed, which may overwrite
- * the EIF they come from. */
-static int machine_place_initrd(struct machine *m, const struct eif_image *img, uint64_t *gpa,
-				uint64_t *len, struct nectl_err *err)
+ * the EIF they come from; source and destination may both span regions. */
+static int machine_place_initrd(struct machine *m, const struct eif_source *src,
+				const struct eif_image *img, uint64_t *gpa, uint64_t *len,
+				struct nectl_err *err)
 {
-	uint64_t total = 0, top = m->gm.r[0].size, dst;
+	uint64_t total = 0, dst;
+	uint64_t top = m->mem_size < X86_LOW_RAM_END ? m->mem_size : X86_LOW_RAM_END;
 
 	for (unsigned i = 0; i < img->num_sections; i++)
 		if (img->sections[i].type == EIF_SECTION_RAMDISK)
 			total += img->sections[i].size;
-	if (total + MACHINE_EIF_OFFSET + machine_image_end(img) > top)
+	if (total + m->image_offset + machine_image_end(img) > top)
 		return nectl_err_set(err, NECTL_ERR_MEM_REQUEST,
 				     "enclave memory (%llu MiB) is too small for the image",
-				     (unsigned long long)m->spec.mem_mib);
+				     (unsigned long long)(m->mem_size >> 20));
 	dst = (top - total) & ~0xfffull;
 	*gpa = dst;
 	*len = total;
 	for (unsigned i = 0; i < img->num_sections; i++) {
 		const struct eif_section *s = &img->sections[i];
-		const void *src;
+		struct machine_copy c = {src, s->offset + EIF_SECTION_HEADER_SIZE};
 
 		if (s->type != EIF_SECTION_RAMDISK)
 			continue;
-		src = m->mem + MACHINE_EIF_OFFSET + s->offset + EIF_SECTION_HEADER_SIZE;
-		if (guestmem_write(&m->gm, dst, src, s->size) < 0)
+		if (guestmem_span(&m->gm, dst, s->size, machine_copy_piece, &c) != 0)
 			return nectl_err_set(err, NECTL_ERR_EIF,
 					     "ramdisk section %u is out of range", i);
 		dst += s->size;
@@ -133,23 +229,73 @@ static int machine_place_initrd(struct machine *m, const struct eif_image *img, 
 	return 0;
 }
 
+/* The bzImage, contiguous for x86_boot_setup: always a heap copy, wherever
+ * the regions meet, so that there is one path, and placing the kernel may
+ * overwrite the EIF it came from. */
+static int machine_read_kernel(const struct eif_source *src, const struct eif_section *k,
+			       uint8_t **out, struct nectl_err *err)
+{
+	int rc;
+
+	/* It runs below the MMIO hole: no bigger kernel can boot. */
+	if (k->size > X86_LOW_RAM_END)
+		return nectl_err_set(err, NECTL_ERR_EIF,
+				     "the kernel section (%llu bytes) is "
+				     "larger than low memory",
+				     (unsigned long long)k->size);
+	*out = malloc(k->size ? (size_t)k->size : 1);
+	if (!*out)
+		return nectl_err_set(err, NECTL_ERR_MEM_AVAILABLE,
+				     "out of memory for the %llu-byte kernel",
+				     (unsigned long long)k->size);
+	rc = src->read_at(src->ctx, k->offset + EIF_SECTION_HEADER_SIZE, *out, (size_t)k->size);
+	if (rc < 0) {
+		free(*out);
+		*out = NULL;
+		return nectl_err_set(err, NECTL_ERR_EIF, "the kernel section is out of range");
+	}
+	return 0;
+}
+
+static int machine_boot_setup(struct machine *m, const uint8_t *kernel, size_t kernel_len,
+			      uint64_t initrd, uint64_t initrd_len, struct nectl_err *err)
+{
+	struct x86_mmio_dev devs[MACHINE_MAX_VDEVS];
+
+	for (unsigned i = 0; i < m->nvdevs; i++)
+		devs[i] = m->vdevs[i].at;
+	return x86_boot_setup(&m->gm,
+			      &(struct x86_boot_spec){.bzimage = kernel,
+						      .bzimage_len = kernel_len,
+						      .cmdline = m->img.cmdline,
+						      .initrd_gpa = initrd,
+						      .initrd_len = initrd_len,
+						      .ncpus = m->spec.ncpus,
+						      .devs = devs,
+						      .ndevs = m->nvdevs,
+						      .acpi = m->spec.acpi,
+						      .uart = true,
+						      .pvpanic = true},
+			      &m->regs, err);
+}
+
 /* The EIF that the launch wrote at the load offset, parsed from enclave
  * memory (never trusted: the section table bounds everything by the memory
- * after the offset), then the boot prepared from it, as the Nitro
- * hypervisor does. */
+ * after the offset, whichever regions it lies in), then the boot prepared
+ * from it, as the Nitro hypervisor does. */
 int machine_load_image(struct machine *m, struct nectl_err *err)
 {
 	struct eif_source src;
 	struct eif_image *img = &m->img;
 	uint64_t initrd = 0, initrd_len = 0;
+	uint8_t *kernel = NULL;
 	const struct eif_section *k;
-	struct x86_mmio_dev devs[MACHINE_MAX_VDEVS];
 	const char *name = m->spec.image_name ? m->spec.image_name : "the enclave image";
+	int rc;
 
 	if (m->have_img)
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "the image is already loaded");
-	eif_source_from_memory(&src, m->mem + MACHINE_EIF_OFFSET,
-			       m->mem_size - MACHINE_EIF_OFFSET, name);
+	eif_source_from_regions(&src, m->mem, m->nmem, m->image_offset, name);
 	if (eif_read(&src, img, NULL, err) < 0)
 		return -1;
 	m->have_img = true;
@@ -158,25 +304,12 @@ int machine_load_image(struct machine *m, struct nectl_err *err)
 				     "%s is an %s image; this hypervisor runs x86_64", name,
 				     eif_arch_name(img->arch));
 	k = &img->sections[eif_image_find(img, EIF_SECTION_KERNEL)];
-	if (machine_place_initrd(m, img, &initrd, &initrd_len, err) < 0)
+	if (machine_place_initrd(m, &src, img, &initrd, &initrd_len, err) < 0 ||
+	    machine_read_kernel(&src, k, &kernel, err) < 0)
 		return -1;
-	for (unsigned i = 0; i < m->nvdevs; i++)
-		devs[i] = m->vdevs[i].at;
-	return x86_boot_setup(
-	    &m->gm,
-	    &(struct x86_boot_spec){
-		.bzimage = m->mem + MACHINE_EIF_OFFSET + k->offset + EIF_SECTION_HEADER_SIZE,
-		.bzimage_len = k->size,
-		.cmdline = img->cmdline,
-		.initrd_gpa = initrd,
-		.initrd_len = initrd_len,
-		.ncpus = m->spec.ncpus,
-		.devs = devs,
-		.ndevs = m->nvdevs,
-		.acpi = m->spec.acpi,
-		.uart = true,
-		.pvpanic = true},
-	    &m->regs, err);
+	rc = machine_boot_setup(m, kernel, (size_t)k->size, initrd, initrd_len, err);
+	free(kernel);
+	return rc;
 }
 
 /* The ACPI sleep control register, there only with ACPI (the FADT names
@@ -387,7 +520,7 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 	uart_init(&m->uart, machine_console, machine_uart_irq, m);
 	i8042_init(&m->kbd, machine_reset, m);
 	pvpanic_init(&m->pvpanic, machine_panicked, m);
-	if (machine_alloc(m, err) < 0 || machine_vsock_create(m, err) < 0 ||
+	if (machine_memory_setup(m, err) < 0 || machine_vsock_create(m, err) < 0 ||
 	    kvm_vm_create(&m->vm, &m->gm, spec->ncpus, &bus, err) < 0 ||
 	    machine_io_setup(m, err) < 0) {
 		machine_destroy(m);
@@ -401,17 +534,15 @@ int machine_create(struct machine **out, const struct machine_spec *spec, struct
 
 unsigned machine_memory_regions(const struct machine *m, struct mem_region *r, unsigned max)
 {
-	if (max < 1)
+	if (max < m->nmem)
 		return 0;
-	/* One mapping: the emulated accelerator's memory rules are lax. */
-	r[0] = (struct mem_region){m->mem, m->mem_size};
-	return 1;
+	memcpy(r, m->mem, m->nmem * sizeof(*r));
+	return m->nmem;
 }
 
 uint64_t machine_image_offset(const struct machine *m)
 {
-	(void)m;
-	return MACHINE_EIF_OFFSET;
+	return m->image_offset;
 }
 
 const char *machine_memory_kind(const struct machine *m)
@@ -488,8 +619,8 @@ void machine_wait(struct machine *m, enum machine_exit *why, char *detail, size_
 	else
 		*why = m->panicked   ? MACHINE_EXIT_PANIC
 		       : m->poweroff ? MACHINE_EXIT_POWEROFF
-		       : m->reset  ? MACHINE_EXIT_RESET
-				   : MACHINE_EXIT_STOPPED;
+		       : m->reset    ? MACHINE_EXIT_RESET
+				     : MACHINE_EXIT_STOPPED;
 }
 
 void machine_stop(struct machine *m)
@@ -511,7 +642,8 @@ void machine_destroy(struct machine *m)
 		vsock_free(m->vsock);
 	if (m->have_img)
 		eif_image_free(&m->img);
-	if (m->mem)
-		munmap(m->mem, m->mem_size);
+	/* Donated memory belongs to whoever donated it. */
+	if (m->owned)
+		munmap(m->mem[0].addr, m->mem[0].size);
 	free(m);
 }
