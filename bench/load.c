@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nectl/launch_seq.h"
 #include "nectl/native.h"
 
 #define MIB (1ull << 20)
@@ -63,10 +64,11 @@ static double launch(const char *eif, uint64_t mem)
 {
 	struct sim_topology t;
 	struct ne_dev *d;
-	struct native_enclave n;
+	struct accel *a;
+	struct launch_result n;
 	struct nectl_err err = {0};
-	struct native_spec s = {
-	    .eif_path = eif, .memory_bytes = mem, .ncpus = 2, .sysfs = "/sys", .max_regions = 0};
+	struct launch_spec s = {.eif_path = eif, .memory_bytes = mem, .ncpus = 2};
+	struct ne_accel_cfg c = {.sysfs = "/sys", .max_regions = 0};
 	double t0;
 
 	sim_topology_default(&t);
@@ -74,10 +76,10 @@ static double launch(const char *eif, uint64_t mem)
 	if (ne_dev_open_sim(&t, "1-3,5-7", NULL, NULL, &d, &err) < 0)
 		return fprintf(stderr, "bench/load: %s\n", err.msg), -1;
 	t0 = now_s();
-	if (native_start(d, &s, &n, &err) < 0)
+	if (accel_ne_new(&a, d, &c, &err) < 0 || launch_seq_run(a, &s, &n, &err) < 0)
 		return fprintf(stderr, "bench/load: %s\n", err.msg), -1;
 	t0 = now_s() - t0;
-	native_close(&n);
+	accel_destroy(a);
 	ne_dev_close(d);
 	return t0;
 }

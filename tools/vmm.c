@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nectl/accel.h"
 #include "nectl/enclave.h"
+#include "nectl/launch_seq.h"
 #include "nectl/machine.h"
 
 static void vmm_console(void *ctx, const uint8_t *buf, size_t len)
@@ -48,14 +50,14 @@ static void vmm_report_vsock(struct machine *m)
 int main(int argc, char **argv)
 {
 	/* enum machine_exit's order */
-	static const char *const names[] = {"reset",	 "power-off", "stopped",
+	static const char *const names[] = {"reset",	    "power-off", "stopped",
 					    "triple fault", "KVM error", "kernel panic (pvpanic)"};
-	struct mem_region r[8];
 	struct nectl_err err = {0};
-	struct machine *m;
-	enum machine_exit why;
-	char detail[256] = "";
+	struct accel *a = NULL;
+	struct launch_result r;
+	struct accel_exit e;
 	bool acpi = argc > 1 && strcmp(argv[1], "--acpi") == 0;
+	enum machine_exit why;
 
 	argv += acpi;
 	argc -= acpi;
@@ -63,25 +65,29 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: nectl-vmm [--acpi] EIF MEM_MIB CPUS\n");
 		return 2;
 	}
-	if (machine_create(&m,
-			   &(struct machine_spec){.image_name = argv[1],
-						  .mem_mib = strtoull(argv[2], NULL, 10),
-						  .ncpus = (unsigned)atoi(argv[3]),
-						  .cid = 16,
-						  .console = vmm_console,
-						  .vsock_ops = &vmm_vsock,
-						  .acpi = acpi},
-			   &err) < 0 ||
-	    enclave_write_eif(argv[1], r, machine_memory_regions(m, r, 8), machine_image_offset(m),
-			      NULL, &err) < 0 ||
-	    machine_load_image(m, &err) < 0 ||
-	    machine_run(m, &why, detail, sizeof(detail), &err) < 0) {
+	/* The launch sequence every mode shares, on accel/kvm directly. */
+	if (accel_kvm_new(&a,
+			  &(struct machine_spec){.image_name = argv[1],
+						 .console = vmm_console,
+						 .vsock_ops = &vmm_vsock,
+						 .acpi = acpi},
+			  &err) < 0 ||
+	    launch_seq_run(a,
+			   &(struct launch_spec){.eif_path = argv[1],
+						 .memory_bytes = strtoull(argv[2], NULL, 10) << 20,
+						 .ncpus = (unsigned)atoi(argv[3]),
+						 .cid = 16},
+			   &r, &err) < 0) {
 		fprintf(stderr, "nectl-vmm: %s\n", err.msg);
+		accel_destroy(a);
 		return 1;
 	}
+	a->ops->wait(a, &e);
+	why = e.why;
 	fprintf(stderr, "nectl-vmm: enclave memory: %s; machine: %s; guest stopped: %s (%s)\n",
-		machine_memory_kind(m), acpi ? "nitro+acpi" : "nitro", names[why], detail);
-	vmm_report_vsock(m);
-	machine_destroy(m);
+		machine_memory_kind(a->ops->machine(a)), acpi ? "nitro+acpi" : "nitro", names[why],
+		e.detail);
+	vmm_report_vsock(a->ops->machine(a));
+	accel_destroy(a);
 	return why == MACHINE_EXIT_RESET || why == MACHINE_EXIT_POWEROFF ? 0 : 1;
 }

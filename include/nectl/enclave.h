@@ -58,6 +58,10 @@ struct enclave_opts {
 	 * (0: ENCLAVE_DEFAULT_FORWARD_CONNS, ENCLAVE_DEFAULT_FORWARD_CONNS_TOTAL;
 	 * at most ENCLAVE_MAX_FORWARD_CONNS); one more is refused. */
 	unsigned forward_max_conns, forward_max_conns_total;
+	/* NULL: emulated (accel/kvm). Otherwise the NE device: its path
+	 * (/dev/nitro_enclaves), or "sim" / "sim:FILE.json" for the driver
+	 * model (src/sim), which boots accel/kvm at NE_START_ENCLAVE. */
+	const char *ne_device;
 };
 
 struct enclave_launched {

@@ -24,20 +24,21 @@
  * nine, one per hugepage size). */
 #define MACHINE_MAX_REGIONS 16
 
+struct machine;
+
 struct machine_spec {
 	/* For messages only: the machine never opens it (the launch writes the
 	 * EIF into enclave memory, machine_load_image finds it there). */
 	const char *image_name;
-	uint64_t mem_mib;
-	/* Donated memory (the NE launch path): the enclave's memory is these
+	/* The enclave's memory, as the launch sequence donated it (accel_kvm.c
+	 * in emulation, the simulated hypervisor behind the NE model): these
 	 * regions concatenated in donation order, mapped into the guest from
 	 * physical 0 upward (skipping the 32-bit MMIO hole). The machine never
-	 * allocates, unmaps or frees them; they must outlive it. NULL: the
-	 * machine allocates its own (emulation; mem_mib says how much). */
+	 * allocates, unmaps or frees them; they must outlive it. */
 	const struct mem_region *memory;
-	unsigned nmemory;      /* at most MACHINE_MAX_REGIONS */
-	uint64_t image_offset; /* with memory: where the EIF was written */
-	bool memory_huge;      /* with memory: the regions are hugetlb mappings */
+	unsigned nmemory;      /* 1 to MACHINE_MAX_REGIONS */
+	uint64_t image_offset; /* where the EIF was written */
+	bool memory_huge;      /* the regions are hugetlb mappings */
 	unsigned ncpus;
 	uint64_t cid; /* the enclave's vsock CID (>= 4) */
 	const int
@@ -56,6 +57,10 @@ struct machine_spec {
 	 * not Nitro's machine, for debugging kernels that need them. An image
 	 * that boots only with them would not boot on Nitro. */
 	bool acpi;
+	/* Called by the accelerator that creates the machine (nectl/accel.h),
+	 * once the image is loaded and before any vCPU runs: the parent's side
+	 * of vsock attaches here. An error stops the start. May be NULL. */
+	int (*ready)(void *ctx, struct machine *m, struct nectl_err *err);
 };
 
 /* What the guest's driver did with one of the machine's virtio-mmio devices,

@@ -1,48 +1,31 @@
-/* The native launch sequence up to NE_START_ENCLAVE, in the NE driver's
- * vocabulary, on either NE device (nectl/ne_dev.h): create the enclave, plan
- * and map hugepage memory (nectl/hugeplan.h), ask the image load offset,
- * stream the EIF there once, donate the regions largest first, add vCPUs
- * (given, or chosen by the driver), start with the CID and the debug flag.
- * Every failure undoes what was done and names the step: E27 for memory,
- * E28 for the enclave, E29 for an ioctl (with the driver's error in words). */
+/* The NE device (nectl/ne_dev.h: /dev/nitro_enclaves, or the driver model)
+ * as an accelerator (nectl/accel.h) for the launch sequence
+ * (nectl/launch_seq.h): memory planned before anything is mapped
+ * (nectl/hugeplan.h), one hugetlb mapping per page size, largest first;
+ * E27 for memory, E28 for the enclave, E29 for an ioctl (with the driver's
+ * error in words). Destroying it closes the enclave, the only way to stop
+ * it, and unmaps its memory. */
 #ifndef NECTL_NATIVE_H
 #define NECTL_NATIVE_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
+#include "nectl/accel.h"
 #include "nectl/err.h"
 #include "nectl/hugeplan.h"
-#include "nectl/memregion.h"
 #include "nectl/ne_dev.h"
 
-#define NATIVE_MAX_CPUS 64
-
-struct native_spec {
-	const char *eif_path;
-	uint64_t memory_bytes;
-	unsigned ncpus;		 /* with cpu_ids NULL: chosen by the driver */
-	const uint32_t *cpu_ids; /* ncpus of them, or NULL */
-	uint64_t cid;		 /* 0: the hypervisor chooses */
-	bool debug;
+struct ne_accel_cfg {
 	const char *sysfs;    /* where the NUMA nodes' hugepages are read ("/sys") */
 	unsigned node;	      /* the CPU pool's NUMA node */
 	uint64_t max_regions; /* the device's region limit for the plan (0: none) */
 };
 
-struct native_enclave {
-	struct ne_vm *vm;
-	uint64_t slot_uid, cid, eif_len;
-	struct huge_plan plan;
-	struct mem_region r[HUGE_MAX_SIZES]; /* donation order */
-	unsigned nr;
-	uint32_t cpus[NATIVE_MAX_CPUS];
-	unsigned ncpus;
-};
-
-int native_start(struct ne_dev *d, const struct native_spec *spec, struct native_enclave *out,
+/* `d` must outlive the accelerator. */
+int accel_ne_new(struct accel **out, struct ne_dev *d, const struct ne_accel_cfg *cfg,
 		 struct nectl_err *err);
-/* Closes the enclave (the only way to stop it) and unmaps its memory. */
-void native_close(struct native_enclave *n);
+/* The memory plan (after map_memory), and the enclave (after create). */
+const struct huge_plan *accel_ne_plan(const struct accel *a);
+struct ne_vm *accel_ne_vm(const struct accel *a);
 
 #endif

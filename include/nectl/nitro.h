@@ -22,4 +22,9 @@ const char *ne_err_words(int errnum);
  * one ("3-1", "0-3-7": E24). */
 int ne_cpu_list_parse(const char *text, int *ids, size_t max, size_t *n, struct nectl_err *err);
 
+/* The NUMA node of the NE CPU pool's first CPU, from SYSFS
+ * (module/nitro_enclaves/parameters/ne_cpus, devices/system/cpu/cpuN/nodeK);
+ * 0 when either cannot be read (a host without NUMA in sysfs). */
+void ne_pool_node(const char *sysfs, unsigned *node);
+
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "nectl/ne_dev.h"
 #include "nectl/enclave.h"
 
 static int run_u64(const char *opt, const char *text, uint64_t max, uint64_t *out,
@@ -269,10 +270,16 @@ static int run_enclave_run(const struct args *a, struct nectl_err *err)
 	uint64_t u;
 	int rc = -1;
 
-	if (!args_has(a, "emulate"))
-		return nectl_err_sys(err, NECTL_ERR_FILE, ENOENT,
-				     "File: '/dev/nitro_enclaves', failing operation: 'Open' (this "
-				     "build runs enclaves emulated: add --emulate)");
+	/* Without --emulate: the NE device, as nitro-cli; NECTL_NE_DEVICE
+	 * names another (sim, sim:FILE.json: the driver model). */
+	if (!args_has(a, "emulate")) {
+		v = getenv("NECTL_NE_DEVICE");
+		o.ne_device = v && *v ? v : NE_DEV_PATH;
+		if (args_has(a, "machine-acpi"))
+			return nectl_err_set(err, NECTL_ERR_CONFLICT_ARG,
+					     "--machine-acpi is for --emulate only: Nitro's "
+					     "machine has no ACPI tables");
+	}
 	if ((v = args_get(a, "config"))) {
 		static const char *const solo[] = {"eif-path",	  "memory",	 "cpu-count",
 						   "cpu-ids",	  "enclave-cid", "debug-mode",

@@ -14,7 +14,16 @@
 #include "enclave/forward.h"
 #include "nectl/enclave.h"
 
+/* What runs the enclave (nectl/accel.h). */
+enum enclave_mode {
+	ENCLAVE_MODE_EMULATED,	/* accel/kvm directly (--emulate) */
+	ENCLAVE_MODE_SIMULATED, /* the NE driver model (NECTL_NE_DEVICE=sim[:FILE]) */
+	ENCLAVE_MODE_NATIVE,	/* /dev/nitro_enclaves */
+};
+
 struct enclave_plan {
+	enum enclave_mode mode;
+	char ne_device[PATH_MAX]; /* NE modes: "sim", "sim:FILE" or the device's path */
 	char run_dir[PATH_MAX];
 	char id[96];
 	char sid[24];

@@ -19,6 +19,8 @@
 
 #include "enclave/enclave_int.h"
 #include "nectl/eif.h"
+#include "nectl/ne_dev.h"
+#include "nectl/sim.h"
 
 #define MIB (1ull << 20)
 
@@ -199,7 +201,10 @@ static int launch_pick(struct enclave_plan *p, const struct enclave_opts *o, con
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "The enclave CID %llu is in use",
 				     (unsigned long long)o->cid);
 	p->cid = o->cid;
-	for (uint64_t c = ENCLAVE_FIRST_AUTO_CID; !p->cid; c++)
+	/* On a real parent the device chooses (other enclaves may hold CIDs
+	 * nectl does not know of); emulated and simulated enclaves share
+	 * nectl's own numbering. */
+	for (uint64_t c = ENCLAVE_FIRST_AUTO_CID; !p->cid && p->mode != ENCLAVE_MODE_NATIVE; c++)
 		if (!launch_cid_taken(recs, c))
 			p->cid = c;
 	if (o->name && (!*o->name || strlen(o->name) >= sizeof(base) || strchr(o->name, '\n')))
@@ -257,6 +262,63 @@ static int launch_check_eif(const struct enclave_plan *p, struct nectl_err *err)
 	return rc;
 }
 
+/* Which accelerator: --emulate, else the NE device (NECTL_NE_DEVICE picks
+ * the model; never by default). The real device must open (E19) before
+ * anything else happens, as nitro-cli's enclave process opens it first. */
+static int launch_mode(struct enclave_plan *p, const struct enclave_opts *o, struct nectl_err *err)
+{
+	struct ne_dev *d;
+
+	if (!o->ne_device) {
+		p->mode = ENCLAVE_MODE_EMULATED;
+		return 0;
+	}
+	if (strlen(o->ne_device) >= sizeof(p->ne_device))
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "NE device path too long");
+	snprintf(p->ne_device, sizeof(p->ne_device), "%s", o->ne_device);
+	if (strncmp(o->ne_device, "sim", 3) == 0 && (!o->ne_device[3] || o->ne_device[3] == ':')) {
+		struct sim_topology t;
+		char pool[256];
+
+		p->mode = ENCLAVE_MODE_SIMULATED;
+		return sim_topology_load(o->ne_device, &t, pool, sizeof(pool), err);
+	}
+	p->mode = ENCLAVE_MODE_NATIVE;
+	if (ne_dev_open(o->ne_device, &d, err) < 0)
+		return -1;
+	ne_dev_close(d);
+	return 0;
+}
+
+/* The NE modes: the device checks the CPUs against its pool; here only
+ * what nitro-cli checks itself. */
+static int launch_ne_cpus(struct enclave_plan *p, const struct enclave_opts *o,
+			  struct nectl_err *err)
+{
+	if (o->ncpu_ids > ENCLAVE_MAX_CPUS || o->cpu_count > ENCLAVE_MAX_CPUS)
+		return nectl_err_set(err, NECTL_ERR_CPU_COUNT, "at most %d CPUs per enclave",
+				     ENCLAVE_MAX_CPUS);
+	for (unsigned i = 0; i < o->ncpu_ids; i++) {
+		for (unsigned j = 0; j < i; j++)
+			if (o->cpu_ids[j] == o->cpu_ids[i])
+				return nectl_err_set(err, NECTL_ERR_CPU_CONFIG,
+						     "CPU %d is given twice", o->cpu_ids[i]);
+		if (o->cpu_ids[i] < 0)
+			return nectl_err_set(err, NECTL_ERR_CPU_ID, "CPU %d is not a CPU",
+					     o->cpu_ids[i]);
+		p->cpu_ids[i] = o->cpu_ids[i];
+	}
+	if (o->ncpu_ids) {
+		p->ncpus = o->ncpu_ids;
+		p->pinned = true;
+		return 0;
+	}
+	if (o->cpu_count == 0)
+		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "`cpu-count` must be at least 1");
+	p->ncpus = o->cpu_count;
+	return 0;
+}
+
 static int launch_plan(struct enclave_plan *p, const struct enclave_opts *o, struct nectl_err *err)
 {
 	if (!o->eif_path)
@@ -264,8 +326,10 @@ static int launch_plan(struct enclave_plan *p, const struct enclave_opts *o, str
 				     "Missing mandatory argument. User did not provide the "
 				     "`eif-path` argument.");
 	if ((o->cid && enclave_check_cid(o->cid, err) < 0) || launch_memory(p, o, err) < 0 ||
-	    launch_cpus(p, o, err) < 0 || launch_forwards(p, o, err) < 0 ||
-	    launch_check_eif(p, err) < 0 ||
+	    launch_mode(p, o, err) < 0 ||
+	    (p->mode == ENCLAVE_MODE_EMULATED ? launch_cpus(p, o, err)
+					      : launch_ne_cpus(p, o, err)) < 0 ||
+	    launch_forwards(p, o, err) < 0 || launch_check_eif(p, err) < 0 ||
 	    enclave_run_dir(p->run_dir, sizeof(p->run_dir), err) < 0)
 		return -1;
 	p->debug = o->debug;

@@ -7,7 +7,9 @@
 #include <stdatomic.h>
 
 #include "enclave/enclave_int.h"
+#include "nectl/accel.h"
 #include "nectl/app_report.h"
+#include "nectl/eif.h"
 #include "nectl/machine.h"
 #include "nectl/vsock.h"
 
@@ -46,7 +48,18 @@ struct sup_app {
 
 struct sup {
 	const struct enclave_plan *p;
-	struct machine *m;
+	/* what runs the enclave (nectl/accel.h), and its NE device and
+	 * simulated hypervisor in the NE modes */
+	struct accel *acc;
+	struct ne_dev *ne;
+	struct sim_hv *hv;
+	struct machine *m;    /* nectl's machine, when one runs it (not native) */
+	struct eif_image img; /* the EIF as checked at launch (PCRs) */
+	bool have_img;
+	char memory_text[128];
+	uint64_t cid; /* the enclave's CID (the device's choice in native mode) */
+	uint32_t cpus[ENCLAVE_MAX_CPUS]; /* its CPUs as the accelerator gave them */
+	unsigned ncpus;			 /* 0 before the start */
 	struct forwarder *fwd;
 	struct console cons;
 	int lfd, wake_fd, sig_fd, report_fd;
@@ -58,6 +71,7 @@ struct sup {
 	unsigned device_breaks_saved; /* ... and in the record */
 	bool booted;		      /* heartbeat handled */
 	enum machine_exit why;
+	bool why_unknown; /* the Nitro hypervisor only says that it ended */
 	char detail[256];
 	enum sup_stop stop;
 	struct vsock_dev *vsock; /* the machine's, once it exists */
@@ -76,9 +90,15 @@ void sup_wake(void *ctx);
 /* Milliseconds from the supervisor's start to t (0 when t is unset). */
 double sup_ms(const struct sup *s, uint64_t t);
 
+/* sup_launch.c: the accelerator the plan names and the launch sequence on
+ * it, up to the enclave's start (s->acc, s->m, s->cid, timings). */
+int sup_launch(struct sup *s, struct nectl_err *err);
+
 /* sup_record.c: the record (new reference), and the Exit object of an
  * enclave that stopped. */
 json_t *sup_record(const struct sup *s);
+/* describe's Mode for a plan's mode. */
+const char *sup_mode_name(enum enclave_mode mode);
 json_t *sup_classify(struct sup *s);
 /* Rewrites the record from the current state. */
 void sup_save(struct sup *s);
@@ -93,7 +113,6 @@ _Noreturn void sup_finish(struct sup *s, bool keep_record);
 const struct vsock_host_ops *sup_vsock_ops_get(void);
 /* Parses one report line (with its '\n'); 0 or -1. */
 int sup_app_parse(const char *line, size_t len, enum sup_app_end *end, int *value);
-
 
 /* sup_control.c: the control socket's share of the supervisor's loop. Fills
  * pfd with the listener (unless it rests) and every client, who[i] naming

@@ -19,6 +19,13 @@ static json_t *sup_timings(const struct sup *s)
 	return t;
 }
 
+const char *sup_mode_name(enum enclave_mode mode)
+{
+	return mode == ENCLAVE_MODE_NATIVE	? "native"
+	       : mode == ENCLAVE_MODE_SIMULATED ? "simulated"
+						: "emulated";
+}
+
 /* nitro-cli's describe-enclaves keys first, then nectl's. */
 json_t *sup_record(const struct sup *s)
 {
@@ -26,25 +33,34 @@ json_t *sup_record(const struct sup *s)
 	json_t *r = json_object(), *cpus = json_array();
 
 	for (unsigned i = 0; i < p->ncpus; i++)
-		json_array_append_new(cpus, json_integer(p->pinned ? p->cpu_ids[i] : (int)i));
+		json_array_append_new(cpus, json_integer(s->ncpus    ? (json_int_t)s->cpus[i]
+							 : p->pinned ? p->cpu_ids[i]
+								     : (int)i));
 	json_object_set_new(r, "EnclaveName", json_string(p->name));
 	json_object_set_new(r, "EnclaveID", json_string(p->id));
 	json_object_set_new(r, "ProcessID", json_integer(getpid()));
-	json_object_set_new(r, "EnclaveCID", json_integer((json_int_t)p->cid));
+	json_object_set_new(r, "EnclaveCID", json_integer((json_int_t)s->cid));
 	json_object_set_new(r, "NumberOfCPUs", json_integer(p->ncpus));
 	json_object_set_new(r, "CPUIDs", cpus);
 	json_object_set_new(r, "MemoryMiB", json_integer((json_int_t)p->memory_mib));
 	json_object_set_new(r, "State", json_string(s->state));
 	json_object_set_new(r, "Flags", json_string(p->debug ? "DEBUG_MODE" : "NONE"));
-	if (s->m) {
-		const struct eif_image *img = machine_image(s->m);
+	/* The image as nectl's machine parsed it from enclave memory, else as
+	 * checked at launch (the Nitro hypervisor does not say). */
+	if (s->m || s->have_img) {
+		const struct eif_image *img = s->m ? machine_image(s->m) : &s->img;
 
 		json_object_set_new(r, "Measurements", eif_measurements_json(&img->pcrs));
 		if (img->metadata)
 			eif_metadata_describe(img, r, NULL);
-		json_object_set_new(r, "MemoryBacking", json_string(machine_memory_kind(s->m)));
 	}
-	json_object_set_new(r, "Mode", json_string("emulated"));
+	if (s->m)
+		json_object_set_new(r, "MemoryBacking", json_string(machine_memory_kind(s->m)));
+	else if (s->acc)
+		json_object_set_new(r, "MemoryBacking", json_string("hugepages"));
+	if (s->memory_text[0])
+		json_object_set_new(r, "MemoryPlan", json_string(s->memory_text));
+	json_object_set_new(r, "Mode", json_string(sup_mode_name(p->mode)));
 	/* Nitro's machine, or with the ACPI tables Nitro does not have. */
 	json_object_set_new(r, "Machine", json_string(p->acpi ? "nitro+acpi" : "nitro"));
 	json_object_set_new(r, "EifPath", json_string(p->eif_path));
@@ -93,6 +109,8 @@ json_t *sup_classify(struct sup *s)
 		reason = "app-killed";
 	else if (s->why == MACHINE_EXIT_POWEROFF)
 		reason = "poweroff";
+	else if (s->why_unknown)
+		reason = "ended"; /* the Nitro hypervisor does not say why */
 	else
 		reason = "reboot";
 	json_object_set_new(e, "Reason", json_string(reason));

@@ -19,10 +19,9 @@
 #include <unistd.h>
 
 #include "enclave/sup.h"
-#include "nectl/eif_sign.h"
 #include "nectl/enclave.h"
-
-#define SUP_MAX_REGIONS 8
+#include "nectl/ne_dev.h"
+#include "nectl/sim_hv.h"
 
 uint64_t sup_now_ns(void)
 {
@@ -42,41 +41,16 @@ void sup_wake(void *ctx)
 	}
 }
 
-static void sup_console(void *ctx, const uint8_t *buf, size_t len)
-{
-	console_feed(&((struct sup *)ctx)->cons, buf, len);
-}
-
-static void sup_heartbeat(void *ctx)
-{
-	struct sup *s = ctx;
-
-	atomic_store(&s->heartbeat_seen, true);
-	sup_wake(s);
-}
-
-/* A hostile or buggy guest broke a device: said once in the console log and
- * counted in the record; the enclave runs on. */
-static void sup_device_broken(void *ctx, const char *device)
-{
-	struct sup *s = ctx;
-	char line[128];
-	int n = snprintf(line, sizeof(line),
-			 "\r\n[nectl: %s: malformed virtqueue; device stopped until the guest "
-			 "resets it]\r\n",
-			 device);
-
-	if (n > 0)
-		console_feed(&s->cons, (const uint8_t *)line, (size_t)n);
-	atomic_fetch_add(&s->device_breaks, 1);
-	sup_wake(s);
-}
-
 static void *sup_waiter(void *arg)
 {
 	struct sup *s = arg;
 
-	machine_wait(s->m, &s->why, s->detail, sizeof(s->detail));
+	struct accel_exit e;
+
+	s->acc->ops->wait(s->acc, &e);
+	s->why = e.known ? e.why : MACHINE_EXIT_STOPPED;
+	s->why_unknown = !e.known;
+	snprintf(s->detail, sizeof(s->detail), "%s", e.detail);
 	atomic_store(&s->exited, true);
 	sup_wake(s);
 	return NULL;
@@ -118,9 +92,9 @@ void sup_halt(struct sup *s, enum sup_stop why)
 {
 	if (s->stop == SUP_STOP_NONE)
 		s->stop = why;
-	if (!s->m)
+	if (!s->acc)
 		return;
-	machine_stop(s->m);
+	s->acc->ops->stop(s->acc);
 	if (s->waiter_started) {
 		pthread_join(s->waiter, NULL);
 		s->waiter_started = false;
@@ -132,8 +106,13 @@ static void sup_release(struct sup *s)
 	sup_halt(s, SUP_STOP_TERMINATE);
 	fwd_destroy(s->fwd); /* before the device goes, while no vCPU runs */
 	s->fwd = NULL;
-	machine_destroy(s->m);
+	accel_destroy(s->acc); /* ends the enclave, gives back its memory */
+	s->acc = NULL;
 	s->m = NULL;
+	sim_hv_free(s->hv);
+	s->hv = NULL;
+	ne_dev_close(s->ne);
+	s->ne = NULL;
 }
 
 _Noreturn void sup_finish(struct sup *s, bool keep_record)
@@ -373,39 +352,6 @@ static int sup_setup_fds(struct sup *s, struct nectl_err *err)
 	return 0;
 }
 
-/* nitro-cli checks a signed image at launch (E59): the COSE signature, its
- * payload against PCR0 and the certificate's validity period. */
-static int sup_check_signature(struct sup *s, struct nectl_err *err)
-{
-	const struct eif_image *img = machine_image(s->m);
-	struct eif_sig_check check;
-
-	if (!img->signature)
-		return 0;
-	if (eif_signature_verify(img->signature, img->signature_len, img->pcrs.pcr0, &check, err) <
-	    0) {
-		char why[NECTL_ERR_MSG_MAX];
-
-		/* Not err->msg itself: a buffer formatted into itself is undefined. */
-		snprintf(why, sizeof(why), "%s", err->msg);
-		return nectl_err_set(err, NECTL_ERR_SIGCHECK, "%s: %s", s->p->eif_path, why);
-	}
-	if (!check.cose_valid || !check.payload_matches || !check.cert_time_valid)
-		return nectl_err_set(err, NECTL_ERR_SIGCHECK, "%s: signature check failed: %s",
-				     s->p->eif_path, check.reason);
-	return 0;
-}
-
-/* The launch's load step, in the NE driver's terms: the EIF streamed once
- * into the enclave's memory at the accelerator's image load offset. */
-static int sup_write_image(struct sup *s, struct nectl_err *err)
-{
-	struct mem_region r[SUP_MAX_REGIONS];
-	unsigned n = machine_memory_regions(s->m, r, SUP_MAX_REGIONS);
-
-	return enclave_write_eif(s->p->eif_path, r, n, machine_image_offset(s->m), NULL, err);
-}
-
 static int sup_boot(struct sup *s, struct nectl_err *err)
 {
 	const struct enclave_plan *p = s->p;
@@ -416,29 +362,8 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 	    fwd_create(&s->fwd, p->rules, p->nrules, err) < 0)
 		return -1;
 	fwd_set_limits(s->fwd, p->fwd_max_conns, p->fwd_max_conns_total, sup_note, s);
-	if (machine_create(&s->m,
-			   &(struct machine_spec){.image_name = p->eif_path,
-						  .mem_mib = p->memory_mib,
-						  .ncpus = p->ncpus,
-						  .cid = p->cid,
-						  .host_cpus = p->pinned ? p->cpu_ids : NULL,
-						  .console = sup_console,
-						  .ctx = s,
-						  .vsock_ops = sup_vsock_ops_get(),
-						  .vsock_ctx = s,
-						  .device_broken = sup_device_broken,
-						  .acpi = p->acpi},
-			   err) < 0 ||
-	    sup_write_image(s, err) < 0 || machine_load_image(s->m, err) < 0 ||
-	    sup_check_signature(s, err) < 0)
+	if (sup_launch(s, err) < 0)
 		return -1;
-	s->t_loaded = sup_now_ns();
-	s->vsock = machine_vsock(s->m);
-	fwd_attach(s->fwd, machine_vsock(s->m), machine_bus_lock, machine_bus_unlock, s->m,
-		   sup_heartbeat, s);
-	if (fwd_start(s->fwd, err) < 0 || machine_start(s->m, err) < 0)
-		return -1;
-	s->t_entry = sup_now_ns();
 	if (pthread_create(&s->waiter, NULL, sup_waiter, s) != 0)
 		return nectl_err_set(err, NECTL_ERR_THREAD,
 				     "cannot start the supervisor's waiter thread");
@@ -458,6 +383,7 @@ _Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int 
 	s->report_fd = report_fd;
 	s->lfd = s->wake_fd = s->sig_fd = -1;
 	s->owner = getuid();
+	s->cid = p->cid;
 	s->t0 = sup_now_ns();
 	s->state = "STARTING";
 	for (unsigned i = 0; i < SUP_MAX_CLIENTS; i++)

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "nectl/launch_seq.h"
 #include "nectl/native.h"
 
 #define MIB (1ull << 20)
@@ -102,21 +103,36 @@ static struct ne_dev *sim_dev(void)
 	return d;
 }
 
-static struct native_spec spec(uint64_t mib, unsigned ncpus)
+static struct launch_spec spec(uint64_t mib, unsigned ncpus)
 {
-	return (struct native_spec){.eif_path = eif,
-				    .memory_bytes = mib * MIB,
-				    .ncpus = ncpus,
-				    .sysfs = "/sys",
-				    .node = 0,
-				    .max_regions = 256};
+	return (struct launch_spec){.eif_path = eif, .memory_bytes = mib * MIB, .ncpus = ncpus};
+}
+
+/* The launch sequence on the NE device as an accelerator. */
+struct run {
+	struct accel *a;
+	struct launch_result o;
+};
+
+static int start(struct ne_dev *d, const struct launch_spec *s, struct run *n,
+		 struct nectl_err *err)
+{
+	struct ne_accel_cfg c = {.sysfs = "/sys", .node = 0, .max_regions = 256};
+
+	if (accel_ne_new(&n->a, d, &c, err) < 0)
+		return -1;
+	if (launch_seq_run(n->a, s, &n->o, err) == 0)
+		return 0;
+	accel_destroy(n->a);
+	n->a = NULL;
+	return -1;
 }
 
 static void test_native_start_on_the_simulated_device(void **state)
 {
 	struct ne_dev *d;
-	struct native_enclave n;
-	struct native_spec s = spec(64, 2);
+	struct run n;
+	struct launch_spec s = spec(64, 2);
 	struct nectl_err err = {0};
 	struct pollfd p;
 	char plan[128];
@@ -127,30 +143,30 @@ static void test_native_start_on_the_simulated_device(void **state)
 		skip();
 	d = sim_dev();
 	assert_string_equal(ne_dev_mode(d), "simulated");
-	if (native_start(d, &s, &n, &err) < 0)
+	if (start(d, &s, &n, &err) < 0)
 		fail_msg("%s", err.msg);
-	huge_plan_text(&n.plan, plan, sizeof(plan));
+	huge_plan_text(accel_ne_plan(n.a), plan, sizeof(plan));
 	assert_string_equal(plan, "32 x 2 MiB on node 0 (64 MiB)");
-	assert_int_equal(n.nr, 1);
-	assert_int_equal(n.ncpus, 2);
-	assert_int_equal(n.cpus[0], 1); /* the lowest free core, both threads */
-	assert_int_equal(n.cpus[1], 5);
-	assert_int_equal(n.cid, 16);
-	assert_true(n.slot_uid != 0);
-	assert_int_equal(n.eif_len, 3 * MIB + 777);
-	for (uint64_t i = 0; i < n.eif_len; i++)
-		if (n.r[0].addr[8 * MIB + i] != byte_at(i))
+	assert_int_equal(n.o.nr, 1);
+	assert_int_equal(n.o.ncpus, 2);
+	assert_int_equal(n.o.cpus[0], 1); /* the lowest free core, both threads */
+	assert_int_equal(n.o.cpus[1], 5);
+	assert_int_equal(n.o.cid, 16);
+	assert_true(n.o.slot_uid != 0);
+	assert_int_equal(n.o.eif_len, 3 * MIB + 777);
+	for (uint64_t i = 0; i < n.o.eif_len; i++)
+		if (n.o.r[0].addr[8 * MIB + i] != byte_at(i))
 			fail_msg("EIF byte %llu differs in enclave memory", (unsigned long long)i);
 	assert_int_equal(hp_free(), before - 32);
 	/* Running: no event. Ended: exactly POLLHUP, and it stays. */
-	p = (struct pollfd){.fd = ne_vm_fd(n.vm), .events = POLLIN};
+	p = (struct pollfd){.fd = ne_vm_fd(accel_ne_vm(n.a)), .events = POLLIN};
 	assert_int_equal(poll(&p, 1, 0), 0);
-	ne_vm_ended(n.vm);
+	ne_vm_ended(accel_ne_vm(n.a));
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(poll(&p, 1, 0), 1);
 		assert_int_equal(p.revents, POLLHUP);
 	}
-	native_close(&n);
+	accel_destroy(n.a);
 	assert_int_equal(hp_free(), before);
 	ne_dev_close(d);
 }
@@ -158,8 +174,8 @@ static void test_native_start_on_the_simulated_device(void **state)
 static void test_native_failures_give_everything_back(void **state)
 {
 	struct ne_dev *d;
-	struct native_enclave n;
-	struct native_spec s = spec(64, 1);
+	struct run n;
+	struct launch_spec s = spec(64, 1);
 	struct nectl_err err = {0};
 	long before = hp_free();
 
@@ -168,27 +184,27 @@ static void test_native_failures_give_everything_back(void **state)
 		skip();
 	d = sim_dev();
 	/* One thread of a two-thread core: START refuses. */
-	assert_int_equal(native_start(d, &s, &n, &err), -1);
+	assert_int_equal(start(d, &s, &n, &err), -1);
 	assert_int_equal(err.kind, NECTL_ERR_IOCTL);
 	assert_non_null(strstr(err.msg, "NE_START_ENCLAVE failed: NE_ERR_FULL_CORES_NOT_USED"));
 	assert_int_equal(hp_free(), before);
 	/* Below the driver's 64 MiB. */
 	s = spec(32, 2);
-	assert_int_equal(native_start(d, &s, &n, &err), -1);
+	assert_int_equal(start(d, &s, &n, &err), -1);
 	assert_non_null(strstr(err.msg, "NE_ERR_ENCLAVE_MEM_MIN_SIZE"));
 	/* More than the host has: E27 with every node's free pages. */
 	s = spec((uint64_t)(before + 100) * 2, 2);
-	assert_int_equal(native_start(d, &s, &n, &err), -1);
+	assert_int_equal(start(d, &s, &n, &err), -1);
 	assert_int_equal(err.kind, NECTL_ERR_MEM_AVAILABLE);
 	assert_non_null(strstr(err.msg, "node 0:"));
 	/* A CPU outside the pool. */
 	s = spec(64, 2);
 	s.cpu_ids = (const uint32_t[]){1, 4};
-	assert_int_equal(native_start(d, &s, &n, &err), -1);
+	assert_int_equal(start(d, &s, &n, &err), -1);
 	assert_non_null(strstr(err.msg, "NE_ADD_VCPU failed: NE_ERR_VCPU_NOT_IN_CPU_POOL"));
 	/* The EIF larger than the memory after the load offset. */
 	s = spec(10, 2);
-	assert_int_equal(native_start(d, &s, &n, &err), -1);
+	assert_int_equal(start(d, &s, &n, &err), -1);
 	assert_int_equal(err.kind, NECTL_ERR_MEM_OVERFLOW);
 	assert_int_equal(hp_free(), before);
 	ne_dev_close(d);

@@ -38,13 +38,12 @@ _Static_assert(GUESTMEM_MAX_REGIONS >= MACHINE_MAX_REGIONS + 1,
 struct machine {
 	struct machine_spec spec;
 	struct guestmem gm;
-	/* The enclave's memory in donation order: the machine's own mapping
-	 * (owned: emulation) or the donated regions. */
+	/* The enclave's memory: the donated regions, in donation order. */
 	struct mem_region mem[MACHINE_MAX_REGIONS];
 	unsigned nmem;
 	uint64_t mem_size; /* their sum */
 	uint64_t image_offset;
-	bool owned, huge;
+	bool huge;
 	struct kvm_vm *vm;
 	struct x86_boot_regs regs;
 	struct uart uart;
@@ -88,31 +87,6 @@ static void machine_map_guest(struct machine *m)
 	}
 }
 
-static int machine_alloc(struct machine *m, struct nectl_err *err)
-{
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
-	uint64_t size = m->spec.mem_mib << 20;
-	uint8_t *mem;
-
-	/* Hugepages when reserved (as the NE driver requires), else ordinary
-	 * memory: an emulated enclave runs either way. Never MAP_NORESERVE with
-	 * hugepages: the mapping would succeed and the first touch fault. */
-	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
-	m->huge = mem != MAP_FAILED;
-	if (!m->huge)
-		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
-		return nectl_err_sys(err, NECTL_ERR_MEM_AVAILABLE, errno,
-				     "cannot allocate %llu MiB of enclave memory",
-				     (unsigned long long)m->spec.mem_mib);
-	m->mem[0] = (struct mem_region){mem, size};
-	m->nmem = 1;
-	m->mem_size = size;
-	m->owned = true;
-	m->image_offset = MACHINE_EIF_OFFSET;
-	return 0;
-}
-
 static int machine_check_region(const struct mem_region *r, unsigned i, struct nectl_err *err)
 {
 	uintptr_t a = (uintptr_t)r[i].addr;
@@ -137,7 +111,7 @@ static int machine_adopt(struct machine *m, struct nectl_err *err)
 {
 	const struct machine_spec *s = &m->spec;
 
-	if (!s->nmemory || s->nmemory > MACHINE_MAX_REGIONS)
+	if (!s->memory || !s->nmemory || s->nmemory > MACHINE_MAX_REGIONS)
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "%u memory regions (1..%u taken)",
 				     s->nmemory, MACHINE_MAX_REGIONS);
 	m->mem_size = 0;
@@ -161,7 +135,7 @@ static int machine_adopt(struct machine *m, struct nectl_err *err)
 
 static int machine_memory_setup(struct machine *m, struct nectl_err *err)
 {
-	if ((m->spec.memory ? machine_adopt(m, err) : machine_alloc(m, err)) < 0)
+	if (machine_adopt(m, err) < 0)
 		return -1;
 	machine_map_guest(m);
 	return 0;
@@ -643,7 +617,5 @@ void machine_destroy(struct machine *m)
 	if (m->have_img)
 		eif_image_free(&m->img);
 	/* Donated memory belongs to whoever donated it. */
-	if (m->owned)
-		munmap(m->mem[0].addr, m->mem[0].size);
 	free(m);
 }

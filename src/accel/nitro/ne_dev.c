@@ -4,6 +4,7 @@
  * as the driver's enclave fd. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -14,8 +15,10 @@
 #include "nectl/ne_dev.h"
 
 struct ne_dev {
-	int fd;		    /* the real device, or -1 */
-	struct sim_ne *sim; /* or the model */
+	int fd;				    /* the real device, or -1 */
+	struct sim_ne *sim;		    /* or the model */
+	const struct ne_sim_hv_ops *hv_ops; /* and its hypervisor */
+	void *hv;
 };
 
 struct ne_vm {
@@ -23,6 +26,11 @@ struct ne_vm {
 	int fd;	   /* the enclave fd (real), or the pipe's read end (model) */
 	int hup_w; /* the model: the pipe's write end until the enclave ends */
 	struct sim_enclave *e;
+	/* the model: what was donated, for its hypervisor */
+	struct mem_region mem[MACHINE_MAX_REGIONS];
+	unsigned nmem, ncpus;
+	bool too_many, booted;
+	char why[NECTL_ERR_MSG_MAX];
 };
 
 int ne_dev_open(const char *path, struct ne_dev **out, struct nectl_err *err)
@@ -70,6 +78,12 @@ int ne_dev_open_sim(const struct sim_topology *t, const char *pool, sim_page_fn 
 	}
 	*out = d;
 	return 0;
+}
+
+void ne_dev_sim_hypervisor(struct ne_dev *d, const struct ne_sim_hv_ops *ops, void *hv)
+{
+	d->hv_ops = ops;
+	d->hv = hv;
 }
 
 const char *ne_dev_mode(const struct ne_dev *d)
@@ -134,7 +148,14 @@ int ne_create_vm(struct ne_dev *d, struct ne_vm **out, uint64_t *slot_uid)
 
 int ne_add_vcpu(struct ne_vm *vm, uint32_t *cpu)
 {
-	return vm->e ? sim_ne_add_vcpu(vm->e, cpu) : ne_ioctl(vm->fd, NE_ADD_VCPU, cpu);
+	int rc;
+
+	if (!vm->e)
+		return ne_ioctl(vm->fd, NE_ADD_VCPU, cpu);
+	rc = sim_ne_add_vcpu(vm->e, cpu);
+	if (rc == 0)
+		vm->ncpus++;
+	return rc;
 }
 
 int ne_image_load_info(struct ne_vm *vm, uint64_t *offset)
@@ -155,9 +176,41 @@ int ne_set_memory(struct ne_vm *vm, uintptr_t addr, uint64_t size)
 	struct ne_user_memory_region r = {
 	    .flags = NE_DEFAULT_MEMORY_REGION, .memory_size = size, .userspace_addr = addr};
 
-	if (vm->e)
-		return sim_ne_set_memory(vm->e, 0, size, addr);
-	return ne_ioctl(vm->fd, NE_SET_USER_MEMORY_REGION, &r);
+	int rc;
+
+	if (!vm->e)
+		return ne_ioctl(vm->fd, NE_SET_USER_MEMORY_REGION, &r);
+	rc = sim_ne_set_memory(vm->e, 0, size, addr);
+	if (rc == 0 && vm->nmem < MACHINE_MAX_REGIONS)
+		vm->mem[vm->nmem++] = (struct mem_region){(uint8_t *)addr, size};
+	else if (rc == 0)
+		vm->too_many = true;
+	return rc;
+}
+
+/* The model's start succeeded: its hypervisor runs what was donated. */
+static int ne_sim_boot(struct ne_vm *vm, bool debug, uint64_t cid)
+{
+	struct ne_dev *d = vm->d;
+	struct ne_sim_boot b = {.memory = vm->mem,
+				.nmemory = vm->nmem,
+				.image_offset = SIM_IMAGE_LOAD_OFFSET,
+				.ncpus = vm->ncpus,
+				.cid = cid,
+				.debug = debug};
+	int rc;
+
+	if (!d->hv_ops)
+		return 0;
+	if (vm->too_many) {
+		snprintf(vm->why, sizeof(vm->why),
+			 "the simulated hypervisor runs at most %d memory regions",
+			 MACHINE_MAX_REGIONS);
+		return EINVAL;
+	}
+	rc = d->hv_ops->boot(d->hv, vm, &b, vm->why, sizeof(vm->why));
+	vm->booted = rc == 0;
+	return rc;
 }
 
 int ne_start(struct ne_vm *vm, bool debug, uint64_t *cid)
@@ -167,8 +220,10 @@ int ne_start(struct ne_vm *vm, bool debug, uint64_t *cid)
 					     .enclave_cid = *cid};
 	int rc;
 
-	if (vm->e)
-		return sim_ne_start(vm->e, info.flags, cid);
+	if (vm->e) {
+		rc = sim_ne_start(vm->e, info.flags, cid);
+		return rc ? rc : ne_sim_boot(vm, debug, *cid);
+	}
 	rc = ne_ioctl(vm->fd, NE_START_ENCLAVE, &info);
 	if (rc == 0)
 		*cid = info.enclave_cid;
@@ -191,10 +246,31 @@ void ne_vm_ended(struct ne_vm *vm)
 	}
 }
 
+const char *ne_vm_why(const struct ne_vm *vm)
+{
+	return vm->why;
+}
+
+void ne_vm_exit(const struct ne_vm *vm, struct accel_exit *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (vm->booted && vm->d->hv_ops)
+		vm->d->hv_ops->exit(vm->d->hv, out);
+}
+
+struct machine *ne_vm_machine(const struct ne_vm *vm)
+{
+	return vm && vm->booted && vm->d->hv_ops ? vm->d->hv_ops->machine(vm->d->hv) : NULL;
+}
+
 void ne_vm_close(struct ne_vm *vm)
 {
 	if (!vm)
 		return;
+	/* The last close ends the enclave: the hypervisor first, then the
+	 * model gives back its CPUs and memory. */
+	if (vm->booted)
+		vm->d->hv_ops->halt(vm->d->hv);
 	if (vm->e)
 		sim_ne_release(vm->e);
 	if (vm->hup_w >= 0)

@@ -1,6 +1,9 @@
 /* The NE driver's error numbers and its CPU pool's text (nectl/nitro.h). */
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nectl/nitro.h"
 
@@ -122,4 +125,31 @@ int ne_cpu_list_parse(const char *text, int *ids, size_t max, size_t *n, struct 
 		ids[(*n)++] = c;
 	}
 	return 0;
+}
+
+void ne_pool_node(const char *sysfs, unsigned *node)
+{
+	char path[512], text[256] = "", *end;
+	unsigned long cpu;
+	FILE *f;
+
+	*node = 0;
+	snprintf(path, sizeof(path), "%s/module/nitro_enclaves/parameters/ne_cpus", sysfs);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (!fgets(text, sizeof(text), f))
+		text[0] = 0;
+	fclose(f);
+	/* Only the first CPU matters: the driver keeps the pool on one node. */
+	cpu = strtoul(text, &end, 10);
+	if (end == text || cpu > 65535)
+		return;
+	for (unsigned k = 0; k < 1024; k++) {
+		snprintf(path, sizeof(path), "%s/devices/system/cpu/cpu%lu/node%u", sysfs, cpu, k);
+		if (access(path, F_OK) == 0) {
+			*node = k;
+			return;
+		}
+	}
 }
