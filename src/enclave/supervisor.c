@@ -433,9 +433,8 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 	    sup_check_signature(s, err) < 0)
 		return -1;
 	s->t_loaded = sup_now_ns();
-	s->vsock = machine_vsock(s->m);
-	fwd_attach(s->fwd, machine_vsock(s->m), machine_bus_lock, machine_bus_unlock, s->m,
-		   sup_heartbeat, s);
+	pvsock_from_device(&s->pv, machine_vsock(s->m), machine_bus_lock, machine_bus_unlock, s->m);
+	fwd_attach(s->fwd, &s->pv, sup_heartbeat, s);
 	if (fwd_start(s->fwd, err) < 0 || machine_start(s->m, err) < 0)
 		return -1;
 	s->t_entry = sup_now_ns();
