@@ -198,13 +198,10 @@ void fwd_set_limits(struct forwarder *f, unsigned per_rule, unsigned per_enclave
 	f->note_ctx = note_ctx;
 }
 
-void fwd_attach(struct forwarder *f, struct vsock_dev *dev, void (*lock)(void *),
-		void (*unlock)(void *), void *lock_ctx, void (*heartbeat)(void *ctx), void *ctx)
+void fwd_attach(struct forwarder *f, const struct pvsock *pv, void (*heartbeat)(void *ctx),
+		void *ctx)
 {
-	f->dev = dev;
-	f->lock = lock;
-	f->unlock = unlock;
-	f->lock_ctx = lock_ctx;
+	f->pv = *pv;
 	f->heartbeat = heartbeat;
 	f->hb_ctx = ctx;
 }
@@ -214,7 +211,7 @@ int fwd_start(struct forwarder *f, struct nectl_err *err)
 	sigset_t all, old;
 	int r;
 
-	if (!f->dev || !f->lock || !f->unlock)
+	if (!f->pv.ops || !f->pv.lock || !f->pv.unlock)
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "port forwarder: not attached");
 	if (f->started)
 		return 0;
@@ -231,11 +228,11 @@ int fwd_start(struct forwarder *f, struct nectl_err *err)
 
 void fwd_get_stats(struct forwarder *f, struct fwd_stats *st)
 {
-	if (f->lock)
-		f->lock(f->lock_ctx);
+	if (f->pv.lock)
+		pvsock_lock(&f->pv);
 	*st = f->st;
-	if (f->unlock)
-		f->unlock(f->lock_ctx);
+	if (f->pv.unlock)
+		pvsock_unlock(&f->pv);
 }
 
 static void entry_close(struct fwd_entry *e)
@@ -256,11 +253,11 @@ void fwd_destroy(struct forwarder *f)
 	if (!f)
 		return;
 	if (f->started) {
-		f->lock(f->lock_ctx);
+		pvsock_lock(&f->pv);
 		f->stopping = true;
 		f->woken = false;
 		fwd_wake(f);
-		f->unlock(f->lock_ctx);
+		pvsock_unlock(&f->pv);
 		pthread_join(f->thread, NULL);
 	}
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {

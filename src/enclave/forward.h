@@ -1,6 +1,7 @@
-/* The port forwarder of an emulated enclave: bridges the enclave's vsock
- * connections (include/nectl/vsock.h) to host Unix and TCP sockets, inside
- * the per-enclave supervisor.
+/* The port forwarder of an enclave: bridges the enclave's vsock connections
+ * (through its parent-side vsock, include/nectl/pvsock.h: the emulated
+ * device or AF_VSOCK) to host Unix and TCP sockets, inside the per-enclave
+ * supervisor.
  *
  * To host: a guest connection to CID 3:PORT is connected to a host address.
  * Into the enclave: a host listener's clients are connected to the guest's
@@ -11,10 +12,11 @@
  * what it sent before still reaches the host socket, as fast as that
  * socket takes it, and then EOF.
  *
- * Threading: the device's ops run under the VM's bus lock (vCPU threads)
- * and only record state and wake the forwarder's one thread, which takes
- * the bus lock (through the callbacks given to fwd_attach) around each batch
- * of non-blocking socket I/O and device calls. */
+ * Threading: the transport's ops run under its lock (the VM's bus lock on
+ * vCPU threads, or the AF_VSOCK transport's mutex on its thread) and only
+ * record state and wake the forwarder's one thread, which takes that lock
+ * (the pvsock given to fwd_attach) around each batch of non-blocking socket
+ * I/O and pvsock calls. */
 #ifndef NECTL_ENCLAVE_FORWARD_H
 #define NECTL_ENCLAVE_FORWARD_H
 
@@ -24,6 +26,7 @@
 
 #include "nectl/enclave.h"
 #include "nectl/err.h"
+#include "nectl/pvsock.h"
 #include "nectl/vsock.h"
 
 enum fwd_dir { FWD_TO_HOST, FWD_INTO_ENCLAVE };
@@ -66,17 +69,18 @@ void fwd_set_limits(struct forwarder *f, unsigned per_rule, unsigned per_enclave
 #define FWD_LISTEN_REST_MS 1000
 /* The device ops; their ctx is the forwarder. */
 const struct vsock_host_ops *fwd_ops(void);
-/* Before the guest runs: the device, the bus lock, and the heartbeat
- * callback (may be NULL; called under the bus lock, must not block). */
-void fwd_attach(struct forwarder *f, struct vsock_dev *dev, void (*lock)(void *),
-		void (*unlock)(void *), void *lock_ctx, void (*heartbeat)(void *ctx), void *ctx);
+/* Before the guest runs: the enclave's parent-side vsock (copied; its
+ * transport must outlive the forwarder) with its lock, and the heartbeat
+ * callback (may be NULL; called under that lock, must not block). */
+void fwd_attach(struct forwarder *f, const struct pvsock *pv, void (*heartbeat)(void *ctx),
+		void *ctx);
 /* Starts the relay thread; fwd_attach first. */
 int fwd_start(struct forwarder *f, struct nectl_err *err);
 
 struct fwd_stats {
 	uint64_t conns_total;	   /* accepted from the guest or from a listener */
 	uint64_t conns_open;	   /* not yet ended */
-	uint64_t bytes_to_guest;   /* taken by vsock_host_send */
+	uint64_t bytes_to_guest;   /* taken by the transport's send */
 	uint64_t bytes_from_guest; /* handed over by the `data` op */
 	uint64_t bytes_direct;	   /* of those, sent by the op itself */
 	uint64_t buffered;	   /* held by the forwarder now, both directions */

@@ -6,7 +6,7 @@
  *   in   guest -> socket, a ring of VSOCK_CONN_BUF. The device never lets
  *        the guest have more than that unconsumed, and we credit only bytes
  *        the socket took, so it cannot overflow unless the device is wrong.
- *   out  socket -> guest, what vsock_host_send did not take of one read
+ *   out  socket -> guest, what pvsock_send did not take of one read
  *        (at most VSOCK_MAX_PAYLOAD); the socket is not read again until
  *        it is gone. */
 #include <errno.h>
@@ -100,7 +100,7 @@ void fwd_conn_touch(struct forwarder *f, struct fwd_conn *c)
 }
 
 /* Forgets the connection; the device must not name it any more (closed,
- * refused or vsock_host_close'd). */
+ * refused or pvsock_close'd). */
 void fwd_conn_release(struct forwarder *f, struct fwd_conn *c)
 {
 	if (c->fd >= 0)
@@ -129,7 +129,7 @@ void fwd_conn_release(struct forwarder *f, struct fwd_conn *c)
 static void conn_abort(struct forwarder *f, struct fwd_conn *c)
 {
 	if (!c->dead)
-		vsock_host_close(f->dev, c->id);
+		pvsock_close(&f->pv, c->id);
 	fwd_conn_release(f, c);
 }
 
@@ -225,20 +225,20 @@ static int conn_flush_in(struct forwarder *f, struct fwd_conn *c)
 		c->in_head = 0;
 	}
 	if (done && !c->dead)
-		vsock_host_credit(f->dev, c->id, done);
+		pvsock_credit(&f->pv, c->id, done);
 	return r;
 }
 
 /* --- socket -> guest --------------------------------------------------- */
 
 /* Offers bytes to the device; keeps what it did not take. `writable`
- * may run inside vsock_host_send, so dev_full is set before the call. */
+ * may run inside pvsock_send, so dev_full is set before the call. */
 static int conn_offer(struct forwarder *f, struct fwd_conn *c, const uint8_t *p, uint32_t len)
 {
 	size_t took;
 
 	c->dev_full = true;
-	took = vsock_host_send(f->dev, c->id, p, len);
+	took = pvsock_send(&f->pv, c->id, p, len);
 	f->st.bytes_to_guest += took;
 	if (took == len)
 		c->dev_full = false;
@@ -367,7 +367,7 @@ static void conn_relay(struct forwarder *f, struct fwd_conn *c)
 	if (!c->rd_done && conn_pump_out(f, c) < 0)
 		goto fail;
 	if (c->sock_eof && !c->out_len && !c->rd_done) {
-		vsock_host_shutdown(f->dev, c->id, VSOCK_SHUTDOWN_SEND);
+		pvsock_shutdown(&f->pv, c->id, VSOCK_SHUTDOWN_SEND);
 		c->rd_done = true;
 	}
 	if (!c->rd_done || !c->wr_done) {
@@ -384,7 +384,7 @@ fail:
 static void conn_opened(struct forwarder *f, struct fwd_conn *c)
 {
 	c->state = FWD_C_OPEN;
-	if (vsock_host_connected(f->dev, c->id) < 0) {
+	if (pvsock_connected(&f->pv, c->id) < 0) {
 		conn_abort(f, c);
 		return;
 	}

@@ -2,8 +2,9 @@
  * setup (forward.c), the connections (forward_conn.c), the thread and the
  * device ops (forward_loop.c) and the rule syntax (forward_rule.c).
  *
- * All of it is guarded by the VM's bus lock: the device ops run under it
- * (vCPU threads, or the forwarder's thread when a vsock_host_* call calls
+ * All of it is guarded by the pvsock's lock (the VM's bus lock when
+ * emulated): the transport's ops run under it (vCPU threads, the AF_VSOCK
+ * transport's thread, or the forwarder's thread when a pvsock call calls
  * back), and the thread takes it around each batch of work. */
 #ifndef NECTL_ENCLAVE_FORWARD_INT_H
 #define NECTL_ENCLAVE_FORWARD_INT_H
@@ -13,6 +14,7 @@
 #include <sys/types.h>
 
 #include "enclave/forward.h"
+#include "nectl/pvsock.h"
 
 #define FWD_HASH_SIZE  1024
 #define FWD_FIRST_PORT 1024u /* host ports for connections into the enclave */
@@ -49,7 +51,7 @@ struct fwd_conn {
 	/* socket -> guest: what the device did not take of one read */
 	uint8_t *out;
 	uint32_t out_off, out_len, out_cap;
-	bool dev_full;	  /* vsock_host_send fell short: wait for `writable` */
+	bool dev_full;	  /* pvsock_send fell short: wait for `writable` */
 	bool guest_eof;	  /* the guest's SHUTDOWN SEND */
 	bool guest_norcv; /* the guest's SHUTDOWN RCV */
 	bool sock_eof;
@@ -89,10 +91,7 @@ struct forwarder {
 	void *note_ctx;
 	bool busy; /* the thread holds the lock and will look at the dirty list */
 	pthread_t thread;
-	struct vsock_dev *dev;
-	void (*lock)(void *);
-	void (*unlock)(void *);
-	void *lock_ctx;
+	struct pvsock pv; /* the enclave's vsock, and its lock */
 	void (*heartbeat)(void *ctx);
 	void *hb_ctx;
 	uint32_t next_port;

@@ -1,6 +1,6 @@
-/* forward_loop.c: the forwarder's thread and the device's ops.
+/* forward_loop.c: the forwarder's thread and the transport's ops (vsock_host_ops).
  *
- * Ops run under the bus lock and never block: they record what happened,
+ * Ops run under the pvsock's lock and never block: they record what happened,
  * put the connection on the dirty list and wake the thread through an
  * eventfd. The one exception to "no I/O" is guest data for a socket with
  * nothing queued, which a non-blocking send passes on at once. The thread
@@ -88,7 +88,7 @@ static int conn_offer_guest(struct forwarder *f, struct fwd_conn *c)
 		uint32_t port = f->next_port;
 
 		f->next_port = port >= 0xfffffffeu ? FWD_FIRST_PORT : port + 1;
-		r = vsock_host_connect(f->dev, c->entry->rule.port, port, &c->id);
+		r = pvsock_connect(&f->pv, c->entry->rule.port, port, &c->id);
 	}
 	if (r < 0)
 		return -1;
@@ -166,7 +166,7 @@ void *fwd_thread_main(void *arg)
 		/* The paused state is this thread's alone: read without the lock. */
 		int n = epoll_wait(f->epfd, ev, EV_BATCH, fwd_wait_ms(f));
 
-		f->lock(f->lock_ctx);
+		pvsock_lock(&f->pv);
 		f->busy = true;
 		if (f->any_paused && fwd_now_ms() >= f->rest_until)
 			fwd_listeners_resume(f);
@@ -175,12 +175,12 @@ void *fwd_thread_main(void *arg)
 		fwd_run_dirty(f);
 		stop = f->stopping;
 		f->busy = false;
-		f->unlock(f->lock_ctx);
+		pvsock_unlock(&f->pv);
 	}
 	return NULL;
 }
 
-/* --- the device ops (bus lock held, must not block) -------------------- */
+/* --- the transport's ops (its lock held, must not block) ------------- */
 
 static int op_connect(void *ctx, uint32_t port, uint64_t id)
 {
@@ -229,7 +229,7 @@ static size_t op_data_direct(struct forwarder *f, struct fwd_conn *c, const uint
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return 0;
-	vsock_host_credit(f->dev, c->id, (uint32_t)n);
+	pvsock_credit(&f->pv, c->id, (uint32_t)n);
 	f->st.bytes_direct += (uint64_t)n;
 	return (size_t)n;
 }

@@ -11,6 +11,7 @@
 #include "nectl/app_report.h"
 #include "nectl/eif.h"
 #include "nectl/machine.h"
+#include "nectl/pvsock.h"
 #include "nectl/vsock.h"
 
 #define SUP_MAX_CLIENTS 32
@@ -74,7 +75,7 @@ struct sup {
 	bool why_unknown; /* the Nitro hypervisor only says that it ended */
 	char detail[256];
 	enum sup_stop stop;
-	struct vsock_dev *vsock; /* the machine's, once it exists */
+	struct pvsock pv; /* the enclave's parent-side vsock, once it exists */
 	struct sup_app app;
 	uint64_t t0, t_loaded, t_entry, t_heartbeat;
 	const char *state;
@@ -108,8 +109,9 @@ void sup_halt(struct sup *s, enum sup_stop why);
  * log kept for describe and console). */
 _Noreturn void sup_finish(struct sup *s, bool keep_record);
 
-/* sup_app.c: the vsock device's host side as the supervisor sees it: init's
- * report connection, everything else to the forwarder (ctx: the sup). */
+/* sup_app.c: the enclave's parent-side vsock as the supervisor sees it
+ * (the callbacks of s->pv's transport): init's report connection,
+ * everything else to the forwarder (ctx: the sup). */
 const struct vsock_host_ops *sup_vsock_ops_get(void);
 /* Parses one report line (with its '\n'); 0 or -1. */
 int sup_app_parse(const char *line, size_t len, enum sup_app_end *end, int *value);

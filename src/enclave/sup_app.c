@@ -1,15 +1,16 @@
-/* The parent's end of init's report of how the app ended (nectl/app_report.h)
- * in emulated mode: the supervisor stands between the vsock device and the
- * port forwarder, takes the first connection to APP_REPORT_PORT for itself
- * and hands every other event to the forwarder. Runs inside device calls
- * (under the bus lock, on vCPU or I/O threads): it stores the result with
- * atomics for the supervisor's thread and never blocks. */
+/* The parent's end of init's report of how the app ended (nectl/app_report.h):
+ * the supervisor stands between the enclave's parent-side vsock (s->pv: the
+ * emulated device or AF_VSOCK) and the port forwarder, takes the first
+ * connection to APP_REPORT_PORT for itself and hands every other event to
+ * the forwarder. Runs inside the transport's callbacks (under its lock, on
+ * vCPU or I/O threads): it stores the result with atomics for the
+ * supervisor's thread and never blocks. */
 #include <string.h>
 
 #include "enclave/forward.h"
 #include "enclave/sup.h"
 #include "nectl/app_report.h"
-#include "nectl/vsock.h"
+#include "nectl/pvsock.h"
 
 /* Strict: "exit N\n" with N in 0..255 or "signal N\n" with N in 1..64, no
  * sign, no leading zeros, nothing else. */
@@ -47,7 +48,7 @@ static bool sup_app_is(const struct sup *s, uint64_t conn_id)
 static void sup_app_close(struct sup *s)
 {
 	s->app.open = false;
-	vsock_host_close(s->vsock, s->app.conn);
+	pvsock_close(&s->pv, s->app.conn);
 }
 
 static int sup_vs_connect(void *ctx, uint32_t port, uint64_t conn_id)
@@ -61,7 +62,7 @@ static int sup_vs_connect(void *ctx, uint32_t port, uint64_t conn_id)
 		return -1;
 	s->app.taken = s->app.open = true;
 	s->app.conn = conn_id;
-	return vsock_host_connected(s->vsock, conn_id) == 0 ? 0 : -1;
+	return pvsock_connected(&s->pv, conn_id) == 0 ? 0 : -1;
 }
 
 static void sup_vs_connected(void *ctx, uint64_t conn_id)
@@ -76,7 +77,7 @@ static void sup_app_data(struct sup *s, const uint8_t *buf, size_t len)
 	enum sup_app_end end;
 	int value;
 
-	vsock_host_credit(s->vsock, s->app.conn, (uint32_t)len);
+	pvsock_credit(&s->pv, s->app.conn, (uint32_t)len);
 	for (size_t i = 0; i < len && s->app.open; i++) {
 		if (s->app.len == sizeof(s->app.line)) {
 			sup_app_close(s); /* no line this long is a report */
@@ -102,7 +103,7 @@ static void sup_vs_data(void *ctx, uint64_t conn_id, const void *buf, size_t len
 	if (sup_app_is(s, conn_id))
 		sup_app_data(s, buf, len);
 	else if (s->app.taken && s->app.conn == conn_id)
-		vsock_host_credit(s->vsock, conn_id, (uint32_t)len);
+		pvsock_credit(&s->pv, conn_id, (uint32_t)len);
 	else
 		fwd_ops()->data(s->fwd, conn_id, buf, len);
 }

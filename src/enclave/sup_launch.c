@@ -50,9 +50,8 @@ static int sup_machine_ready(void *ctx, struct machine *m, struct nectl_err *err
 	struct sup *s = ctx;
 
 	s->m = m;
-	s->vsock = machine_vsock(m);
-	fwd_attach(s->fwd, machine_vsock(m), machine_bus_lock, machine_bus_unlock, m, sup_heartbeat,
-		   s);
+	pvsock_from_device(&s->pv, machine_vsock(m), machine_bus_lock, machine_bus_unlock, m);
+	fwd_attach(s->fwd, &s->pv, sup_heartbeat, s);
 	return fwd_start(s->fwd, err);
 }
 

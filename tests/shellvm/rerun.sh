@@ -26,3 +26,16 @@ rerun_dead_vm() {
 		note_vm_retries "$1"
 	done
 }
+
+# skip_without_shellvm: exits 77 (meson's "skipped") when the shell VM's
+# prerequisites (qemu, busybox-static, a cached kernel) are absent.
+skip_without_shellvm() {
+	local have_kernel=0
+	[ -n "${SHELLVM_KERNEL:-}" ] && have_kernel=1
+	ls -d /var/cache/nectl/kernels/*/ >/dev/null 2>&1 && have_kernel=1
+	if ! command -v qemu-system-x86_64 >/dev/null ||
+		[ ! -x "${SHELLVM_BUSYBOX:-/bin/busybox}" ] || [ "$have_kernel" = 0 ]; then
+		echo "skipped: needs qemu-system-x86_64, busybox-static and a cached kernel"
+		exit 77
+	fi
+}

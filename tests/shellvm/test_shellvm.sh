@@ -19,14 +19,8 @@ trap 'rm -rf "$tmp"' EXIT
 ok() { pass=$((pass + 1)); echo "ok   - $1"; }
 ko() { fail=$((fail + 1)); echo "FAIL - $1"; [ -s "$tmp/err" ] && sed 's/^/    /' "$tmp/err"; }
 
-have_kernel=0
-[ -n "${SHELLVM_KERNEL:-}" ] && have_kernel=1
-ls -d /var/cache/nectl/kernels/*/ >/dev/null 2>&1 && have_kernel=1
-if ! command -v qemu-system-x86_64 >/dev/null ||
-   [ ! -x "${SHELLVM_BUSYBOX:-/bin/busybox}" ] || [ "$have_kernel" = 0 ]; then
-	echo "skipped: needs qemu-system-x86_64, busybox-static and a cached kernel"
-	exit 77
-fi
+. "$here/tests/shellvm/rerun.sh"
+skip_without_shellvm
 
 kvmcheck=${1:-$here/build/tools/kvmcheck}
 if [ ! -x "$kvmcheck" ]; then

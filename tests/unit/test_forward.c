@@ -582,6 +582,7 @@ static void start(struct env *e, const char *const *to, size_t nto, const char *
 {
 	struct fwd_rule r[8];
 	struct nectl_err err = {0};
+	struct pvsock pv;
 	size_t n = 0;
 
 	for (size_t i = 0; i < nto; i++)
@@ -593,7 +594,8 @@ static void start(struct env *e, const char *const *to, size_t nto, const char *
 	fwd_set_limits(e->f, e->cap_rule, e->cap_total, on_note, e);
 	e->d.dev = vsock_new(GUEST_CID, &e->d.gm, fake_irq, e, fwd_ops(), e->f);
 	assert_non_null(e->d.dev);
-	fwd_attach(e->f, e->d.dev, bus_lock, bus_unlock, e, on_heartbeat, e);
+	pvsock_from_device(&pv, e->d.dev, bus_lock, bus_unlock, e);
+	fwd_attach(e->f, &pv, on_heartbeat, e);
 	assert_int_equal(fwd_start(e->f, &err), 0);
 	bus_lock(e);
 	/* Every rx buffer posted, one descriptor each, buffer i at desc i. */

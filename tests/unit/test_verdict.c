@@ -108,7 +108,7 @@ static struct env *env_new(void)
 	assert_int_equal(fwd_create(&e->s.fwd, NULL, 0, &err), 0);
 	e->d.dev = vsock_new(GUEST_CID, &e->d.gm, no_irq, NULL, sup_vsock_ops_get(), &e->s);
 	assert_non_null(e->d.dev);
-	e->s.vsock = e->d.dev;
+	pvsock_from_device(&e->s.pv, e->d.dev, NULL, NULL, NULL);
 	vd_init(&e->d);
 	vd_post_rx(&e->d, QSIZE);
 	return e;
