@@ -362,15 +362,26 @@ static const struct opt_spec run_enclave_opts[] = {{"eif-path", true, false, NUL
 
 const struct cli_cmd cli_cmd_run_enclave = {
     .name = "run-enclave",
-    .summary = "Start an enclave from an EIF (--emulate: on nectl's KVM hypervisor)",
-    .help = "Usage: nectl run-enclave --emulate --eif-path FILE --memory N[M|G|T]\n"
+    .summary = "Start an enclave from an EIF (on /dev/nitro_enclaves; --emulate: on nectl's "
+	       "KVM hypervisor)",
+    .help = "Usage: nectl run-enclave [--emulate] --eif-path FILE --memory N[M|G|T]\n"
 	    "           (--cpu-count N | --cpu-ids ID[,ID...]) [--enclave-cid CID]\n"
 	    "           [--debug-mode] [--attach-console] [--enclave-name NAME]\n"
 	    "           [--forward-to-host PORT=unix:PATH | PORT=tcp:HOST:HOSTPORT]...\n"
 	    "           [--forward-into-enclave tcp:HOST:LPORT=PORT | unix:PATH=PORT]...\n"
 	    "           [--forward-max-conns N] [--forward-max-conns-total N]\n"
 	    "           [--heartbeat-timeout S] [--machine-acpi] [--verbose]\n"
-	    "       nectl run-enclave --emulate --config FILE.json [--forward-...]\n"
+	    "       nectl run-enclave [--emulate] --config FILE.json [--forward-...]\n"
+	    "\n"
+	    "Without --emulate the enclave goes to the NE device, /dev/nitro_enclaves on a\n"
+	    "Nitro parent instance (E19 without it), through the same launch sequence:\n"
+	    "hugepages planned per size and NUMA node, the EIF written once at the image\n"
+	    "load offset, full cores from the NE CPU pool. NECTL_NE_DEVICE=sim runs it on\n"
+	    "nectl's model of the NE driver instead (a 4-core, 2-thread parent, pool\n"
+	    "1-3,5-7; sim:FILE.json gives another: docs/native.md), which boots the EIF\n"
+	    "on nectl's hypervisor over the donated memory (describe: \"Mode\": \"simulated\").\n"
+	    "  NECTL_NE_DEVICE=sim nectl run-enclave --eif-path hello.eif --memory 256 \\\n"
+	    "      --cpu-count 2 --debug-mode\n"
 	    "\n"
 	    "Starts a supervisor process that holds the enclave (it outlives this command),\n"
 	    "boots the unmodified EIF on nectl's KVM hypervisor (the EIF is written into\n"

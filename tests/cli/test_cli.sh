@@ -195,6 +195,21 @@ printf '{"eif_path": "%s", "memory_mib": 64, "cpu_count": 1, "machine_acpi": "ye
 expect "--config machine_acpi must be a boolean" 17 "\`machine_acpi\` must be true or false" -- \
 	"$NECTL" run-enclave --emulate --config "$T/acpi.json"
 
+# Without --emulate: the NE device. Absent, E19 with nitro-cli's words; a
+# bad NECTL_NE_DEVICE names itself; the model takes no --machine-acpi.
+if [ ! -e /dev/nitro_enclaves ]; then
+	expect "run-enclave without the NE device: E19" 19 \
+		"File: '/dev/nitro_enclaves', failing operation: 'Open'" -- \
+		env -u NECTL_NE_DEVICE "$NECTL" run-enclave --eif-path "$T/keep.eif" --memory 64 --cpu-count 2
+fi
+expect "NECTL_NE_DEVICE=simulate: a device path that does not open (E19)" 19 "File: 'simulate'" -- \
+	env NECTL_NE_DEVICE=simulate "$NECTL" run-enclave --eif-path "$T/keep.eif" --memory 64 --cpu-count 2
+printf '{"Cores": 999}' >"$T/topo.json"
+expect "a topology out of range: refused, named" 17 "\"Cores\" must be a number from 1 to 256" -- \
+	env NECTL_NE_DEVICE=sim:$T/topo.json "$NECTL" run-enclave --eif-path "$T/keep.eif" --memory 64 --cpu-count 2
+expect "--machine-acpi without --emulate" 2 "for --emulate only" -- \
+	env NECTL_NE_DEVICE=sim "$NECTL" run-enclave --eif-path "$T/keep.eif" --memory 64 --cpu-count 2 --machine-acpi
+
 # --- The supervisor's control plane and the launch checks (issue 9) ---------
 # Supervisors are faked (a process holding the control socket) or real: a
 # tiny guest whose kernel halts for ever keeps a real supervisor in its boot

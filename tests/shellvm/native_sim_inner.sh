@@ -1,0 +1,85 @@
+# Runs inside the shell VM (busybox sh): the native launch path end to end on
+# the NE driver model (NECTL_NE_DEVICE=sim: 4 cores x 2 threads, pool
+# 1-3,5-7), which boots accel/kvm over the donated hugepages. Prints
+# "ok - ..." / "FAIL - ..." and "@@done"; test_native_sim.sh counts them.
+# Files: /nectl (+ libraries), /hello.eif (the sample app: echoes lines on
+# vsock port 5000).
+N=/nectl
+export NECTL_RUN_DIR=/run/nectl NECTL_NE_DEVICE=sim
+T=/tmp/sim
+mkdir -p $T
+ok() { echo "ok - $1"; }
+bad() { echo "FAIL - $1"; }
+has() { grep -q -- "$2" "$1"; }
+field() { sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -1; }
+hp_free() { sed -n 's/^HugePages_Free: *//p' /proc/meminfo; }
+gone() { [ ! -e /proc/$1 ] || grep -q '^State:.*Z' /proc/$1/status; }
+echo 128 >/proc/sys/vm/nr_hugepages
+free0=$(hp_free)
+echo "hugepages free: $free0"
+run() { # run TAG ARGS...: one launch (TCG is slow: nitro-cli's minimum timeout)
+	tag=$1
+	shift
+	$N run-enclave --eif-path /hello.eif --heartbeat-timeout 180 "$@" >$T/$tag.json 2>$T/$tag.err
+}
+
+# One enclave through the native sequence: heartbeat, describe, forward,
+# console, terminate, hugepages back.
+run a --memory 128 --cpu-count 2 --debug-mode --verbose --forward-into-enclave tcp:127.0.0.1:5100=5000
+rc=$?
+cat $T/a.err
+[ $rc = 0 ] && ok "run-enclave on the simulated device returned after the heartbeat" ||
+	bad "run-enclave on the simulated device: status $rc"
+has $T/a.err "Enclave memory: hugepages" && ok "--verbose names the memory" ||
+	bad "--verbose names the memory"
+pid=$(field $T/a.json ProcessID)
+$N describe-enclaves >$T/d.json
+cat $T/d.json
+for k in '"Mode": "simulated"' '"MemoryPlan": "64 x 2 MiB on node 0 (128 MiB)"' \
+	'"MemoryBacking": "hugepages"' '"State": "RUNNING"' '"EnclaveCID": 16'; do
+	has $T/d.json "$k" && ok "describe shows $k" || bad "describe shows $k"
+done
+tr -d ' \n' <$T/d.json | grep -q '"CPUIDs":\[1,5\]' && ok "the device chose a full core (CPUs 1 and 5)" ||
+	bad "the device chose a full core (CPUs 1 and 5)"
+[ "$(hp_free)" = $((free0 - 64)) ] && ok "64 hugepages donated" || bad "64 hugepages donated ($(hp_free) free)"
+for i in $(seq 60); do
+	$N console --enclave-name hello --disconnect-timeout 2 2>/dev/null | grep -q "listening on vsock port 5000" && break
+done
+(echo "hello, simulated"; sleep 8) | timeout 30 nc 127.0.0.1 5100 >$T/echo.out 2>&1
+has $T/echo.out "^hello, simulated" && ok "the sample app echoes through a forward" ||
+	bad "the sample app echoes through a forward: $(cat $T/echo.out)"
+$N console --enclave-name hello --disconnect-timeout 2 >$T/c.out 2>&1
+has $T/c.out "Hello from the nectl sample enclave" && ok "console captured" || bad "console captured"
+$N terminate-enclave --enclave-name hello >$T/t.json 2>&1 && has $T/t.json '"Terminated": true' &&
+	ok "terminate-enclave" || bad "terminate-enclave: $(cat $T/t.json)"
+gone "$pid" && ok "the supervisor is gone" || bad "the supervisor is gone"
+[ "$(hp_free)" = "$free0" ] && ok "every hugepage back after terminate" || bad "hugepages back ($(hp_free))"
+
+# The driver's rules, with nitro-cli's E-codes: half a core (E29, decoded),
+# a CPU outside the pool, less than the 4x EIF rule (E26).
+run b --memory 128 --cpu-count 1
+rc=$?
+[ $rc = 29 ] && has $T/b.err "NE_ERR_FULL_CORES_NOT_USED" && ok "one thread of a core: E29 with the driver's error" ||
+	bad "one thread of a core: $rc $(cat $T/b.err)"
+run c --memory 128 --cpu-ids 0,4
+rc=$?
+[ $rc = 29 ] && has $T/c.err "NE_ERR_VCPU_NOT_IN_CPU_POOL" && ok "CPU 0's core: E29, not in the pool" ||
+	bad "CPU 0's core: $rc $(cat $T/c.err)"
+[ "$(hp_free)" = "$free0" ] && ok "refused launches give every hugepage back" || bad "hugepages back ($(hp_free))"
+run e --memory 8 --cpu-count 2
+rc=$?
+[ $rc = 26 ] && ok "memory below 4x the EIF: E26" || bad "memory below 4x the EIF: $rc $(cat $T/e.err)"
+
+# SIGKILL of the supervisor: the enclave ends with it, memory comes back.
+run f --memory 128 --cpu-ids 2,6
+rc=$?
+pid=$(field $T/f.json ProcessID)
+[ $rc = 0 ] && ok "run-enclave with --cpu-ids 2,6" || bad "run-enclave with --cpu-ids 2,6: $rc $(cat $T/f.err)"
+kill -9 "$pid"
+for i in $(seq 50); do gone "$pid" && break; sleep 0.2; done
+for i in $(seq 50); do [ "$(hp_free)" = "$free0" ] && break; sleep 0.2; done
+[ "$(hp_free)" = "$free0" ] && ok "a SIGKILLed supervisor gives every hugepage back" ||
+	bad "a SIGKILLed supervisor gives every hugepage back ($(hp_free))"
+$N describe-enclaves >$T/d2.json
+has $T/d2.json '"EnclaveName"' && bad "stale record left: $(cat $T/d2.json)" || ok "no stale record"
+echo "@@done"
