@@ -91,6 +91,10 @@ int afvsock_unlisten(struct afvsock *a, uint32_t port);
 /* Starts the thread and the console connection. */
 int afvsock_start(struct afvsock *a, struct nectl_err *err);
 /* The transport as a pvsock (its lock: the transport's mutex). */
+/* The enclave's CID once the device has chosen it (NE_START_ENCLAVE with
+ * CID 0), and its console's port (0: none). Until then no connection is
+ * accepted: none can come from an enclave that has not started. */
+void afvsock_set_enclave(struct afvsock *a, uint32_t cid, uint32_t console_port);
 void afvsock_pvsock(struct afvsock *a, struct pvsock *out);
 /* Stops and joins the thread, closes every socket, calls nothing back.
  * NULL is fine. Whoever makes pvsock calls (the forwarder) must be stopped

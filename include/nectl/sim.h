@@ -58,9 +58,10 @@ int sim_pages_host(void *ctx, uintptr_t region, uintptr_t addr, struct sim_page 
 /* c6i.2xlarge-like: 4 cores x 2 threads, siblings i and i+4, one node. */
 void sim_topology_default(struct sim_topology *t);
 /* NECTL_NE_DEVICE's value: "sim" (the default above) or "sim:FILE" (a JSON
- * topology, src/sim/sim_config.c), with the CPU pool to set. */
+ * topology, src/sim/sim_config.c), with the CPU pool to set, and whether the
+ * enclave is reached over vsock loopback instead of a simulated hypervisor. */
 int sim_topology_load(const char *spec, struct sim_topology *t, char *pool, size_t len,
-		      struct nectl_err *err);
+		      bool *loopback, struct nectl_err *err);
 
 struct sim_ne;
 struct sim_enclave;

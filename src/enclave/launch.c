@@ -279,9 +279,10 @@ static int launch_mode(struct enclave_plan *p, const struct enclave_opts *o, str
 	if (strncmp(o->ne_device, "sim", 3) == 0 && (!o->ne_device[3] || o->ne_device[3] == ':')) {
 		struct sim_topology t;
 		char pool[256];
+		bool loopback;
 
 		p->mode = ENCLAVE_MODE_SIMULATED;
-		return sim_topology_load(o->ne_device, &t, pool, sizeof(pool), err);
+		return sim_topology_load(o->ne_device, &t, pool, sizeof(pool), &loopback, err);
 	}
 	p->mode = ENCLAVE_MODE_NATIVE;
 	if (ne_dev_open(o->ne_device, &d, err) < 0)

@@ -3,10 +3,18 @@
  * real /dev/nitro_enclaves), then the one launch sequence on it
  * (nectl/launch_seq.h). The parent's side of vsock attaches to nectl's
  * machine once its image is loaded and before any vCPU runs. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/vm_sockets.h>
 
 #include "enclave/sup.h"
+#include "nectl/afvsock.h"
 #include "nectl/eif_sign.h"
 #include "nectl/launch_seq.h"
 #include "nectl/native.h"
@@ -55,6 +63,82 @@ static int sup_machine_ready(void *ctx, struct machine *m, struct nectl_err *err
 	return fwd_start(s->fwd, err);
 }
 
+static void sup_afv_console(void *ctx, const void *buf, size_t len)
+{
+	console_feed(&((struct sup *)ctx)->cons, buf, len);
+}
+
+/* Port 9000 is the whole parent's: one enclave boots at a time, the others
+ * wait here (at most their heartbeat timeout) until its heartbeat. */
+static int sup_heartbeat_lock(struct sup *s, struct nectl_err *err)
+{
+	char path[PATH_MAX];
+	struct timespec rest = {0, 100 * 1000 * 1000};
+
+	snprintf(path, sizeof(path), "%s/heartbeat.lock", s->p->run_dir);
+	s->hb_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->hb_lock_fd < 0)
+		return nectl_err_sys(err, NECTL_ERR_LOCK, errno, "%s: cannot open", path);
+	for (unsigned i = 0; i < s->p->hb_timeout_s * 10u; i++) {
+		if (flock(s->hb_lock_fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK)
+			break;
+		nanosleep(&rest, NULL);
+	}
+	return nectl_err_set(
+	    err, NECTL_ERR_BOOT,
+	    "another enclave kept the parent's heartbeat port (vsock 9000) for %u s "
+	    "while it booted",
+	    s->p->hb_timeout_s);
+}
+
+/* What the enclave connects to on the parent: the heartbeat, init's report
+ * (best effort: another enclave's supervisor may hold it) and every to-host
+ * forward (which must be ours). */
+static int sup_afvsock_listen(struct sup *s, struct nectl_err *err)
+{
+	const struct enclave_plan *p = s->p;
+	struct nectl_err e2 = {0};
+
+	if (sup_heartbeat_lock(s, err) < 0 || afvsock_listen(s->afv, VSOCK_HEARTBEAT_PORT, err) < 0)
+		return -1;
+	if (afvsock_listen(s->afv, APP_REPORT_PORT, &e2) < 0)
+		sup_note(s, "[nectl: the parent's vsock port 9009 is taken (another enclave's "
+			    "supervisor): this enclave's app exit status will not be recorded]");
+	for (size_t i = 0; i < p->nrules; i++) {
+		if (p->rules[i].dir != FWD_TO_HOST ||
+		    afvsock_listen(s->afv, p->rules[i].port, &e2) == 0)
+			continue;
+		return nectl_err_sys(err, NECTL_ERR_SOCKET, e2.errnum,
+				     "--forward-to-host %s: the parent's vsock port %u cannot be "
+				     "bound (another enclave's forward?)",
+				     p->rules[i].text, p->rules[i].port);
+	}
+	return 0;
+}
+
+/* The parent's side over AF_VSOCK (a real parent, or the model reached over
+ * vsock loopback), up before the start as nitro-cli's heartbeat listener. */
+static int sup_afvsock(struct sup *s, struct nectl_err *err)
+{
+	const struct enclave_plan *p = s->p;
+	uint32_t peer = s->loopback ? VMADDR_CID_LOCAL : (uint32_t)p->cid;
+	struct afvsock_cfg cfg = {
+	    .enclave_cid = peer,
+	    .console_cid = s->loopback ? VMADDR_CID_LOCAL : AFVSOCK_CID_HYPERVISOR,
+	    .console_port = p->debug && p->cid ? AFVSOCK_CONSOLE_PORT_BASE + (uint32_t)p->cid : 0,
+	    .console = sup_afv_console,
+	    .console_ctx = s};
+
+	if (afvsock_new(&s->afv, &cfg, sup_vsock_ops_get(), s, err) < 0 ||
+	    sup_afvsock_listen(s, err) < 0)
+		return -1;
+	afvsock_pvsock(s->afv, &s->pv);
+	fwd_attach(s->fwd, &s->pv, sup_heartbeat, s);
+	return fwd_start(s->fwd, err) < 0 ? -1 : afvsock_start(s->afv, err);
+}
+
 /* nitro-cli checks a signed image at launch (E59): the COSE signature, its
  * payload against PCR0 and the certificate's validity period. The image is
  * read from the file here, once, for that and for describe's PCRs. */
@@ -87,9 +171,9 @@ static int sup_open_sim(struct sup *s, const struct machine_spec *tmpl, struct n
 	struct sim_topology t;
 	char pool[256];
 
-	if (sim_topology_load(s->p->ne_device, &t, pool, sizeof(pool), err) < 0 ||
+	if (sim_topology_load(s->p->ne_device, &t, pool, sizeof(pool), &s->loopback, err) < 0 ||
 	    ne_dev_open_sim(&t, pool, NULL, NULL, &s->ne, err) < 0 ||
-	    sim_hv_attach(s->ne, tmpl, &s->hv, err) < 0)
+	    (!s->loopback && sim_hv_attach(s->ne, tmpl, &s->hv, err) < 0))
 		return -1;
 	cfg->max_regions = t.max_mem_regions;
 	return 0;
@@ -141,9 +225,13 @@ int sup_launch(struct sup *s, struct nectl_err *err)
 		spec.cpu_ids = ids;
 	}
 	if (sup_check_image(s, err) < 0 || sup_accel(s, &tmpl, err) < 0 ||
+	    ((p->mode == ENCLAVE_MODE_NATIVE || s->loopback) && sup_afvsock(s, err) < 0) ||
 	    launch_seq_run(s->acc, &spec, &r, err) < 0)
 		return -1;
 	s->cid = r.cid;
+	if (s->afv && !p->cid)
+		afvsock_set_enclave(s->afv, (uint32_t)r.cid,
+				    p->debug ? AFVSOCK_CONSOLE_PORT_BASE + (uint32_t)r.cid : 0);
 	/* Emulation's are the host CPUs it pins to (or none); the NE modes'
 	 * are the device's. */
 	if (p->mode != ENCLAVE_MODE_EMULATED) {

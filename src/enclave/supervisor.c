@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "enclave/sup.h"
+#include "nectl/afvsock.h"
 #include "nectl/enclave.h"
 #include "nectl/ne_dev.h"
 #include "nectl/sim_hv.h"
@@ -106,6 +107,8 @@ static void sup_release(struct sup *s)
 	sup_halt(s, SUP_STOP_TERMINATE);
 	fwd_destroy(s->fwd); /* before the device goes, while no vCPU runs */
 	s->fwd = NULL;
+	afvsock_free(s->afv);
+	s->afv = NULL;
 	accel_destroy(s->acc); /* ends the enclave, gives back its memory */
 	s->acc = NULL;
 	s->m = NULL;
@@ -226,6 +229,10 @@ static void sup_on_heartbeat(struct sup *s)
 		return;
 	s->booted = true;
 	s->t_heartbeat = sup_now_ns();
+	if (s->hb_lock_fd >= 0) {
+		close(s->hb_lock_fd); /* the next enclave may boot */
+		s->hb_lock_fd = -1;
+	}
 	s->state = "RUNNING";
 	sup_save(s);
 	sup_report(s, "OK");
@@ -381,7 +388,7 @@ _Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int 
 
 	s->p = p;
 	s->report_fd = report_fd;
-	s->lfd = s->wake_fd = s->sig_fd = -1;
+	s->lfd = s->wake_fd = s->sig_fd = s->hb_lock_fd = -1;
 	s->owner = getuid();
 	s->cid = p->cid;
 	s->t0 = sup_now_ns();

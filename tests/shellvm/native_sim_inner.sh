@@ -3,7 +3,8 @@
 # 1-3,5-7), which boots accel/kvm over the donated hugepages. Prints
 # "ok - ..." / "FAIL - ..." and "@@done"; test_native_sim.sh counts them.
 # Files: /nectl (+ libraries), /hello.eif (the sample app: echoes lines on
-# vsock port 5000).
+# vsock port 5000), /xfer. The kernel has vsock_loopback: the last part runs
+# the native parent side (AF_VSOCK) against this shell playing the enclave.
 N=/nectl
 export NECTL_RUN_DIR=/run/nectl NECTL_NE_DEVICE=sim
 T=/tmp/sim
@@ -82,4 +83,47 @@ for i in $(seq 50); do [ "$(hp_free)" = "$free0" ] && break; sleep 0.2; done
 	bad "a SIGKILLed supervisor gives every hugepage back ($(hp_free))"
 $N describe-enclaves >$T/d2.json
 has $T/d2.json '"EnclaveName"' && bad "stale record left: $(cat $T/d2.json)" || ok "no stale record"
+# The native parent side over AF_VSOCK, end to end: the model with
+# "Hypervisor": "loopback" boots nothing; the enclave is this shell at CID 1
+# (vsock loopback): xfer serves 5000-5002, says console lines on port
+# 10000 + CID, sends its heartbeat and pushes to the parent's port 7000.
+X=/xfer
+echo '{"Hypervisor": "loopback"}' >$T/lo.json
+$X serve >$T/serve.out 2>&1 &
+serve=$!
+$X --timeout 300 sink-listen unix:$T/hostsink.sock --count 1 >$T/hostsink.out 2>&1 &
+sink=$!
+sleep 1
+NECTL_NE_DEVICE=sim:$T/lo.json $N run-enclave --eif-path /hello.eif --memory 128 --cpu-count 2 \
+	--debug-mode --enclave-cid 21 --heartbeat-timeout 60 --enclave-name lo \
+	--forward-into-enclave unix:$T/echo.sock=5000 --forward-to-host 7000=unix:$T/hostsink.sock \
+	>$T/lo.json.out 2>$T/lo.err &
+launcher=$!
+$X --timeout 60 say-listen vsock:4294967295:10021 "console line" --count 3 >$T/say.out 2>&1 &
+say=$!
+sleep 2
+$X heartbeat vsock:1:9000 >$T/hb.out 2>&1 && ok "the parent answers the heartbeat on vsock port 9000" ||
+	bad "the parent answers the heartbeat: $(cat $T/hb.out)"
+wait $launcher
+rc=$?
+[ $rc = 0 ] && ok "run-enclave returns after the AF_VSOCK heartbeat" ||
+	bad "run-enclave after the AF_VSOCK heartbeat: $rc $(cat $T/lo.err)"
+$X heartbeat vsock:1:9000 >$T/hb2.out 2>&1 && bad "port 9000 still open after the heartbeat" ||
+	ok "port 9000 given up after the heartbeat (the next enclave may boot)"
+$X echo unix:$T/echo.sock 1M 4 >$T/lecho.out 2>&1 && ok "into the enclave over AF_VSOCK: 4 x 1 MiB echoed" ||
+	bad "into the enclave over AF_VSOCK: $(tail -2 $T/lecho.out)"
+$X send vsock:1:7000 4M >$T/lsend.out 2>&1 && ok "to the host over AF_VSOCK: 4 MiB, checksummed" ||
+	bad "to the host over AF_VSOCK: $(tail -2 $T/lsend.out)"
+for i in $(seq 50); do [ "$($N console --enclave-name lo --disconnect-timeout 1 2>/dev/null | grep -c 'console line')" -ge 3 ] && break; sleep 0.2; done
+$N console --enclave-name lo --disconnect-timeout 1 >$T/lc.out 2>&1
+has $T/lc.out "console line 1" && has $T/lc.out "console line 3" &&
+	ok "the console from (CID, 10000 + enclave CID), across reconnects" ||
+	bad "the console over AF_VSOCK: $(head -c 300 $T/lc.out)"
+$N describe-enclaves >$T/ld.json
+has $T/ld.json '"Mode": "simulated"' && has $T/ld.json '"EnclaveCID": 21' && ok "describe: simulated, CID 21" ||
+	bad "describe: $(cat $T/ld.json)"
+$N terminate-enclave --enclave-name lo >$T/lt.json 2>&1 && ok "terminate-enclave (loopback)" ||
+	bad "terminate-enclave (loopback): $(cat $T/lt.json)"
+[ "$(hp_free)" = "$free0" ] && ok "hugepages back (loopback)" || bad "hugepages back (loopback): $(hp_free)"
+kill $serve $sink $say 2>/dev/null
 echo "@@done"

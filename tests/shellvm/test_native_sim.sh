@@ -2,10 +2,11 @@
 # The native launch path (run-enclave without --emulate) end to end on the
 # NE driver model inside the TCG shell VM, whose /dev/kvm runs the enclave:
 # the checks are in native_sim_inner.sh.
-# Usage: tests/shellvm/test_native_sim.sh NECTL HELLO
+# Usage: tests/shellvm/test_native_sim.sh NECTL HELLO XFER
 set -u
-NECTL=$(readlink -f "${1:?usage: test_native_sim.sh nectl hello}")
+NECTL=$(readlink -f "${1:?usage: test_native_sim.sh nectl hello xfer}")
 HELLO=$(readlink -f "${2:?}")
+XFER=$(readlink -f "${3:?}")
 HERE=$(dirname "$(readlink -f "$0")")
 ROOT=$(readlink -f "$HERE/../..")
 T=$(mktemp -d /tmp/nectl-native-sim-XXXXXX)
@@ -25,6 +26,8 @@ run_vm() {
 	local start
 	start=$(date +%s)
 	"$ROOT/scripts/shellvm.sh" --timeout 900 --mem 2G "${files[@]}" --file "$NECTL:/nectl" \
+		--module net/vmw_vsock/vsock --module net/vmw_vsock/vmw_vsock_virtio_transport_common \
+		--module net/vmw_vsock/vsock_loopback --file "$XFER:/xfer" \
 		--file "$T/hello.eif:/hello.eif" --file "$HERE/native_sim_inner.sh:/inner.sh" \
 		-- sh /inner.sh >"$T/log" 2>"$T/err"
 	rc=$?

@@ -12,6 +12,9 @@
  *   xfer echo ADDR BYTES CONNS      CONNS concurrent round trips
  *   xfer sink-listen ADDR [--count N]  a sink on ADDR; "xfer: listening"
  *   xfer now                        CLOCK_REALTIME in nanoseconds
+ *   xfer heartbeat ADDR             Nitro's boot heartbeat: 0xB7 out, 0xB7 back
+ *   xfer say-listen ADDR TEXT [--count N]  each client gets "TEXT <n>\n",
+ *       then the connection closes (a console that comes and goes)
  *
  * ADDR is vsock:CID:PORT, tcp:HOST:PORT (numeric or localhost) or unix:PATH.
  * BYTES takes K/M/G (binary). A sink answers "<bytes> <crc32 as 8 hex>\n";
@@ -736,6 +739,47 @@ static int cmd_sink_listen(const struct addr *a, long count)
 	return 0;
 }
 
+static int cmd_heartbeat(const struct addr *a)
+{
+	char err[ERR_LEN];
+	uint8_t b = 0xB7;
+	int fd = connect_to(a, err);
+
+	if (fd < 0)
+		die("%s", err);
+	if (write_all(fd, &b, 1) < 0 || read_some(fd, &b, 1) != 1 || b != 0xB7)
+		die("heartbeat on %s: no echo", a->text);
+	printf("heartbeat ok\n");
+	close(fd);
+	return 0;
+}
+
+static int cmd_say_listen(const struct addr *a, const char *text, long count)
+{
+	int lfd = listen_on(a);
+	char line[256];
+
+	printf("xfer: listening\n");
+	fflush(stdout);
+	for (long n = 0; count < 0 || n < count;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		int len;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			die("accept on %s: %s", a->text, strerror(errno));
+		}
+		n++;
+		len = snprintf(line, sizeof(line), "%s %ld\n", text, n);
+		if (write_all(fd, line, (size_t)len) < 0)
+			die("write on %s: %s", a->text, strerror(errno));
+		close(fd);
+	}
+	close(lfd);
+	return 0;
+}
+
 static int cmd_now(void)
 {
 	struct timespec ts;
@@ -793,7 +837,7 @@ static void usage(void)
 {
 	die("usage: xfer [--timeout S] serve [--tcp PORTBASE | --unix DIR] | send ADDR BYTES | "
 	    "recv ADDR BYTES [--stall S] | echo ADDR BYTES CONNS | sink-listen ADDR [--count N] "
-	    "| now");
+	    "| now | heartbeat ADDR | say-listen ADDR TEXT [--count N]");
 }
 
 static void want_args(const struct opts *o, int n)
@@ -851,7 +895,14 @@ int main(int argc, char **argv)
 		arm_timeout(&o, o.count < 0);
 		return cmd_sink_listen(&a, o.count);
 	}
+	if (strcmp(mode, "say-listen") == 0) {
+		want_args(&o, 3);
+		arm_timeout(&o, o.count < 0);
+		return cmd_say_listen(&a, o.pos[2], o.count);
+	}
 	arm_timeout(&o, 0);
+	if (strcmp(mode, "heartbeat") == 0 && o.npos == 2)
+		return cmd_heartbeat(&a);
 	if (strcmp(mode, "send") == 0 && o.npos == 3)
 		return cmd_send(&a, bytes_arg(o.pos[2]));
 	if (strcmp(mode, "recv") == 0 && o.npos == 3)

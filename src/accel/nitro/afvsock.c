@@ -320,6 +320,19 @@ int afvsock_start(struct afvsock *a, struct nectl_err *err)
 	return 0;
 }
 
+void afvsock_set_enclave(struct afvsock *a, uint32_t cid, uint32_t console_port)
+{
+	afv_lock(a);
+	a->cfg.enclave_cid = cid;
+	a->cfg.console_port = console_port;
+	/* The console's first try, now that its port is known. */
+	if (console_port && a->cons_fd < 0) {
+		a->cons_retry_at = afv_now_ms();
+		afv_wake(a);
+	}
+	afv_unlock(a);
+}
+
 void afvsock_pvsock(struct afvsock *a, struct pvsock *out)
 {
 	*out = (struct pvsock){
