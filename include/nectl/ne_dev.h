@@ -49,6 +49,9 @@ struct ne_sim_hv_ops {
 /* Without one, a simulated start only changes the model's state (tests). */
 void ne_dev_sim_hypervisor(struct ne_dev *d, const struct ne_sim_hv_ops *ops, void *hv);
 
+/* The model only: the core of `cpu` is held by another enclave. */
+void ne_dev_sim_hold_core(struct ne_dev *d, unsigned cpu);
+
 /* "native" or "simulated", for describe's Mode. */
 const char *ne_dev_mode(const struct ne_dev *d);
 void ne_dev_close(struct ne_dev *d);

@@ -73,6 +73,11 @@ void sim_ne_free(struct sim_ne *d);
  * The old pool is gone even when the new one is refused, as in the driver. */
 int sim_ne_set_pool(struct sim_ne *d, const char *cpulist);
 
+/* The core of `cpu` belongs to an enclave outside this model (another
+ * supervisor's simulated enclave): out of the pool, as a core moved into an
+ * enclave is in the driver. Unknown CPUs are ignored. */
+void sim_ne_hold_core(struct sim_ne *d, unsigned cpu);
+
 /* NE_CREATE_VM: the enclave and its non-zero slot uid. */
 int sim_ne_create_vm(struct sim_ne *d, struct sim_enclave **out, uint64_t *slot_uid);
 /* NE_ADD_VCPU: *vcpu 0 picks one (a thread of a core already claimed, else

@@ -57,6 +57,7 @@ struct sup {
 	bool loopback;	      /* the model, its enclave reached over vsock loopback */
 	struct afvsock *afv;  /* the parent's side over AF_VSOCK (native, loopback) */
 	int hb_lock_fd;	      /* held from the heartbeat's listen to the heartbeat */
+	int pool_lock_fd;     /* simulated: held until the CPUs are in the record */
 	struct machine *m;    /* nectl's machine, when one runs it (not native) */
 	struct eif_image img; /* the EIF as checked at launch (PCRs) */
 	bool have_img;

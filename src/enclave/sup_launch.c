@@ -164,6 +164,38 @@ static int sup_check_image(struct sup *s, struct nectl_err *err)
 	return 0;
 }
 
+/* Simulated enclaves share one parent's CPU pool, as the driver's enclaves
+ * do, though each supervisor has a model of its own: under a lock held
+ * until this enclave's CPUs are in its record, the cores in every other
+ * live simulated record are out of this model's pool. */
+static int sup_sim_share_pool(struct sup *s, struct nectl_err *err)
+{
+	char path[PATH_MAX];
+	json_t *recs, *r, *cpu;
+	size_t i, k;
+
+	snprintf(path, sizeof(path), "%s/sim-pool.lock", s->p->run_dir);
+	s->pool_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->pool_lock_fd < 0 || flock(s->pool_lock_fd, LOCK_EX) < 0)
+		return nectl_err_sys(err, NECTL_ERR_LOCK, errno, "%s: cannot lock", path);
+	if (rundir_records(s->p->run_dir, &recs, err) < 0)
+		return -1;
+	json_array_foreach(recs, i, r)
+	{
+		const char *mode = json_string_value(json_object_get(r, "Mode"));
+		const char *state = json_string_value(json_object_get(r, "State"));
+		const char *id = json_string_value(json_object_get(r, "EnclaveID"));
+
+		if (!mode || strcmp(mode, "simulated") != 0 || !state ||
+		    strcmp(state, "EXITED") == 0 || (id && strcmp(id, s->p->id) == 0))
+			continue;
+		json_array_foreach(json_object_get(r, "CPUIDs"), k, cpu)
+		    ne_dev_sim_hold_core(s->ne, (unsigned)json_integer_value(cpu));
+	}
+	json_decref(recs);
+	return 0;
+}
+
 /* NECTL_NE_DEVICE=sim: a parent like a c6i.2xlarge; sim:FILE: its topology. */
 static int sup_open_sim(struct sup *s, const struct machine_spec *tmpl, struct ne_accel_cfg *cfg,
 			struct nectl_err *err)
@@ -173,7 +205,8 @@ static int sup_open_sim(struct sup *s, const struct machine_spec *tmpl, struct n
 
 	if (sim_topology_load(s->p->ne_device, &t, pool, sizeof(pool), &s->loopback, err) < 0 ||
 	    ne_dev_open_sim(&t, pool, NULL, NULL, &s->ne, err) < 0 ||
-	    (!s->loopback && sim_hv_attach(s->ne, tmpl, &s->hv, err) < 0))
+	    (!s->loopback && sim_hv_attach(s->ne, tmpl, &s->hv, err) < 0) ||
+	    sup_sim_share_pool(s, err) < 0)
 		return -1;
 	cfg->max_regions = t.max_mem_regions;
 	return 0;
@@ -241,5 +274,10 @@ int sup_launch(struct sup *s, struct nectl_err *err)
 	s->t_loaded = r.t_loaded;
 	s->t_entry = r.t_started;
 	s->acc->ops->memory_text(s->acc, s->memory_text, sizeof(s->memory_text));
+	if (s->pool_lock_fd >= 0) {
+		sup_save(s); /* its CPUs in the record, then the next may choose */
+		close(s->pool_lock_fd);
+		s->pool_lock_fd = -1;
+	}
 	return 0;
 }

@@ -388,7 +388,7 @@ _Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int 
 
 	s->p = p;
 	s->report_fd = report_fd;
-	s->lfd = s->wake_fd = s->sig_fd = s->hb_lock_fd = -1;
+	s->lfd = s->wake_fd = s->sig_fd = s->hb_lock_fd = s->pool_lock_fd = -1;
 	s->owner = getuid();
 	s->cid = p->cid;
 	s->t0 = sup_now_ns();

@@ -221,6 +221,15 @@ static int sim_pick_vcpu(struct sim_enclave *e, uint32_t *vcpu)
 	return NE_ERR_NO_CPUS_AVAIL_IN_POOL;
 }
 
+void sim_ne_hold_core(struct sim_ne *d, unsigned cpu)
+{
+	unsigned bit;
+	int c = sim_core_of(d, cpu, &bit);
+
+	if (c >= 0)
+		d->avail[c] = 0;
+}
+
 int sim_ne_add_vcpu(struct sim_enclave *e, uint32_t *vcpu)
 {
 	const struct sim_ne *d = e->d;

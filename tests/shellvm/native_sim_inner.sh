@@ -126,4 +126,51 @@ $N terminate-enclave --enclave-name lo >$T/lt.json 2>&1 && ok "terminate-enclave
 	bad "terminate-enclave (loopback): $(cat $T/lt.json)"
 [ "$(hp_free)" = "$free0" ] && ok "hugepages back (loopback)" || bad "hugepages back (loopback): $(hp_free)"
 kill $serve $sink $say 2>/dev/null
+
+# Nobody answers the heartbeat: E36 once the timeout has passed, nothing left.
+NECTL_NE_DEVICE=sim:$T/lo.json $N run-enclave --eif-path /hello.eif --memory 64 --cpu-count 2 \
+	--heartbeat-timeout 3 --enclave-name silent >$T/s.json 2>$T/s.err
+rc=$?
+[ $rc = 36 ] && has $T/s.err "no heartbeat" && ok "no heartbeat over AF_VSOCK: E36" ||
+	bad "no heartbeat over AF_VSOCK: $rc $(cat $T/s.err)"
+[ "$(hp_free)" = "$free0" ] && ok "hugepages back after E36" || bad "hugepages back after E36: $(hp_free)"
+
+# Four enclaves at once on one simulated parent (8 cores x 2 threads): the
+# heartbeat port is the parent's, so they boot one at a time (this shell
+# answers for each in turn); the CPU pool is the parent's, so they get four
+# different cores.
+echo '{"Hypervisor": "loopback", "Cores": 8}' >$T/lo8.json
+for k in 1 2 3 4; do
+	NECTL_NE_DEVICE=sim:$T/lo8.json $N run-enclave --eif-path /hello.eif --memory 64 \
+		--cpu-count 2 --heartbeat-timeout 120 --enclave-name four$k >$T/four$k.json \
+		2>$T/four$k.err &
+	echo $! >$T/four$k.pid
+done
+beats=0
+for i in $(seq 600); do
+	$X --timeout 5 heartbeat vsock:1:9000 >/dev/null 2>&1 && beats=$((beats + 1))
+	[ $beats -ge 4 ] && break
+	sleep 0.1
+done
+echo "heartbeats answered: $beats"
+for k in 1 2 3 4; do
+	wait "$(cat $T/four$k.pid)"
+	rc=$?
+	[ $rc = 0 ] && ok "four at once: enclave $k returned after its heartbeat" ||
+		bad "four at once: enclave $k: $rc $(cat $T/four$k.err)"
+done
+$N describe-enclaves >$T/four.json
+[ "$(grep -c '"State": "RUNNING"' $T/four.json)" = 4 ] && ok "four at once: four RUNNING" ||
+	bad "four at once: $(grep -c '"State": "RUNNING"' $T/four.json) RUNNING"
+cpus=$(tr -d ' \n' <$T/four.json | grep -o '"CPUIDs":\[[0-9,]*\]' | grep -o '[0-9][0-9]*' | sort -n | uniq | wc -l)
+[ "$cpus" = 8 ] && ok "four at once: eight distinct CPUs (four full cores)" ||
+	bad "four at once: $cpus distinct CPUs: $(tr -d ' \n' <$T/four.json | grep -o '"CPUIDs":\[[0-9,]*\]')"
+[ "$(grep -o '"EnclaveCID": [0-9]*' $T/four.json | sort -u | wc -l)" = 4 ] &&
+	ok "four at once: four distinct CIDs" || bad "four at once: CIDs not distinct"
+$N console --enclave-name four1 >$T/c44.out 2>&1
+[ $? = 44 ] && ok "console without --debug-mode: E44" || bad "console without --debug-mode: $(cat $T/c44.out)"
+for k in 1 2 3 4; do
+	$N terminate-enclave --enclave-name four$k >/dev/null 2>&1 || bad "terminate four$k"
+done
+[ "$(hp_free)" = "$free0" ] && ok "four at once: every hugepage back" || bad "four at once: hugepages $(hp_free)"
 echo "@@done"

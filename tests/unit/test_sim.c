@@ -116,6 +116,31 @@ static void test_vcpu_rules(void **state)
 	sim_ne_free(d);
 }
 
+/* Cores held by other supervisors' enclaves are out of the pool. */
+static void test_held_cores(void **state)
+{
+	struct sim_ne *d = dev_with_pool("1-3,5-7");
+	struct sim_enclave *e;
+	uint64_t uid;
+	uint32_t cpu = 0;
+
+	(void)state;
+	sim_ne_hold_core(d, 5);	 /* core 1, by its second thread */
+	sim_ne_hold_core(d, 99); /* no such CPU: ignored */
+	assert_int_equal(sim_ne_create_vm(d, &e, &uid), 0);
+	assert_int_equal(sim_ne_add_vcpu(e, &cpu), 0);
+	assert_int_equal(cpu, 2); /* the lowest free core is now core 2 */
+	cpu = 1;
+	assert_int_equal(sim_ne_add_vcpu(e, &cpu), NE_ERR_VCPU_NOT_IN_CPU_POOL);
+	sim_ne_hold_core(d, 3);
+	cpu = 6;
+	assert_int_equal(sim_ne_add_vcpu(e, &cpu), 0); /* its own core's sibling */
+	cpu = 0;
+	assert_int_equal(sim_ne_add_vcpu(e, &cpu), NE_ERR_NO_CPUS_AVAIL_IN_POOL);
+	sim_ne_release(e);
+	sim_ne_free(d);
+}
+
 static void test_image_load_info_rules(void **state)
 {
 	struct sim_ne *d = dev_with_pool("1,5");
@@ -283,11 +308,9 @@ static void test_host_pages(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pool_rules),
-	    cmocka_unit_test(test_vcpu_rules),
-	    cmocka_unit_test(test_image_load_info_rules),
-	    cmocka_unit_test(test_memory_rules),
-	    cmocka_unit_test(test_start_rules_and_events),
+	    cmocka_unit_test(test_pool_rules),	 cmocka_unit_test(test_vcpu_rules),
+	    cmocka_unit_test(test_held_cores),	 cmocka_unit_test(test_image_load_info_rules),
+	    cmocka_unit_test(test_memory_rules), cmocka_unit_test(test_start_rules_and_events),
 	    cmocka_unit_test(test_host_pages),
 	};
 

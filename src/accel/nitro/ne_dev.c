@@ -86,6 +86,12 @@ void ne_dev_sim_hypervisor(struct ne_dev *d, const struct ne_sim_hv_ops *ops, vo
 	d->hv = hv;
 }
 
+void ne_dev_sim_hold_core(struct ne_dev *d, unsigned cpu)
+{
+	if (d->sim)
+		sim_ne_hold_core(d->sim, cpu);
+}
+
 const char *ne_dev_mode(const struct ne_dev *d)
 {
 	return d->sim ? "simulated" : "native";
