@@ -170,7 +170,7 @@ static void sup_vsock_why(struct sup *s, const char *reason, char *out, size_t l
 			 "; %s the vsock device announced on its command line (%s), so it %s "
 			 "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES (Debian's kernels do) and "
 			 "would fail the same way on Nitro; build the image with nectl's kernel "
-			 "(`nectl kernel build`) or AWS's blobs, or debug it with --machine-acpi",
+			 "(`nectl kernel build`) or AWS's blobs, or debug it with --emulate --machine-acpi",
 			 never, pr.announced, lacks);
 	else if (pr.stage <= VIRTIO_PROBE_TOUCHED)
 		snprintf(out, len,

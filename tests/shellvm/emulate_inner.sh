@@ -11,6 +11,15 @@
 # vsock announced on the cmdline, an MP table, no ACPI). debian.eif has
 # Debian's cloud kernel, which finds vsock only through ACPI: on Nitro's
 # machine it fails (E36, with the machine's reason), with --machine-acpi it runs.
+# $1: emulated (run-enclave --emulate, the default) or sim (run-enclave on
+# the NE driver model, NECTL_NE_DEVICE=sim: the native code path). The same
+# checks run in both, but for what only one mode has: the second concurrent
+# enclave b and the ACPI machine are emulation's (the model's enclaves are
+# checked concurrently by native-sim), and the model takes full cores
+# (--cpu-count 2 for every --cpu-ids/--cpu-count) and hugepages only.
+MODE=${1:-emulated}
+MODE_NAME=emulated ncpus=1
+[ "$MODE" = sim ] && MODE_NAME=simulated ncpus=2
 N=/nectl
 X=/xfer
 export NECTL_RUN_DIR=/run/nectl
@@ -64,8 +73,9 @@ until_true() { # until_true SECONDS COMMAND...: polls every 0.1 s
 	return 1
 }
 
-# 256 MiB of hugepages: the first enclave gets them, the others fall back.
-echo 128 >/proc/sys/vm/nr_hugepages
+# 256 MiB of hugepages: the first enclave gets them, the others fall back
+# (emulation); the model admits hugepages only: enough for three at once.
+if [ "$MODE" = sim ]; then echo 384 >/proc/sys/vm/nr_hugepages; else echo 128 >/proc/sys/vm/nr_hugepages; fi
 hp_total=$(hp_free)
 echo "hugepages reserved: $hp_total"
 
@@ -77,6 +87,29 @@ until_true 10 grep -q "xfer: listening" $T/hostsink.out || bad "the host sink li
 FWD="--forward-into-enclave tcp:127.0.0.1:5000=5000 --forward-into-enclave unix:$T/echo.sock=5000
  --forward-into-enclave unix:$T/sink.sock=5001 --forward-into-enclave unix:$T/src.sock=5002
  --forward-to-host 7000=unix:$T/hostsink.sock"
+emulated() { [ "$MODE" = emulated ]; }
+# nectl_run ARGS...: run-enclave in this mode (the model: full cores).
+nectl_run() {
+	if emulated; then
+		$N run-enclave --emulate "$@"
+		return
+	fi
+	n=$#
+	while [ $n -gt 0 ]; do
+		a=$1
+		shift
+		n=$((n - 1))
+		case $a in
+		--cpu-ids | --cpu-count)
+			shift
+			n=$((n - 1))
+			set -- "$@" --cpu-count 2
+			;;
+		*) set -- "$@" "$a" ;;
+		esac
+	done
+	NECTL_NE_DEVICE=sim $N run-enclave "$@"
+}
 launch() { # launch TAG ARGS...: in the background, status in $T/TAG.rc
 	tag=$1
 	shift
@@ -85,8 +118,7 @@ launch() { # launch TAG ARGS...: in the background, status in $T/TAG.rc
 	# before the heartbeat is the emulator's (docs/shellvm.md): up to four
 	# more tries, said in the output; anything else counts at once.
 	(for try in 1 2 3 4 5; do
-		$N run-enclave --emulate --memory 256 --heartbeat-timeout 180 "$@" \
-			>$T/$tag.json 2>$T/$tag.err
+		nectl_run --memory 256 --heartbeat-timeout 180 "$@" >$T/$tag.json 2>$T/$tag.err
 		rc=$?
 		[ $rc = 36 ] && grep -q "triple-fault\|no heartbeat" $T/$tag.err && [ $try != 5 ] ||
 			break
@@ -103,7 +135,7 @@ start=$(date +%s)
 # Both pinned to the shell VM's CPU 0 (--cpu-ids): two nested guests running
 # on both of its emulated CPUs at once sometimes crash the shell VM's kernel.
 launch a --eif-path /app.eif --cpu-ids 0 --debug-mode --verbose $FWD
-launch b --eif-path /app.eif --cpu-ids 0
+emulated && launch b --eif-path /app.eif --cpu-ids 0
 wait_rc() { while [ ! -s $T/$1.rc ]; do sleep 1; done; cat $T/$1.rc; }
 wait_launch() {
 	for t in "$@"; do
@@ -114,7 +146,7 @@ wait_launch() {
 			bad "run-enclave $t: status $rc"
 	done
 }
-wait_launch a b
+if emulated; then wait_launch a b; else wait_launch a; fi
 cid_a=$(field $T/a.json EnclaveCID)
 cid_b=$(field $T/b.json EnclaveCID)
 name_a=$(field $T/a.json EnclaveName)
@@ -126,7 +158,7 @@ pid_b=$(field $T/b.json ProcessID)
 # removed and b launched once more, said in the output. Any other end of b
 # is left for the checks to see.
 relaunch_lost_b() {
-	gone "$pid_b" || return 0
+	emulated && gone "$pid_b" || return 0
 	$N describe-enclaves | sed -n "/\"EnclaveName\": \"$name_b\"/,/\"EnclaveName\"/p" |
 		grep -q '"Reason": "triple-fault"' || return 0
 	{ echo "retry - enclave $name_b: lost to a triple fault after its heartbeat; relaunched. Its record:"
@@ -142,10 +174,12 @@ relaunch_lost_b() {
 }
 relaunch_lost_b
 echo "a: $name_a CID $cid_a pid $pid_a; b: $name_b CID $cid_b pid $pid_b"
-check "CIDs are distinct and auto-assigned from 16" \
-	sh -c "[ $cid_a != $cid_b ] && [ $cid_a -ge 16 ] && [ $cid_b -ge 16 ]"
-check "names follow nitro-cli's rule (app, app_1)" \
-	sh -c "[ '$name_a $name_b' = 'app app_1' ] || [ '$name_a $name_b' = 'app_1 app' ]"
+if emulated; then
+	check "CIDs are distinct and auto-assigned from 16" \
+		sh -c "[ $cid_a != $cid_b ] && [ $cid_a -ge 16 ] && [ $cid_b -ge 16 ]"
+	check "names follow nitro-cli's rule (app, app_1)" \
+		sh -c "[ '$name_a $name_b' = 'app app_1' ] || [ '$name_a $name_b' = 'app_1 app' ]"
+fi
 check "the supervisor outlives run-enclave" kill -0 "$pid_a"
 has $T/a.err "Enclave memory: " && ok "--verbose reports memory and phase timings" ||
 	bad "--verbose reports memory and phase timings"
@@ -153,8 +187,8 @@ has $T/a.err "Enclave memory: " && ok "--verbose reports memory and phase timing
 relaunch_lost_b
 $N describe-enclaves >$T/describe.json 2>&1
 cat $T/describe.json
-for k in '"State": "RUNNING"' '"Flags": "DEBUG_MODE"' '"Mode": "emulated"' '"PCR0": "' \
-	'"MemoryMiB": 256' '"NumberOfCPUs": 1' "\"EnclaveCID\": $cid_a" '"HeartbeatMs": ' \
+for k in '"State": "RUNNING"' '"Flags": "DEBUG_MODE"'  "\"Mode\": \"$MODE_NAME\"" '"PCR0": "' \
+	'"MemoryMiB": 256' "\"NumberOfCPUs\": $ncpus" "\"EnclaveCID\": $cid_a" '"HeartbeatMs": ' \
 	'"Machine": "nitro"'; do
 	has $T/describe.json "$k" && ok "describe-enclaves shows $k" || bad "describe-enclaves shows $k"
 done
@@ -164,23 +198,25 @@ pcr0=$(field $T/describe.json PCR0)
 has $T/describe.json '"MemoryBacking": "hugepages"' && ok "one enclave runs on hugepages" ||
 	bad "one enclave runs on hugepages"
 
-$N console --enclave-name "$name_b" >$T/c.out 2>$T/c.err
-[ $? = 44 ] && has $T/c.err "debug flag" && ok "console without --debug-mode: E44" ||
-	bad "console without --debug-mode: $(cat $T/c.err)"
+if emulated; then
+	$N console --enclave-name "$name_b" >$T/c.out 2>$T/c.err
+	[ $? = 44 ] && has $T/c.err "debug flag" && ok "console without --debug-mode: E44" ||
+		bad "console without --debug-mode: $(cat $T/c.err)"
 
-# b goes before data moves: the shell VM's emulated SVM sometimes corrupts a
-# nested guest while another one runs (docs/shellvm.md), and b has served
-# its purpose (the concurrent launch) once it is described.
-# SIGKILL the supervisor of b: the VM dies with it; the stale entry is cleaned.
-relaunch_lost_b
-kill -9 "$pid_b"
-until_true 10 gone "$pid_b"
-check "SIGKILLed supervisor: its process is gone" gone "$pid_b"
-$N describe-enclaves >$T/describe3.json
-has $T/describe3.json "\"EnclaveName\": \"$name_b\"" && bad "stale entry of b still described" ||
-	ok "stale entry of the killed supervisor removed"
-sid_b=$(field $T/b.json EnclaveID | sed 's/.*-enc//')
-check "no files of b left" sh -c "! ls /run/nectl/$sid_b.* 2>/dev/null"
+	# b goes before data moves: the shell VM's emulated SVM sometimes corrupts a
+	# nested guest while another one runs (docs/shellvm.md), and b has served
+	# its purpose (the concurrent launch) once it is described.
+	# SIGKILL the supervisor of b: the VM dies with it; the stale entry is cleaned.
+	relaunch_lost_b
+	kill -9 "$pid_b"
+	until_true 10 gone "$pid_b"
+	check "SIGKILLed supervisor: its process is gone" gone "$pid_b"
+	$N describe-enclaves >$T/describe3.json
+	has $T/describe3.json "\"EnclaveName\": \"$name_b\"" && bad "stale entry of b still described" ||
+		ok "stale entry of the killed supervisor removed"
+	sid_b=$(field $T/b.json EnclaveID | sed 's/.*-enc//')
+	check "no files of b left" sh -c "! ls /run/nectl/$sid_b.* 2>/dev/null"
+fi
 
 data_checks() { # vsock through the forwards of enclave a; lines in $T/data.txt
 	{
@@ -298,11 +334,13 @@ wait_launch c
 launch d --eif-path /panic.eif --cpu-count 1 --debug-mode --enclave-name panic-nitro
 wait_launch d
 # With ACPI the machine describes pvpanic, which the kernel writes as it panics.
-launch d2 --eif-path /panic.eif --cpu-count 1 --machine-acpi --enclave-name panic-acpi
-wait_launch d2
-# ACPI's S5 power-off exists only with the ACPI option, whatever the kernel.
-launch f --eif-path /off.eif --cpu-count 1 --machine-acpi
-wait_launch f
+if emulated; then
+	launch d2 --eif-path /panic.eif --cpu-count 1 --machine-acpi --enclave-name panic-acpi
+	wait_launch d2
+	# ACPI's S5 power-off exists only with the ACPI option, whatever the kernel.
+	launch f --eif-path /off.eif --cpu-count 1 --machine-acpi
+	wait_launch f
+fi
 # The sample app as make demo builds it, on Nitro's machine.
 # The launcher leaves fd 7 open: the supervisor, a clean daemon, must not
 # inherit it.
@@ -330,9 +368,14 @@ has $T/c.json '"EnclaveName": "exit3"' && has $T/c.json "Successfully connected 
 # records to say so (TCG is slow to get there), up to 120 s.
 for i in $(seq 120); do
 	$N describe-enclaves >$T/describe2.json 2>&1
-	has $T/describe2.json '"AppExitStatus": 3' && has $T/describe2.json '"kernel-panic"' &&
-		has $T/describe2.json '"poweroff"' && [ "$(grep -c '"EXITED"' $T/describe2.json)" -ge 4 ] &&
-		break
+	if emulated; then
+		has $T/describe2.json '"AppExitStatus": 3' && has $T/describe2.json '"kernel-panic"' &&
+			has $T/describe2.json '"poweroff"' &&
+			[ "$(grep -c '"EXITED"' $T/describe2.json)" -ge 4 ] && break
+	else
+		has $T/describe2.json '"AppExitStatus": 3' &&
+			[ "$(grep -c '"EXITED"' $T/describe2.json)" -ge 2 ] && break
+	fi
 	sleep 1
 done
 grep -A12 '"Exit"' $T/describe2.json
@@ -340,16 +383,18 @@ grep -A12 '"Exit"' $T/describe2.json
 record() { sed -n "/\"EnclaveName\": \"$1\"/,/^  }/p" $T/describe2.json; }
 record exit3 | grep -q '"AppExitStatus": 3' && record exit3 | grep -q '"Reason": "app-exited"' &&
 	ok "app exit status 3 recorded (init's report over vsock)" || bad "app exit status 3 recorded"
-record panic-acpi | grep -q '"Reason": "kernel-panic"' &&
-	record panic-acpi | grep -q '"Detail": "the kernel reported a panic (pvpanic)"' &&
-	ok "a real kernel panic recorded from pvpanic (--machine-acpi)" ||
-	bad "a real kernel panic recorded from pvpanic (--machine-acpi)"
+if emulated; then
+	record panic-acpi | grep -q '"Reason": "kernel-panic"' &&
+		record panic-acpi | grep -q '"Detail": "the kernel reported a panic (pvpanic)"' &&
+		ok "a real kernel panic recorded from pvpanic (--machine-acpi)" ||
+		bad "a real kernel panic recorded from pvpanic (--machine-acpi)"
+	has $T/describe2.json '"Reason": "poweroff"' && ok "an app's poweroff -f recorded as a power-off" ||
+		bad "an app's poweroff -f recorded as a power-off"
+fi
 record panic-nitro | grep -q '"Reason": "reboot"' &&
 	record panic-nitro | grep -q '"ConsoleHint": "Kernel panic - not syncing: sysrq triggered crash' &&
 	ok "a real panic on Nitro's machine: the reboot panic=1 makes, the panic line as a console hint" ||
 	bad "a real panic on Nitro's machine: the reboot panic=1 makes, the panic line as a console hint"
-has $T/describe2.json '"Reason": "poweroff"' && ok "an app's poweroff -f recorded as a power-off" ||
-	bad "an app's poweroff -f recorded as a power-off"
 has $T/describe2.json '"State": "EXITED"' && ok "exited enclaves stay described" || bad "exited enclaves stay described"
 has $T/describe2.json '"VsockDevice": "driver-ok"' && ok "Exit records what the driver did with vsock (driver-ok)" ||
 	bad "Exit records what the driver did with vsock (driver-ok)"
@@ -371,7 +416,7 @@ stamp "fault cases done"
 before=$(ls /run/nectl | wc -l)
 for try in 1 2 3; do
 	t=$(date +%s)
-	$N run-enclave --emulate --eif-path /debian.eif --memory 256 --cpu-count 1 \
+	nectl_run --eif-path /debian.eif --memory 256 --cpu-count 1 \
 		--heartbeat-timeout 180 >$T/g.out 2>$T/g.err
 	rc=$?
 	secs=$(($(date +%s) - t))
@@ -383,24 +428,26 @@ echo "run-enclave /debian.eif on Nitro's machine: status $rc after $secs s"
 sed 's/^/  /' $T/g.err
 [ $rc = 36 ] && has $T/g.err "(reboot); the enclave's kernel never probed the vsock device announced on its command line (virtio_mmio.device=4K@0xd0000000:5)" &&
 	has $T/g.err "lacks CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES" && has $T/g.err "would fail the same way on Nitro" &&
-	has $T/g.err "debug it with --machine-acpi" && has $T/g.err "Its last console line (printed by the guest): " &&
+	has $T/g.err "debug it with --emulate --machine-acpi" && has $T/g.err "Its last console line (printed by the guest): " &&
 	ok "Debian's kernel on Nitro's machine: E36, the kernel never probed vsock (the machine's record)" ||
 	bad "Debian's kernel on Nitro's machine: E36, the kernel never probed vsock (status $rc)"
 [ $secs -lt 150 ] && ok "...at once ($secs s), not after the 180 s heartbeat timeout" ||
 	bad "...at once: it took $secs s"
 [ "$(ls /run/nectl | wc -l)" = "$before" ] && ok "...and leaves nothing behind" ||
 	bad "...and leaves nothing behind: $(ls /run/nectl)"
-# With the ACPI option Debian's kernel finds the device (its modules loaded
-# by init) and boots; describe says which machine it ran on.
-launch k --eif-path /debian.eif --cpu-count 1 --debug-mode --machine-acpi
-wait_launch k
-$N describe-enclaves >$T/describe-k.json 2>&1
-sed -n '/"EnclaveName": "debian"/,/"EnclaveName"/p' $T/describe-k.json >$T/k.rec
-has $T/k.rec '"Machine": "nitro+acpi"' && has $T/k.rec '"State": "RUNNING"' &&
-	ok "...and with --machine-acpi it boots (\"Machine\": \"nitro+acpi\")" ||
-	bad "...and with --machine-acpi it boots: $(cat $T/k.rec)"
-check "...its init loaded virtio_mmio as a module" wait_console debian "loaded module virtio_mmio"
-check "terminate-enclave of the ACPI one" $N terminate-enclave --enclave-name debian
+if emulated; then
+	# With the ACPI option Debian's kernel finds the device (its modules loaded
+	# by init) and boots; describe says which machine it ran on.
+	launch k --eif-path /debian.eif --cpu-count 1 --debug-mode --machine-acpi
+	wait_launch k
+	$N describe-enclaves >$T/describe-k.json 2>&1
+	sed -n '/"EnclaveName": "debian"/,/"EnclaveName"/p' $T/describe-k.json >$T/k.rec
+	has $T/k.rec '"Machine": "nitro+acpi"' && has $T/k.rec '"State": "RUNNING"' &&
+		ok "...and with --machine-acpi it boots (\"Machine\": \"nitro+acpi\")" ||
+		bad "...and with --machine-acpi it boots: $(cat $T/k.rec)"
+	check "...its init loaded virtio_mmio as a module" wait_console debian "loaded module virtio_mmio"
+	check "terminate-enclave of the ACPI one" $N terminate-enclave --enclave-name debian
+fi
 # Nitro's machine has no ACPI power-off: an app's poweroff -f halts the guest
 # (Linux 6.12 falls back to halt), and the enclave stays RUNNING until
 # terminate-enclave, which stops the halted guest.
@@ -423,13 +470,13 @@ check "...until terminate-enclave stops it, even with its supervisor stopped (SI
 check "...and its supervisor is gone when it says so" gone "$pid_h"
 
 # A boot without heartbeat in time: E36, nothing left behind.
-$N run-enclave --emulate --eif-path /app.eif --memory 256 --cpu-count 1 --heartbeat-timeout 1 \
+nectl_run --eif-path /app.eif --memory 256 --cpu-count 1 --heartbeat-timeout 1 \
 	>$T/e.out 2>$T/e.err
 rc=$?
 [ $rc = 36 ] && has $T/e.err "E36" && ok "no heartbeat in time: E36" || bad "heartbeat timeout: $rc $(cat $T/e.err)"
 
 $N terminate-enclave --all >/dev/null 2>&1
-left=$(ls /run/nectl | grep -v '^lock$')
+left=$(ls /run/nectl | grep -v 'lock$')  # the run directory's lock files stay
 [ -z "$left" ] && ok "terminate-enclave --all empties the run directory" || bad "left: $left"
 [ "$(hp_free)" = "$hp_total" ] && ok "every hugepage is free again" || bad "hugepages free: $(hp_free) of $hp_total"
 ps | grep '[n]ectl' && bad "a nectl process is left" || ok "no nectl process left"

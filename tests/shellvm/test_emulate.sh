@@ -11,9 +11,12 @@
 # The checks run in tests/shellvm/emulate_inner.sh; this side builds the
 # images and counts.
 set -u
-NECTL=$(readlink -f "${1:?usage: test_emulate.sh nectl xfer hello}")
+NECTL=$(readlink -f "${1:?usage: test_emulate.sh nectl xfer hello [emulated|sim]}")
 XFER=$(readlink -f "${2:?}")
 HELLO=$(readlink -f "${3:?}")
+# emulated: run-enclave --emulate; sim: the same checks through the native
+# code path on the NE driver model (emulate_inner.sh says what differs).
+MODE=${4:-emulated}
 HERE=$(dirname "$(readlink -f "$0")")
 ROOT=$(readlink -f "$HERE/../..")
 T=$(mktemp -d /tmp/nectl-emulate-XXXXXX)
@@ -66,7 +69,7 @@ run_vm() {
 		--file "$T/off.eif:/off.eif" --file "$T/hello.eif:/hello.eif" \
 		--file "$T/panic.eif:/panic.eif" --file "$T/debian.eif:/debian.eif" \
 		--file "$T/app.pcr0:/app.pcr0" --file "$HERE/emulate_inner.sh:/inner.sh" \
-		-- sh /inner.sh >"$T/log" 2>"$T/err"
+		-- sh /inner.sh "$MODE" >"$T/log" 2>"$T/err"
 	rc=$?
 	echo "shell VM run: status $rc after $(($(date +%s) - start)) s"
 }
