@@ -22,6 +22,7 @@ struct launch_spec {
 	const uint32_t *cpu_ids; /* ncpus of them, or NULL */
 	uint64_t cid;		 /* 0: the accelerator chooses */
 	bool debug;
+	uint64_t slot_uid; /* non-zero: the caller created the enclave already */
 };
 
 struct launch_result {

@@ -42,6 +42,10 @@ struct enclave_plan {
 	unsigned fwd_max_conns, fwd_max_conns_total; /* forwarded connections at once */
 };
 
+/* launch.c: the sid and nitro-cli's enclave ID ("<board asset tag or
+ * i-0000000000000000>-enc<slot uid in hex>") for a slot uid. */
+void enclave_plan_id(struct enclave_plan *p, uint64_t uid);
+
 /* rundir.c: "<dir>/<sid><suffix>" */
 void rundir_file(const char *dir, const char *sid, const char *suffix, char *out, size_t len);
 int rundir_lock(const char *dir, int *fd, struct nectl_err *err);
@@ -67,7 +71,7 @@ int rundir_connect(const char *dir, const char *sid, int timeout_ms);
 /* supervisor.c: runs the enclave until it ends; never returns. Reports to
  * report_fd: "R\n" once the record exists (the launcher then drops the
  * lock), "OK\n" after the heartbeat, or "E<code> <message>\n". */
-_Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int lock_fd);
+_Noreturn void supervisor_main(struct enclave_plan *p, int report_fd, int lock_fd);
 
 /* console.c: capture from vCPU threads, readers in the supervisor loop. */
 #define CONSOLE_RING	(1u << 20)

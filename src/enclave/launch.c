@@ -220,11 +220,10 @@ static int launch_pick(struct enclave_plan *p, const struct enclave_opts *o, con
 }
 
 /* nitro-cli's ID: the board asset tag (the EC2 instance ID) and a slot UID. */
-static void launch_id(struct enclave_plan *p)
+void enclave_plan_id(struct enclave_plan *p, uint64_t uid)
 {
 	char tag[64] = "";
 	FILE *f = fopen("/sys/devices/virtual/dmi/id/board_asset_tag", "re");
-	uint64_t uid = 0;
 	size_t n = 0;
 
 	if (f) {
@@ -236,11 +235,19 @@ static void launch_id(struct enclave_plan *p)
 		tag[n] = 0;
 		fclose(f);
 	}
+	snprintf(p->sid, sizeof(p->sid), "%llx", (unsigned long long)uid);
+	snprintf(p->id, sizeof(p->id), "%s-enc%s", n ? tag : "i-0000000000000000", p->sid);
+}
+
+/* nectl's own slot uid until the NE device gives one (NE modes). */
+static void launch_id(struct enclave_plan *p)
+{
+	uint64_t uid = 0;
+
 	while (uid == 0)
 		if (getrandom(&uid, sizeof(uid), 0) != (ssize_t)sizeof(uid))
 			uid = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
-	snprintf(p->sid, sizeof(p->sid), "%llx", (unsigned long long)uid);
-	snprintf(p->id, sizeof(p->id), "%s-enc%s", n ? tag : "i-0000000000000000", p->sid);
+	enclave_plan_id(p, uid);
 }
 
 /* As describe-eif: the whole image is read once (streaming) and must parse
@@ -389,7 +396,7 @@ static void launch_daemon_state(int *keep_a, int *keep_b)
 /* The first child: cleans up, forks the supervisor and exits at once, so
  * the supervisor is nobody's child but init's (or the nearest subreaper's)
  * and is reaped whatever the caller does. */
-_Noreturn static void launch_child(const struct enclave_plan *p, int report_fd, int lock_fd)
+_Noreturn static void launch_child(struct enclave_plan *p, int report_fd, int lock_fd)
 {
 	pid_t pid;
 
@@ -404,8 +411,9 @@ _Noreturn static void launch_child(const struct enclave_plan *p, int report_fd, 
 	supervisor_main(p, report_fd, lock_fd);
 }
 
-/* "R" (reserved: drop the lock), then "OK" or "E<code> <message>". */
-static int launch_wait(FILE *in, int *lock_fd, struct nectl_err *err)
+/* "R [SID]" (reserved: drop the lock; in the NE modes the enclave's ID comes
+ * from the device's slot uid), then "OK" or "K<kind> <message>". */
+static int launch_wait(FILE *in, struct enclave_plan *p, int *lock_fd, struct nectl_err *err)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -414,7 +422,10 @@ static int launch_wait(FILE *in, int *lock_fd, struct nectl_err *err)
 
 	while (rc > 0 && (n = getline(&line, &cap, in)) > 0) {
 		line[strcspn(line, "\n")] = 0;
-		if (strcmp(line, "R") == 0) {
+		if (line[0] == 'R' && (!line[1] || line[1] == ' ')) {
+			if (line[1] && strlen(line + 2) < sizeof(p->sid) &&
+			    strspn(line + 2, "0123456789abcdef") == strlen(line + 2))
+				snprintf(p->sid, sizeof(p->sid), "%s", line + 2);
 			close(*lock_fd);
 			*lock_fd = -1;
 		} else if (strcmp(line, "OK") == 0) {
@@ -503,7 +514,7 @@ int enclave_launch(const struct enclave_opts *o, struct enclave_launched *out,
 		goto out;
 	}
 	pfd[0] = -1;
-	rc = launch_wait(in, &lock_fd, err);
+	rc = launch_wait(in, p, &lock_fd, err);
 	fclose(in);
 	if (rc == 0)
 		out->run = launch_result(p, out);

@@ -50,8 +50,9 @@ int launch_seq_run(struct accel *a, const struct launch_spec *s, struct launch_r
 		   struct nectl_err *err)
 {
 	memset(o, 0, sizeof(*o));
-	if (a->ops->create(a, &o->slot_uid, err) < 0 || launch_seq_memory(a, s, o, err) < 0 ||
-	    launch_seq_vcpus(a, s, o, err) < 0)
+	o->slot_uid = s->slot_uid;
+	if ((!o->slot_uid && a->ops->create(a, &o->slot_uid, err) < 0) ||
+	    launch_seq_memory(a, s, o, err) < 0 || launch_seq_vcpus(a, s, o, err) < 0)
 		return -1;
 	o->cid = s->cid;
 	if (a->ops->start(a, s->debug, &o->cid, err) < 0)

@@ -62,7 +62,8 @@ struct sup {
 	struct eif_image img; /* the EIF as checked at launch (PCRs) */
 	bool have_img;
 	char memory_text[128];
-	uint64_t cid; /* the enclave's CID (the device's choice in native mode) */
+	uint64_t cid;	   /* the enclave's CID (the device's choice in native mode) */
+	uint64_t slot_uid; /* the NE modes: the device's, once created */
 	uint32_t cpus[ENCLAVE_MAX_CPUS]; /* its CPUs as the accelerator gave them */
 	unsigned ncpus;			 /* 0 before the start */
 	struct forwarder *fwd;
@@ -95,8 +96,12 @@ void sup_wake(void *ctx);
 /* Milliseconds from the supervisor's start to t (0 when t is unset). */
 double sup_ms(const struct sup *s, uint64_t t);
 
-/* sup_launch.c: the accelerator the plan names and the launch sequence on
- * it, up to the enclave's start (s->acc, s->m, s->cid, timings). */
+/* sup_launch.c: before the run directory knows the enclave, the image
+ * checked (E59) and the accelerator the plan names; in the NE modes the
+ * enclave created there, its slot uid naming it (p->sid, p->id). */
+int sup_prepare(struct sup *s, struct enclave_plan *p, struct nectl_err *err);
+/* Then the launch sequence on it, up to the enclave's start (s->m, s->cid,
+ * timings). */
 int sup_launch(struct sup *s, struct nectl_err *err);
 
 /* sup_record.c: the record (new reference), and the Exit object of an

@@ -230,25 +230,49 @@ static int sup_accel(struct sup *s, const struct machine_spec *tmpl, struct nect
 	return accel_ne_new(&s->acc, s->ne, &cfg, err);
 }
 
+/* The machine as the supervisor wants it; the launch fills in the rest. */
+static struct machine_spec sup_machine_template(struct sup *s)
+{
+	const struct enclave_plan *p = s->p;
+
+	return (struct machine_spec){.image_name = p->eif_path,
+				     .host_cpus = p->pinned ? p->cpu_ids : NULL,
+				     .console = sup_console,
+				     .ctx = s,
+				     .vsock_ops = sup_vsock_ops_get(),
+				     .vsock_ctx = s,
+				     .device_broken = sup_device_broken,
+				     .acpi = p->acpi,
+				     .ready = sup_machine_ready};
+}
+
+int sup_prepare(struct sup *s, struct enclave_plan *p, struct nectl_err *err)
+{
+	struct machine_spec tmpl = sup_machine_template(s);
+
+	if (sup_check_image(s, err) < 0 || sup_accel(s, &tmpl, err) < 0)
+		return -1;
+	if (p->mode == ENCLAVE_MODE_EMULATED)
+		return 0;
+	/* NE_CREATE_VM first, as nitro-cli's enclave process: the slot uid
+	 * names the enclave. */
+	if (s->acc->ops->create(s->acc, &s->slot_uid, err) < 0)
+		return -1;
+	enclave_plan_id(p, s->slot_uid);
+	return 0;
+}
+
 int sup_launch(struct sup *s, struct nectl_err *err)
 {
 	const struct enclave_plan *p = s->p;
 	uint32_t ids[ENCLAVE_MAX_CPUS];
 	struct launch_result r;
-	struct machine_spec tmpl = {.image_name = p->eif_path,
-				    .host_cpus = p->pinned ? p->cpu_ids : NULL,
-				    .console = sup_console,
-				    .ctx = s,
-				    .vsock_ops = sup_vsock_ops_get(),
-				    .vsock_ctx = s,
-				    .device_broken = sup_device_broken,
-				    .acpi = p->acpi,
-				    .ready = sup_machine_ready};
 	struct launch_spec spec = {.eif_path = p->eif_path,
 				   .memory_bytes = p->memory_mib << 20,
 				   .ncpus = p->ncpus,
 				   .cid = p->cid,
-				   .debug = p->debug};
+				   .debug = p->debug,
+				   .slot_uid = s->slot_uid};
 
 	/* Emulation pins to host CPUs through the machine; the NE modes hand
 	 * the CPUs asked for to the device. */
@@ -257,8 +281,7 @@ int sup_launch(struct sup *s, struct nectl_err *err)
 			ids[i] = (uint32_t)p->cpu_ids[i];
 		spec.cpu_ids = ids;
 	}
-	if (sup_check_image(s, err) < 0 || sup_accel(s, &tmpl, err) < 0 ||
-	    ((p->mode == ENCLAVE_MODE_NATIVE || s->loopback) && sup_afvsock(s, err) < 0) ||
+	if (((p->mode == ENCLAVE_MODE_NATIVE || s->loopback) && sup_afvsock(s, err) < 0) ||
 	    launch_seq_run(s->acc, &spec, &r, err) < 0)
 		return -1;
 	s->cid = r.cid;

@@ -170,7 +170,8 @@ static void sup_vsock_why(struct sup *s, const char *reason, char *out, size_t l
 			 "; %s the vsock device announced on its command line (%s), so it %s "
 			 "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES (Debian's kernels do) and "
 			 "would fail the same way on Nitro; build the image with nectl's kernel "
-			 "(`nectl kernel build`) or AWS's blobs, or debug it with --emulate --machine-acpi",
+			 "(`nectl kernel build`) or AWS's blobs, or debug it with --emulate "
+			 "--machine-acpi",
 			 never, pr.announced, lacks);
 	else if (pr.stage <= VIRTIO_PROBE_TOUCHED)
 		snprintf(out, len,
@@ -380,7 +381,7 @@ static int sup_boot(struct sup *s, struct nectl_err *err)
 	return 0;
 }
 
-_Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int lock_fd)
+_Noreturn void supervisor_main(struct enclave_plan *p, int report_fd, int lock_fd)
 {
 	static struct sup sup;
 	struct sup *s = &sup;
@@ -399,13 +400,18 @@ _Noreturn void supervisor_main(const struct enclave_plan *p, int report_fd, int 
 	if (chdir("/") < 0) {
 		/* Only to not pin the caller's directory; harmless if it fails. */
 	}
-	if (sup_setup_fds(s, &err) < 0 || sup_listen(s, &err) < 0 || sup_save_first(s, &err) < 0) {
+	if (sup_setup_fds(s, &err) < 0 || sup_prepare(s, p, &err) < 0 || sup_listen(s, &err) < 0 ||
+	    sup_save_first(s, &err) < 0) {
 		rundir_remove(p->run_dir, p->sid);
 		sup_report(s, "K%d %s", (int)err.kind, err.msg);
 		_exit(1);
 	}
-	/* The CID and name are now visible to other launches. */
-	sup_report(s, "R");
+	/* The CID and name are now visible to other launches; the launcher
+	 * hears the sid when the device chose it. */
+	if (p->mode == ENCLAVE_MODE_EMULATED)
+		sup_report(s, "R");
+	else
+		sup_report(s, "R %s", p->sid);
 	close(lock_fd);
 	if (sup_boot(s, &err) < 0)
 		sup_fail(s, err.kind, err.msg);

@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <linux/nitro_enclaves.h>
 
@@ -66,7 +69,11 @@ struct sim_ne *sim_ne_new(const struct sim_topology *t, sim_page_fn pages, void 
 	d->t = *t;
 	d->pages = pages;
 	d->ctx = ctx;
-	d->next_uid = 0x1c0de;
+	/* Slot uids name enclaves (nitro-cli's enclave ID): unique across the
+	 * models of every supervisor on this host, as the device's are. */
+	if (getrandom(&d->next_uid, sizeof(d->next_uid), 0) != (ssize_t)sizeof(d->next_uid))
+		d->next_uid = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+	d->next_uid = (d->next_uid >> 1) | 1; /* never 0, never wraps to it */
 	return d;
 }
 

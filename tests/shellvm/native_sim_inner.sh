@@ -34,7 +34,12 @@ cat $T/a.err
 has $T/a.err "Enclave memory: hugepages" && ok "--verbose names the memory" ||
 	bad "--verbose names the memory"
 pid=$(field $T/a.json ProcessID)
+id=$(field $T/a.json EnclaveID)
+echo "$id" | grep -Eq '^i-0000000000000000-enc[0-9a-f]{1,16}$' &&
+	ok "nitro-cli's enclave ID, from the device's slot uid ($id)" || bad "enclave ID: $id"
 $N describe-enclaves >$T/d.json
+has $T/d.json "\"EnclaveID\": \"$id\"" && ok "describe knows the enclave by that ID" ||
+	bad "describe knows the enclave by that ID"
 cat $T/d.json
 for k in '"Mode": "simulated"' '"MemoryPlan": "64 x 2 MiB on node 0 (128 MiB)"' \
 	'"MemoryBacking": "hugepages"' '"State": "RUNNING"' '"EnclaveCID": 16'; do
