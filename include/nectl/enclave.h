@@ -23,11 +23,12 @@
 /* Streams the EIF file into the regions from `offset` (the accelerator's image
  * load offset), once; *len gets its size. NECTL_ERR_MEM_OVERFLOW (nothing
  * written) when it does not fit, NECTL_ERR_FILE when it cannot be read. */
-int enclave_write_eif(const char *path, const struct mem_region *r, unsigned n,
-		      uint64_t offset, uint64_t *len, struct nectl_err *err);
+int enclave_write_eif(const char *path, const struct mem_region *r, unsigned n, uint64_t offset,
+		      uint64_t *len, struct nectl_err *err);
 
 #define ENCLAVE_FIRST_AUTO_CID 16
 #define ENCLAVE_MAX_CPUS       64
+#define ENCLAVE_MAX_POOL       4096 /* CPUs in an NE CPU pool that nectl reads */
 #define ENCLAVE_MAX_FORWARDS   64
 
 /* Forwarded connections open at once (enclave_opts). */

@@ -20,6 +20,9 @@ const char *ne_err_words(int errnum);
  * ids[], ascending, without duplicates; *n the count. NECTL_ERR_CPU_ID for a
  * number that is not one (E23), NECTL_ERR_CPU_RANGE for a range that is not
  * one ("3-1", "0-3-7": E24). */
+/* The driver's CPU pool, as nitro-cli reads it. */
+#define NE_CPU_POOL_PATH "/sys/module/nitro_enclaves/parameters/ne_cpus"
+
 int ne_cpu_list_parse(const char *text, int *ids, size_t max, size_t *n, struct nectl_err *err);
 
 /* The NUMA node of the NE CPU pool's first CPU, from SYSFS

@@ -20,6 +20,7 @@
 #include "enclave/enclave_int.h"
 #include "nectl/eif.h"
 #include "nectl/ne_dev.h"
+#include "nectl/nitro.h"
 #include "nectl/sim.h"
 
 #define MIB (1ull << 20)
@@ -269,6 +270,14 @@ static int launch_check_eif(const struct enclave_plan *p, struct nectl_err *err)
 	return rc;
 }
 
+static bool launch_in_pool(const int *pool, size_t n, int cpu)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pool[i] == cpu)
+			return true;
+	return false;
+}
+
 /* Which accelerator: --emulate, else the NE device (NECTL_NE_DEVICE picks
  * the model; never by default). The real device must open (E19) before
  * anything else happens, as nitro-cli's enclave process opens it first. */
@@ -298,11 +307,40 @@ static int launch_mode(struct enclave_plan *p, const struct enclave_opts *o, str
 	return 0;
 }
 
-/* The NE modes: the device checks the CPUs against its pool; here only
- * what nitro-cli checks itself. */
+/* The NE CPU pool as nitro-cli reads it: the driver's ne_cpus parameter,
+ * or the model's (E23/E24 for a list that is not one). */
+static int launch_ne_pool(const struct enclave_plan *p, int *ids, size_t *n, struct nectl_err *err)
+{
+	char text[1024] = "";
+	struct sim_topology t;
+	bool loopback;
+	FILE *f;
+
+	*n = 0;
+	if (p->mode == ENCLAVE_MODE_SIMULATED) {
+		if (sim_topology_load(p->ne_device, &t, text, sizeof(text), &loopback, err) < 0)
+			return -1;
+	} else if ((f = fopen(NE_CPU_POOL_PATH, "re"))) {
+		if (!fgets(text, sizeof(text), f))
+			text[0] = 0;
+		fclose(f);
+	}
+	text[strcspn(text, "\n")] = 0;
+	if (!text[0])
+		return 0; /* no pool: every CPU is refused below */
+	return ne_cpu_list_parse(text, ids, ENCLAVE_MAX_POOL, n, err);
+}
+
+/* What nitro-cli checks itself before the device does: duplicates (E20),
+ * membership in the pool (E21), a count the pool can give (E22). */
 static int launch_ne_cpus(struct enclave_plan *p, const struct enclave_opts *o,
 			  struct nectl_err *err)
 {
+	static int pool[ENCLAVE_MAX_POOL];
+	size_t npool;
+
+	if (launch_ne_pool(p, pool, &npool, err) < 0)
+		return -1;
 	if (o->ncpu_ids > ENCLAVE_MAX_CPUS || o->cpu_count > ENCLAVE_MAX_CPUS)
 		return nectl_err_set(err, NECTL_ERR_CPU_COUNT, "at most %d CPUs per enclave",
 				     ENCLAVE_MAX_CPUS);
@@ -311,9 +349,12 @@ static int launch_ne_cpus(struct enclave_plan *p, const struct enclave_opts *o,
 			if (o->cpu_ids[j] == o->cpu_ids[i])
 				return nectl_err_set(err, NECTL_ERR_CPU_CONFIG,
 						     "CPU %d is given twice", o->cpu_ids[i]);
-		if (o->cpu_ids[i] < 0)
-			return nectl_err_set(err, NECTL_ERR_CPU_ID, "CPU %d is not a CPU",
-					     o->cpu_ids[i]);
+		if (!launch_in_pool(pool, npool, o->cpu_ids[i]))
+			return nectl_err_set(err, NECTL_ERR_CPU_POOL,
+					     "The CPU %d is not available in the NE CPU pool "
+					     "(%zu CPUs in it; set `cpu_pool` in the allocator's "
+					     "configuration)",
+					     o->cpu_ids[i], npool);
 		p->cpu_ids[i] = o->cpu_ids[i];
 	}
 	if (o->ncpu_ids) {
@@ -323,6 +364,11 @@ static int launch_ne_cpus(struct enclave_plan *p, const struct enclave_opts *o,
 	}
 	if (o->cpu_count == 0)
 		return nectl_err_set(err, NECTL_ERR_INVALID_ARG, "`cpu-count` must be at least 1");
+	if (o->cpu_count > npool)
+		return nectl_err_set(err, NECTL_ERR_CPU_COUNT,
+				     "Insufficient CPUs available: %u requested, the NE CPU pool "
+				     "has %zu (set `cpu_count` in the allocator's configuration)",
+				     o->cpu_count, npool);
 	p->ncpus = o->cpu_count;
 	return 0;
 }

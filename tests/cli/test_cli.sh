@@ -207,6 +207,10 @@ expect "NECTL_NE_DEVICE=simulate: a device path that does not open (E19)" 19 "Fi
 printf '{"Cores": 999}' >"$T/topo.json"
 expect "a topology out of range: refused, named" 17 "\"Cores\" must be a number from 1 to 256" -- \
 	env NECTL_NE_DEVICE=sim:$T/topo.json "$NECTL" run-enclave --eif-path "$T/keep.eif" --memory 64 --cpu-count 2
+expect "the model's pool: a CPU outside it is E21" 21 "The CPU 4 is not available in the NE CPU pool" -- \
+	env NECTL_NE_DEVICE=sim "$NECTL" run-enclave --eif-path "$T/keep.eif" --memory 64 --cpu-ids 1,4
+expect "the model's pool: more CPUs than it has is E22" 22 "8 requested, the NE CPU pool has 6" -- \
+	env NECTL_NE_DEVICE=sim "$NECTL" run-enclave --eif-path "$T/keep.eif" --memory 64 --cpu-count 8
 expect "--machine-acpi without --emulate" 2 "for --emulate only" -- \
 	env NECTL_NE_DEVICE=sim "$NECTL" run-enclave --eif-path "$T/keep.eif" --memory 64 --cpu-count 2 --machine-acpi
 
