@@ -89,6 +89,12 @@ for i in $(seq 50); do [ "$(hp_free)" = "$free0" ] && break; sleep 0.2; done
 	bad "a SIGKILLed supervisor gives every hugepage back ($(hp_free))"
 $N describe-enclaves >$T/d2.json
 has $T/d2.json '"EnclaveName"' && bad "stale record left: $(cat $T/d2.json)" || ok "no stale record"
+# ... and its cores: the same CPUs can be had again.
+run g --memory 128 --cpu-ids 2,6
+rc=$?
+[ $rc = 0 ] && ok "a SIGKILLed supervisor's CPUs (2, 6) can be had again" ||
+	bad "a SIGKILLed supervisor's CPUs (2, 6) again: $rc $(cat $T/g.err)"
+$N terminate-enclave --all >/dev/null 2>&1
 # The native parent side over AF_VSOCK, end to end: the model with
 # "Hypervisor": "loopback" boots nothing; the enclave is this shell at CID 1
 # (vsock loopback): xfer serves 5000-5002, says console lines on port

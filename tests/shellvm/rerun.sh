@@ -20,7 +20,13 @@ rerun_dead_vm() {
 		[ "$rc" -eq 125 ] || return 0
 		echo "retry - the shell VM died (status 125): running it again ($again of 2); its last kernel lines:"
 		grep -a 'Kernel panic\|RIP:\|Call Trace\|BUG:\|Oops' "$1" | head -8 | sed 's/^/  shellvm died: /'
-		tail -n 5 "$1" | sed 's/^/  shellvm stderr: /'
+		# The serial console's last lines and what shellvm.sh concluded
+		# (its kernel-message dump from the second port comes from boot
+		# when userspace died first: not repeated here).
+		grep -av '^  k| ' "$1" | tail -n 8 | sed 's/^/  shellvm stderr: /'
+		# A stall has no panic: the kernel's own last messages say most.
+		grep -aq 'the VM stalled' "$1" &&
+			grep -a '^  k| ' "$1" | tail -n 10 | sed 's/^/  shellvm stalled: /'
 		retried=$((retried + 1))
 		run_vm
 		note_vm_retries "$1"
