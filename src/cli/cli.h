@@ -100,5 +100,9 @@ extern const struct cli_cmd cli_cmd_kernel_fetch;
 extern const struct cli_cmd cli_cmd_kernel_build;
 extern const struct cli_cmd cli_cmd_extract_eif;
 extern const struct cli_cmd cli_cmd_build_enclave;
+extern const struct cli_cmd cli_cmd_ca_init;
+extern const struct cli_cmd cli_cmd_ca_show;
+extern const struct cli_cmd cli_cmd_ca_export;
+extern const struct cli_cmd cli_cmd_verify_attestation;
 
 #endif

@@ -10,6 +10,7 @@ static const struct cli_cmd *const main_cmds[] = {
 	&cli_cmd_build_enclave, &cli_cmd_build_eif, &cli_cmd_describe_eif, &cli_cmd_sign_eif, &cli_cmd_extract_eif,
 	&cli_cmd_pcr,	    &cli_cmd_explain,	   &cli_cmd_kernel_fetch, &cli_cmd_kernel_build,
 	&cli_cmd_run_enclave, &cli_cmd_describe_enclaves, &cli_cmd_terminate_enclave, &cli_cmd_console,
+	&cli_cmd_ca_init, &cli_cmd_ca_show, &cli_cmd_ca_export, &cli_cmd_verify_attestation,
 };
 
 #define MAIN_NCMDS (sizeof(main_cmds) / sizeof(main_cmds[0]))

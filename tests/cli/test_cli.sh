@@ -549,6 +549,52 @@ expect "build-enclave --kernel-version ../../x refused" 3 "\`../../x\`" -- env N
 [ ! -e "$T/kv.eif" ] && ok "build-enclave --kernel-version ../../x: no output" || bad "build-enclave --kernel-version ../../x: no output"
 # ---- end of the image commands' hostile inputs ----
 
+# ---- the local attestation CA and verify-attestation (issue 11) ----
+export_st="$T/state"
+expect "ca init" 0 "" -- env NECTL_STATE_DIR="$export_st" "$NECTL" ca init
+check_eq "ca init created" "$(json "$T/out" "j['Created']")" True
+check_eq "ca key mode" "$(stat -c %a "$export_st/ca/root.key") $(stat -c %a "$export_st/ca/intermediate.key") $(stat -c %a "$export_st/ca")" "600 600 700"
+expect "ca show" 0 "" -- env NECTL_STATE_DIR="$export_st" "$NECTL" ca show
+check_eq "ca show keys" "$(json "$T/out" "','.join(j.keys()) + ' ' + ','.join(j['Root'].keys())")" \
+	"Directory,Root,Intermediate Subject,Issuer,NotBefore,NotAfter,SHA256"
+! grep -q PRIVATE "$T/out" && ok "ca show: no key material" || bad "ca show: no key material"
+root_fp=$(json "$T/out" "j['Root']['SHA256']")
+expect "ca export" 0 "" -- env NECTL_STATE_DIR="$export_st" "$NECTL" ca export
+check_eq "ca export is the shown root" \
+	"$(openssl x509 -in "$T/out" -outform DER 2>/dev/null | sha256sum | cut -c1-64)" "$root_fp"
+openssl x509 -in "$T/out" -noout -subject 2>/dev/null | grep -q 'nectl.local-attestation-root' &&
+	ok "ca export: openssl parses the root" || bad "ca export: openssl parses the root"
+! grep -q PRIVATE "$T/out" && ok "ca export: no key material" || bad "ca export: no key material"
+chmod 0644 "$export_st/ca/intermediate.key"
+expect "ca show: a readable key is refused" 19 "readable by others" -- \
+	env NECTL_STATE_DIR="$export_st" "$NECTL" ca show
+chmod 0600 "$export_st/ca/intermediate.key"
+for c in "ca init" "ca show" "ca export" verify-attestation; do
+	expect "$c --help" 0 "" -- "$NECTL" $c --help
+	grep -q "Example" "$T/out" && ok "$c help has an example" || bad "$c help has an example"
+done
+printf 'garbage' >"$T/att.bin"
+va() { env NECTL_STATE_DIR="$export_st" "$NECTL" verify-attestation "$@"; }
+expect "verify-attestation without --document" 1 "document" -- va
+expect "verify-attestation: a missing file" 19 "$T/none.bin" -- va --document "$T/none.bin"
+expect "verify-attestation: --root and --aws-root" 2 "--aws-root" -- \
+	va --document "$T/att.bin" --root "$T/cert.pem" --aws-root
+expect "verify-attestation: odd hex nonce" 3 "--nonce" -- va --document "$T/att.bin" --nonce abc
+expect "verify-attestation: non-hex user data" 3 "--user-data" -- va --document "$T/att.bin" --user-data zz
+expect "verify-attestation: bad max age" 3 "--max-age" -- va --document "$T/att.bin" --max-age 1x
+expect "verify-attestation: a root that is no PEM" 3 "not a PEM" -- \
+	va --document "$T/att.bin" --root "$T/kernel"
+printf '{"PCR0": "00"}' >"$T/badpcrs.json"
+expect "verify-attestation: a short PCR" 17 "PCR0" -- \
+	va --document "$T/att.bin" --expect-pcrs "$T/badpcrs.json"
+[ "$(wc -l <"$T/err")" -eq 1 ] && [ ! -s "$T/out" ] && ok "verify-attestation bad input: one line, no JSON" ||
+	bad "verify-attestation bad input: one line, no JSON"
+expect "verify-attestation: not a document (E59)" 59 "not valid" -- va --document "$T/att.bin" --aws-root
+check_eq "verify-attestation verdict" "$(json "$T/out" "(j['Valid'], len(j['Reasons']) > 0)")" "(False, True)"
+head -c 40000 /dev/zero >"$T/big.bin"
+expect "verify-attestation: a too large file" 3 "larger than" -- va --document "$T/big.bin"
+# ---- end of the attestation commands ----
+
 # explain
 expect "explain" 0 "[ E35 ]" -- "$NECTL" explain --error-code E35
 expect "explain unknown" 3 "E99" -- "$NECTL" explain --error-code E99
