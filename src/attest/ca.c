@@ -248,6 +248,8 @@ static int ca_write_pem(const char *dir, const char *name, mode_t mode, X509 *ce
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.%ld", dir, name, (long)getpid());
+	/* Under the lock, a leftover is a crashed creator's (a reused pid). */
+	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
 		return nectl_err_sys(err, NECTL_ERR_FILE, errno, "%s: cannot create", tmp);
@@ -349,6 +351,7 @@ static EVP_PKEY *ca_read_key(const char *dir, const char *name, struct nectl_err
 
 	if (!fp)
 		return NULL;
+	/* An empty passphrase, never a prompt: a library must not ask. */
 	key = PEM_read_PrivateKey(fp, NULL, NULL, (void *)"");
 	fclose(fp);
 	if (!key)
