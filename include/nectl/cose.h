@@ -1,6 +1,6 @@
-/* Strict CBOR loading and COSE_Sign1 (RFC 8152) in the
- * exact shape aws-nitro-enclaves-cose produces for EIF signatures
- * (reference/aws-nitro-ecosystem.md §3.7). */
+/* Strict CBOR loading and COSE_Sign1 (RFC 8152) in the exact shape
+ * aws-nitro-enclaves-cose produces for EIF signatures and attestation
+ * documents (reference/aws-nitro-ecosystem.md §3.7, §5.5). */
 #ifndef NECTL_COSE_H
 #define NECTL_COSE_H
 
