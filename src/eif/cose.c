@@ -12,7 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
-#include "cose.h"
+#include "nectl/cose.h"
 
 /* RFC 8152 §4.2: COSE_Sign1_Tagged. nitro-cli writes untagged messages but
  * its decoder accepts the tag too. */

@@ -11,7 +11,7 @@
 #include "nectl/eif_sign.h"
 
 #include "cert_internal.h"
-#include "cose.h"
+#include "nectl/cose.h"
 #include "sign_internal.h"
 
 struct eif_signer {

@@ -18,7 +18,7 @@
 
 #include "nectl/eif_sign.h"
 
-#include "../../src/eif/cose.h"
+#include "nectl/cose.h"
 #include "../../src/eif/sign_internal.h"
 
 #define DAY (24L * 60 * 60)

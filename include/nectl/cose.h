@@ -1,8 +1,8 @@
-/* Internal to src/eif: strict CBOR loading and COSE_Sign1 (RFC 8152) in the
- * exact shape aws-nitro-enclaves-cose produces for EIF signatures
- * (reference/aws-nitro-ecosystem.md §3.7). */
-#ifndef NECTL_EIF_COSE_H
-#define NECTL_EIF_COSE_H
+/* Strict CBOR loading and COSE_Sign1 (RFC 8152) in the exact shape
+ * aws-nitro-enclaves-cose produces for EIF signatures and attestation
+ * documents (reference/aws-nitro-ecosystem.md §3.7, §5.5). */
+#ifndef NECTL_COSE_H
+#define NECTL_COSE_H
 
 #include <stddef.h>
 #include <stdint.h>
