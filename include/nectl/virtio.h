@@ -71,6 +71,9 @@ struct virtio_dev_ops {
 	void (*config_read)(void *dev, uint32_t off, void *data, unsigned len);
 	void (*queue_notify)(void *dev, unsigned queue); /* the guest kicked a queue */
 	void (*reset)(void *dev);			 /* the guest reset the device */
+	/* The driver set DRIVER_OK (optional): kicks sent before it were not
+	 * delivered, so a device may scan its rings here. */
+	void (*driver_ok)(void *dev);
 };
 
 /* How far the guest's driver got with a device, never lowered (a reset does

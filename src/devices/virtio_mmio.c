@@ -209,6 +209,11 @@ static void write_status(struct virtio_mmio *m, uint32_t val)
 		probe_reached(m, VIRTIO_PROBE_DRIVER_OK);
 	if (m->broken && (val & STATUS_DRIVER_OK) && !(old & STATUS_DRIVER_OK))
 		virtio_mmio_interrupt(m, INT_CONFIG);
+	/* Kicks before DRIVER_OK were not delivered: the device may look at
+	 * its rings now (the NSM's hwrng queues a request that early). */
+	if (!m->broken && (val & STATUS_DRIVER_OK) && !(old & STATUS_DRIVER_OK) &&
+	    m->ops->driver_ok)
+		m->ops->driver_ok(m->dev);
 }
 
 static void write_driver_features(struct virtio_mmio *m, uint32_t val)
