@@ -15,6 +15,7 @@
 #include "nectl/memregion.h"
 #include "nectl/err.h"
 #include "nectl/kvm.h"
+#include "nectl/nsm.h"
 #include "nectl/virtio.h"
 #include "nectl/vsock.h"
 
@@ -61,6 +62,11 @@ struct machine_spec {
 	 * once the image is loaded and before any vCPU runs: the parent's side
 	 * of vsock attaches here. An error stops the start. May be NULL. */
 	int (*ready)(void *ctx, struct machine *m, struct nectl_err *err);
+	/* The NSM (virtio ID 33 at 0xd0001000, IRQ 6), as on Nitro: this
+	 * template gives the signer, module ID, debug flag and PCR3/PCR4; the
+	 * machine measures PCR0/1/2 (and PCR8 of a signed image) from the EIF
+	 * it loads, as the Nitro hypervisor does. NULL: no NSM. */
+	const struct nsm_cfg *nsm;
 };
 
 /* What the guest's driver did with one of the machine's virtio-mmio devices,

@@ -9,6 +9,7 @@
 #include "enclave/enclave_int.h"
 #include "nectl/accel.h"
 #include "nectl/app_report.h"
+#include "nectl/attest.h"
 #include "nectl/eif.h"
 #include "nectl/machine.h"
 #include "nectl/pvsock.h"
@@ -64,6 +65,10 @@ struct sup {
 	char memory_text[128];
 	uint64_t cid;	   /* the enclave's CID (the device's choice in native mode) */
 	uint64_t slot_uid; /* the NE modes: the device's, once created */
+	/* The emulated NSM's signer, issued by the local CA for this enclave
+	 * (machine-run modes only; nectl/attest.h). */
+	struct nsm_cfg nsm_cfg;
+	struct nsm_der nsm_bundle[ATTEST_CA_BUNDLE_LEN];
 	uint32_t cpus[ENCLAVE_MAX_CPUS]; /* its CPUs as the accelerator gave them */
 	unsigned ncpus;			 /* 0 before the start */
 	struct forwarder *fwd;

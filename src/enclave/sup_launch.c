@@ -14,6 +14,7 @@
 #include <linux/vm_sockets.h>
 
 #include "enclave/sup.h"
+#include "nectl/attest.h"
 #include "nectl/afvsock.h"
 #include "nectl/eif_sign.h"
 #include "nectl/launch_seq.h"
@@ -21,6 +22,9 @@
 #include "nectl/nitro.h"
 #include "nectl/ne_dev.h"
 #include "nectl/sim_hv.h"
+
+/* The NSM's leaf certificate lives as long as AWS's (3 hours). */
+#define SUP_NSM_LEAF_S (3 * 3600)
 
 static void sup_console(void *ctx, const uint8_t *buf, size_t len)
 {
@@ -246,20 +250,56 @@ static struct machine_spec sup_machine_template(struct sup *s)
 				     .ready = sup_machine_ready};
 }
 
+/* The NSM's signer for this enclave: a fresh leaf from the local CA (created
+ * on first need), the CA bundle root first, the enclave ID as module_id. */
+static int sup_nsm_signer(struct sup *s, struct nectl_err *err)
+{
+	uint8_t *der[ATTEST_CA_BUNDLE_LEN], *leaf = NULL;
+	size_t len[ATTEST_CA_BUNDLE_LEN], leaf_len = 0;
+	struct attest_ca *ca = NULL;
+	char dir[PATH_MAX];
+	int rc;
+
+	rc = attest_ca_default_dir(dir, sizeof(dir), err) < 0 ||
+		     attest_ca_load_or_init(dir, &ca, NULL, err) < 0 ||
+		     attest_ca_issue_leaf(ca, s->p->id, SUP_NSM_LEAF_S, &s->nsm_cfg.key, &leaf,
+					  &leaf_len, err) < 0 ||
+		     attest_ca_bundle(ca, der, len, err) < 0
+		 ? -1
+		 : 0;
+	attest_ca_free(ca);
+	if (rc < 0)
+		return -1;
+	/* Kept for the supervisor's life: the machine's NSM copies them. */
+	for (unsigned i = 0; i < ATTEST_CA_BUNDLE_LEN; i++)
+		s->nsm_bundle[i] = (struct nsm_der){der[i], len[i]};
+	s->nsm_cfg.cert = (struct nsm_der){leaf, leaf_len};
+	s->nsm_cfg.cabundle = s->nsm_bundle;
+	s->nsm_cfg.cabundle_len = ATTEST_CA_BUNDLE_LEN;
+	s->nsm_cfg.module_id = s->p->id;
+	s->nsm_cfg.debug = s->p->debug;
+	return 0;
+}
+
 int sup_prepare(struct sup *s, struct enclave_plan *p, struct nectl_err *err)
 {
 	struct machine_spec tmpl = sup_machine_template(s);
 
+	/* nectl's machine has an NSM (the Nitro hypervisor has its own); its
+	 * signer is filled in below, once the enclave has its ID. */
+	tmpl.nsm = &s->nsm_cfg;
 	if (sup_check_image(s, err) < 0 || sup_accel(s, &tmpl, err) < 0)
 		return -1;
-	if (p->mode == ENCLAVE_MODE_EMULATED)
-		return 0;
 	/* NE_CREATE_VM first, as nitro-cli's enclave process: the slot uid
 	 * names the enclave. */
-	if (s->acc->ops->create(s->acc, &s->slot_uid, err) < 0)
-		return -1;
-	enclave_plan_id(p, s->slot_uid);
-	return 0;
+	if (p->mode != ENCLAVE_MODE_EMULATED) {
+		if (s->acc->ops->create(s->acc, &s->slot_uid, err) < 0)
+			return -1;
+		enclave_plan_id(p, s->slot_uid);
+	}
+	if (p->mode == ENCLAVE_MODE_NATIVE || s->loopback)
+		return 0;
+	return sup_nsm_signer(s, err);
 }
 
 int sup_launch(struct sup *s, struct nectl_err *err)

@@ -84,9 +84,13 @@ $X --timeout 600 sink-listen unix:$T/hostsink.sock --count 1 >$T/hostsink.out 2>
 sink_pid=$!
 until_true 10 grep -q "xfer: listening" $T/hostsink.out || bad "the host sink listens"
 
+# The app's attestation document (xfer nsm-attest: /dev/nsm, nonce c0ffee01)
+# lands in a file.
+$X --timeout 900 save-listen unix:$T/doc.sock $T/doc.cbor >$T/doc.out 2>&1 &
+until_true 10 grep -q "xfer: listening" $T/doc.out || bad "the document's listener listens"
 FWD="--forward-into-enclave tcp:127.0.0.1:5000=5000 --forward-into-enclave unix:$T/echo.sock=5000
  --forward-into-enclave unix:$T/sink.sock=5001 --forward-into-enclave unix:$T/src.sock=5002
- --forward-to-host 7000=unix:$T/hostsink.sock"
+ --forward-to-host 7000=unix:$T/hostsink.sock --forward-to-host 7001=unix:$T/doc.sock"
 emulated() { [ "$MODE" = emulated ]; }
 # nectl_run ARGS...: run-enclave in this mode (the model: full cores).
 nectl_run() {
@@ -297,6 +301,25 @@ stamp "data checks done"
 # the sink's count and CRC reply ("send ok 4194304 ..." on the console).
 gone $sink_pid && ok "guest->CID 3:7000 forwarded to a Unix socket" ||
 	bad "guest->CID 3:7000: the host sink got no connection"
+
+# The attestation document the app got from the emulated NSM through the
+# kernel's nsm driver: signed by the local CA's leaf for this enclave, its
+# nonce, and all-zero PCRs (debug mode, as on AWS): refused unless allowed.
+until_true 30 test -s $T/doc.cbor
+$N ca export >$T/root.pem 2>$T/ca.err || bad "ca export: $(cat $T/ca.err)"
+$N verify-attestation --document $T/doc.cbor --root $T/root.pem --nonce c0ffee01 \
+	--allow-debug >$T/v.json 2>&1 && has $T/v.json '"Valid": true' &&
+	has $T/v.json "\"ModuleId\": \"$(field $T/a.json EnclaveID)\"" &&
+	ok "the app's attestation document verifies (local root, nonce, module_id)" ||
+	bad "the app's attestation document: $(head -c 600 $T/v.json)"
+$N verify-attestation --document $T/doc.cbor --root $T/root.pem --nonce c0ffee01 >$T/v2.json 2>&1
+[ $? != 0 ] && has $T/v2.json '"Valid": false' && ok "...refused without --allow-debug (zero PCRs)" ||
+	bad "...refused without --allow-debug: $(head -c 400 $T/v2.json)"
+$N verify-attestation --document $T/doc.cbor --root $T/root.pem --nonce c0ffee02 --allow-debug \
+	>$T/v3.json 2>&1
+[ $? != 0 ] && ok "...refused with another nonce" || bad "...refused with another nonce"
+$N verify-attestation --document $T/doc.cbor --aws-root --allow-debug >$T/v4.json 2>&1
+[ $? != 0 ] && ok "...refused under AWS's root" || bad "...refused under AWS's root"
 
 # console
 $N console --enclave-name "$name_a" --disconnect-timeout 3 >$T/console.txt 2>&1

@@ -36,7 +36,7 @@ build() { # build NAME CMD-JSON [build-enclave options]
 }
 # The app first prints what once decided an enclave's end (a panic, init's
 # words): the enclave must run on, its record unchanged.
-build app '["/bin/busybox", "sh", "-c", "echo Kernel panic - not syncing: forged by the app; echo nectl-init: app exited with status 7; /bin/xfer send vsock:3:7000 4M; exec /bin/xfer serve"]'
+build app '["/bin/busybox", "sh", "-c", "echo Kernel panic - not syncing: forged by the app; echo nectl-init: app exited with status 7; /bin/xfer send vsock:3:7000 4M; /bin/xfer nsm-attest vsock:3:7001 c0ffee01; exec /bin/xfer serve"]'
 # An EIF whose own cmdline already names the device (some images do): the
 # machine appends its entry after it, and the device must still work.
 build exit3 '["/bin/busybox", "sh", "-c", "echo bye; exit 3"]' --cmdline "reboot=k panic=30 \

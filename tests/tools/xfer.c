@@ -15,6 +15,9 @@
  *   xfer heartbeat ADDR             Nitro's boot heartbeat: 0xB7 out, 0xB7 back
  *   xfer say-listen ADDR TEXT [--count N]  each client gets "TEXT <n>\n",
  *       then the connection closes (a console that comes and goes)
+ *   xfer nsm-attest ADDR NONCEHEX   inside an enclave: an attestation document
+ *       from /dev/nsm (the raw ioctl, as libnsm does) sent to ADDR
+ *   xfer save-listen ADDR FILE      the first client's bytes into FILE
  *
  * ADDR is vsock:CID:PORT, tcp:HOST:PORT (numeric or localhost) or unix:PATH.
  * BYTES takes K/M/G (binary). A sink answers "<bytes> <crc32 as 8 hex>\n";
@@ -26,6 +29,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -36,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -780,6 +785,101 @@ static int cmd_say_listen(const struct addr *a, const char *text, long count)
 	return 0;
 }
 
+#define NSM_IOCTL_RAW 0xC0200A00u /* _IOWR(0x0A, 0, struct nsm_raw) */
+
+struct nsm_raw {
+	uint64_t req_addr, req_len, resp_addr, resp_len;
+};
+
+/* {"Attestation": {"user_data": null, "nonce": h'..', "public_key": null}}
+ * with a nonce of at most 23 bytes, then the document out of the answer
+ * {"Attestation": {"document": h'...'}}. */
+static int cmd_nsm_attest(const struct addr *a, const char *hex)
+{
+	static uint8_t resp[0x3000];
+	uint8_t req[128], nonce[23];
+	size_t n = strlen(hex) / 2, r = 0, at;
+	struct nsm_raw raw;
+	char err[ERR_LEN];
+	int fd, s;
+
+	if (strlen(hex) % 2 || n > sizeof(nonce))
+		die("nsm-attest: the nonce is 1 to 23 bytes of hex");
+	for (size_t i = 0; i < n; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &nonce[i]) != 1)
+			die("nsm-attest: bad hex");
+	memcpy(req + r,
+	       "\xa1\x6b"
+	       "Attestation"
+	       "\xa3\x69"
+	       "user_data"
+	       "\xf6\x65"
+	       "nonce",
+	       31);
+	r += 31;
+	req[r++] = (uint8_t)(0x40 | n);
+	memcpy(req + r, nonce, n);
+	r += n;
+	memcpy(req + r,
+	       "\x6a"
+	       "public_key"
+	       "\xf6",
+	       12);
+	r += 12;
+	fd = open("/dev/nsm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		die("/dev/nsm: %s", strerror(errno));
+	raw = (struct nsm_raw){(uintptr_t)req, r, (uintptr_t)resp, sizeof(resp)};
+	if (ioctl(fd, NSM_IOCTL_RAW, &raw) < 0)
+		die("NSM_IOCTL_RAW: %s", strerror(errno));
+	close(fd);
+	/* The document is the byte string after "document": 0x59 + 2 bytes. */
+	for (at = 0; at + 11 < raw.resp_len; at++)
+		if (memcmp(resp + at,
+			   "\x68"
+			   "document\x59",
+			   10) == 0)
+			break;
+	if (at + 11 >= raw.resp_len)
+		die("nsm-attest: no document in the answer (%u bytes)", (unsigned)raw.resp_len);
+	n = (size_t)resp[at + 10] << 8 | resp[at + 11];
+	if (at + 12 + n > raw.resp_len)
+		die("nsm-attest: the document runs past the answer");
+	s = connect_to(a, err);
+	if (s < 0)
+		die("%s", err);
+	if (write_all(s, resp + at + 12, n) < 0)
+		die("nsm-attest: write: %s", strerror(errno));
+	printf("nsm-attest ok %zu bytes\n", n);
+	close(s);
+	return 0;
+}
+
+static int cmd_save_listen(const struct addr *a, const char *path)
+{
+	static uint8_t buf[READ_BUF];
+	int lfd = listen_on(a), fd, out;
+	ssize_t n;
+
+	printf("xfer: listening\n");
+	fflush(stdout);
+	do
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+	if (fd < 0)
+		die("accept on %s: %s", a->text, strerror(errno));
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		die("%s: %s", path, strerror(errno));
+	while ((n = read_some(fd, buf, sizeof(buf))) > 0)
+		if (write_all(out, buf, (size_t)n) < 0)
+			die("%s: %s", path, strerror(errno));
+	close(out);
+	close(fd);
+	close(lfd);
+	return n < 0 ? 1 : 0;
+}
+
 static int cmd_now(void)
 {
 	struct timespec ts;
@@ -837,7 +937,8 @@ static void usage(void)
 {
 	die("usage: xfer [--timeout S] serve [--tcp PORTBASE | --unix DIR] | send ADDR BYTES | "
 	    "recv ADDR BYTES [--stall S] | echo ADDR BYTES CONNS | sink-listen ADDR [--count N] "
-	    "| now | heartbeat ADDR | say-listen ADDR TEXT [--count N]");
+	    "| now | heartbeat ADDR | say-listen ADDR TEXT [--count N] | nsm-attest ADDR NONCEHEX "
+	    "| save-listen ADDR FILE");
 }
 
 static void want_args(const struct opts *o, int n)
@@ -894,6 +995,16 @@ int main(int argc, char **argv)
 		want_args(&o, 2);
 		arm_timeout(&o, o.count < 0);
 		return cmd_sink_listen(&a, o.count);
+	}
+	if (strcmp(mode, "save-listen") == 0) {
+		want_args(&o, 3);
+		arm_timeout(&o, 1);
+		return cmd_save_listen(&a, o.pos[2]);
+	}
+	if (strcmp(mode, "nsm-attest") == 0) {
+		want_args(&o, 3);
+		arm_timeout(&o, 0);
+		return cmd_nsm_attest(&a, o.pos[2]);
 	}
 	if (strcmp(mode, "say-listen") == 0) {
 		want_args(&o, 3);

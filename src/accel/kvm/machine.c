@@ -17,6 +17,7 @@
 #include "nectl/eif.h"
 #include "nectl/i8042.h"
 #include "nectl/machine.h"
+#include "nectl/nsm_virtio.h"
 #include "nectl/pvpanic.h"
 #include "nectl/uart.h"
 #include "nectl/vsock.h"
@@ -50,6 +51,8 @@ struct machine {
 	struct i8042 kbd;
 	struct pvpanic pvpanic; /* with spec.acpi only: the DSDT describes it */
 	struct vsock_dev *vsock;
+	struct nsm *nsm_core; /* with spec.nsm */
+	struct nsm_virtio *nsm_dev;
 	struct machine_vdev vdevs[MACHINE_MAX_VDEVS];
 	unsigned nvdevs;
 	struct eif_image img;
@@ -253,6 +256,9 @@ static int machine_boot_setup(struct machine *m, const uint8_t *kernel, size_t k
 			      &m->regs, err);
 }
 
+static int machine_nsm_create(struct machine *m, const struct eif_image *img,
+			      struct nectl_err *err);
+
 /* The EIF that the launch wrote at the load offset, parsed from enclave
  * memory (never trusted: the section table bounds everything by the memory
  * after the offset, whichever regions it lies in), then the boot prepared
@@ -279,6 +285,7 @@ int machine_load_image(struct machine *m, struct nectl_err *err)
 				     eif_arch_name(img->arch));
 	k = &img->sections[eif_image_find(img, EIF_SECTION_KERNEL)];
 	if (machine_place_initrd(m, &src, img, &initrd, &initrd_len, err) < 0 ||
+	    (m->spec.nsm && machine_nsm_create(m, img, err) < 0) ||
 	    machine_read_kernel(&src, k, &kernel, err) < 0)
 		return -1;
 	rc = machine_boot_setup(m, kernel, (size_t)k->size, initrd, initrd_len, err);
@@ -351,6 +358,34 @@ static void machine_mmio(void *ctx, uint64_t gpa, bool is_write, uint8_t *data, 
 	}
 	if (!is_write)
 		memset(data, 0xff, len);
+}
+
+static void machine_nsm_irq(void *ctx, int level)
+{
+	struct machine *m = ctx;
+
+	if (m->vm)
+		kvm_vm_irq(m->vm, NITRO_NSM_IRQ, level);
+}
+
+/* The NSM in its Nitro slot, its boot PCRs measured from the image. */
+static int machine_nsm_create(struct machine *m, const struct eif_image *img, struct nectl_err *err)
+{
+	struct nsm_cfg cfg = *m->spec.nsm;
+
+	memcpy(cfg.pcrs[0], img->pcrs.pcr0, NSM_PCR_LEN);
+	memcpy(cfg.pcrs[1], img->pcrs.pcr1, NSM_PCR_LEN);
+	memcpy(cfg.pcrs[2], img->pcrs.pcr2, NSM_PCR_LEN);
+	if (img->pcrs.has_pcr8)
+		memcpy(cfg.pcrs[8], img->pcrs.pcr8, NSM_PCR_LEN);
+	if (nsm_new(&m->nsm_core, &cfg, err) < 0)
+		return -1;
+	m->nsm_dev = nsm_virtio_new(m->nsm_core, &m->gm, machine_nsm_irq, m);
+	if (!m->nsm_dev)
+		return nectl_err_set(err, NECTL_ERR_FILE, "out of memory");
+	m->vdevs[m->nvdevs++] = (struct machine_vdev){
+	    "nsm", {NITRO_NSM_MMIO, NITRO_MMIO_SLOT, NITRO_NSM_IRQ}, nsm_virtio_mmio(m->nsm_dev)};
+	return 0;
 }
 
 static void machine_vsock_irq(void *ctx, int level)
@@ -614,6 +649,8 @@ void machine_destroy(struct machine *m)
 		close(m->stop_fd);
 	if (m->vsock)
 		vsock_free(m->vsock);
+	nsm_virtio_free(m->nsm_dev);
+	nsm_free(m->nsm_core);
 	if (m->have_img)
 		eif_image_free(&m->img);
 	/* Donated memory belongs to whoever donated it. */
