@@ -1,4 +1,5 @@
-# Sourced by the shell-VM tests (after tests/cli/lib.sh): rerun_dead_vm
+# Sourced by the shell-VM tests (after tests/cli/lib.sh), with skip_without_shellvm
+# and shellvm_libs below. rerun_dead_vm
 # ERRFILE counts the shell VM's own boot retries (scripts/shellvm.sh says
 # "retrying" on stderr) and calls the caller's run_vm (which sets rc) up to
 # twice more while rc is 125. 125 means the shell VM itself died (its kernel,
@@ -44,4 +45,14 @@ skip_without_shellvm() {
 		echo "skipped: needs qemu-system-x86_64, busybox-static and a cached kernel"
 		exit 77
 	fi
+}
+
+# shellvm_libs BINARY: sets `files` to the --file options that carry a
+# dynamically linked binary's libraries into the shell VM, at their paths.
+shellvm_libs() {
+	local lib
+	files=()
+	for lib in $(ldd "$1" | grep -o '/[^ ]*'); do
+		files+=(--file "$(readlink -f "$lib"):$lib")
+	done
 }

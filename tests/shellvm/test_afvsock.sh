@@ -19,10 +19,7 @@ trap 'rm -rf "$T"' EXIT
 skip_without_shellvm
 
 # The test is dynamically linked (cmocka, libcrypto...): its libraries too.
-files=()
-for lib in $(ldd "$TEST" | grep -o '/[^ ]*'); do
-	files+=(--file "$(readlink -f "$lib"):$lib")
-done
+shellvm_libs "$TEST"
 run_vm() {
 	local start
 	start=$(date +%s)

@@ -58,10 +58,7 @@ expect "build debian.eif" 0 "not Nitro-ready" -- "$NECTL" build-enclave --rootfs
 	--cmd /bin/hello --output-file "$T/debian.eif" --build-time 1700000000 --debian-kernel
 
 # nectl is dynamically linked: its libraries go into the shell VM too.
-files=()
-for lib in $(ldd "$NECTL" | grep -o '/[^ ]*'); do
-	files+=(--file "$(readlink -f "$lib"):$lib")
-done
+shellvm_libs "$NECTL"
 run_vm() {
 	start=$(date +%s)
 	"$ROOT/scripts/shellvm.sh" --timeout 1200 --mem 3G "${files[@]}" --file "$NECTL:/nectl" \

@@ -18,10 +18,7 @@ skip_without_shellvm
 mkdir -p "$T/hello/bin" && cp "$HELLO" "$T/hello/bin/hello"
 expect "build hello.eif" 0 "" -- "$NECTL" build-enclave --rootfs "$T/hello" --cmd /bin/hello \
 	--output-file "$T/hello.eif" --build-time 1700000000
-files=()
-for lib in $(ldd "$NECTL" | grep -o '/[^ ]*'); do
-	files+=(--file "$(readlink -f "$lib"):$lib")
-done
+shellvm_libs "$NECTL"
 run_vm() {
 	local start
 	start=$(date +%s)

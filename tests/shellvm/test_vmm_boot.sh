@@ -40,10 +40,7 @@ build off '["/bin/busybox", "poweroff", "-f"]'
 build debian "$APP" --debian-kernel
 vm_files=(--file "$T/hello.eif:/hello.eif" --file "$T/off.eif:/off.eif" --file "$T/debian.eif:/debian.eif")
 # nectl-vmm is dynamically linked: its libraries go into the shell VM too.
-files=()
-for lib in $(ldd "$VMM" | grep -o '/[^ ]*'); do
-	files+=(--file "$(readlink -f "$lib"):$lib")
-done
+shellvm_libs "$VMM"
 # Inside: the sections of the log are marked "@@ NAME: status S after T s".
 # On Nitro's machine an app's poweroff -f halts the guest (Linux 6.12 falls
 # back to halt without a power-off method), so nectl-vmm is stopped from
